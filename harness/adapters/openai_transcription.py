@@ -1,0 +1,51 @@
+"""`/audio/transcriptions` on any OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import time
+
+import aiohttp
+
+from harness.adapters.base import register_adapter
+from harness.adapters.http import HTTPAdapter, HTTPSettings
+from harness.errors import AdapterError
+from harness.types import Request, Response
+
+
+class TranscriptionSettings(HTTPSettings):
+    language: str | None = None
+    temperature: float | None = 0.0
+    prompt: str | None = None
+
+
+@register_adapter("openai-transcription")
+class OpenAITranscription(HTTPAdapter):
+    Settings = TranscriptionSettings
+    settings: TranscriptionSettings
+    modalities = frozenset({"audio"})
+    output_settings = ("model", "language", "temperature", "prompt")
+
+    async def generate(self, request: Request) -> Response:
+        assert request.audio is not None
+        s = self.settings
+        form = aiohttp.FormData()
+        form.add_field("file", request.audio.read_bytes(), filename=request.audio.name)
+        form.add_field("model", s.model)
+        form.add_field("response_format", "json")
+        language = s.language or request.language
+        if language:
+            form.add_field("language", language)
+        if s.temperature is not None:
+            form.add_field("temperature", str(s.temperature))
+        if s.prompt:
+            form.add_field("prompt", s.prompt)
+        start = time.perf_counter()
+        data = await self.post("/audio/transcriptions", data=form)
+        latency = time.perf_counter() - start
+        text = data.get("text")
+        if not isinstance(text, str):
+            raise AdapterError("response has no 'text'", retryable=True)
+        usage = data.get("usage") or {}
+        return Response(output=text, latency_s=latency, model_id=data.get("model") or s.model,
+                        audio_seconds=data.get("duration") or usage.get("seconds"),
+                        tokens_in=usage.get("input_tokens"), tokens_out=usage.get("output_tokens"))

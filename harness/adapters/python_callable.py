@@ -1,0 +1,86 @@
+"""A Python callable (sync or async) as the system under test."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from harness.adapters.base import Adapter, Settings, register_adapter
+from harness.errors import AdapterError, Problem
+from harness.types import Request, Response
+
+
+class PythonSettings(Settings):
+    callable: str = Field(description="'package.module:function' or 'package.module.function'")
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    path: list[str] = Field(default_factory=list, description="directories added to sys.path")
+
+
+def load_callable(spec: str, paths: list[Path]) -> Callable[..., Any]:
+    """Import 'pkg.mod:attr' or 'pkg.mod.attr'."""
+    for p in paths:
+        if str(p) not in sys.path:
+            sys.path.insert(0, str(p))
+    module_name, _, attr = spec.partition(":") if ":" in spec else spec.rpartition(".")
+    module = importlib.import_module(module_name)
+    obj: Any = module
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"{spec} is not callable")
+    return obj  # type: ignore[no-any-return]
+
+
+@register_adapter("python")
+class PythonCallable(Adapter):
+    """The callable receives the Request and returns a string or a dict of Response fields."""
+
+    Settings = PythonSettings
+    settings: PythonSettings
+    modalities = frozenset({"text", "audio"})
+    default_concurrency = 8
+    output_settings = ("callable", "kwargs")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fn: Callable[..., Any] | None = None
+
+    @classmethod
+    def check(cls, settings: Any, base_dir: Path, file: str) -> list[Problem]:
+        try:
+            load_callable(settings.callable, [base_dir / p for p in settings.path])
+        except Exception as exc:  # import errors of user code take every shape
+            return [Problem(file, "settings.callable", f"cannot import: {type(exc).__name__}: {exc}",
+                            found=repr(settings.callable))]
+        return []
+
+    async def setup(self) -> None:
+        self.fn = load_callable(self.settings.callable, [self.base_dir / p for p in self.settings.path])
+
+    async def generate(self, request: Request) -> Response:
+        assert self.fn is not None
+        start = time.perf_counter()
+        try:
+            if inspect.iscoroutinefunction(self.fn):
+                result = await self.fn(request, **self.settings.kwargs)
+            else:
+                result = await asyncio.to_thread(self.fn, request, **self.settings.kwargs)
+        except AdapterError:
+            raise
+        except Exception as exc:  # user code: any failure is an item error
+            raise AdapterError(f"{type(exc).__name__}: {exc}") from None
+        latency = time.perf_counter() - start
+        if isinstance(result, Response):
+            result.latency_s = result.latency_s if result.latency_s is not None else latency
+            return result
+        if isinstance(result, dict):
+            return Response(latency_s=latency, **result)
+        return Response(output=None if result is None else str(result), latency_s=latency)

@@ -1,0 +1,110 @@
+"""Outputs collected elsewhere (vendor exports, earlier runs), scored like live ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from harness.adapters.base import Adapter, Settings, register_adapter
+from harness.config import resolve
+from harness.errors import Problem
+from harness.types import Request, Response
+
+
+class ReplaySettings(Settings):
+    path: str
+    id_column: str = "id"
+    output_column: str = "output"
+    where: dict[str, Any] = Field(default_factory=dict, description="keep rows whose columns equal these")
+    task_column: str | None = Field(default=None, description="column naming the task, when one file holds several")
+    latency_column: str | None = None
+    cost_column: str | None = None
+    model_column: str | None = None
+    tokens_in_column: str | None = None
+    tokens_out_column: str | None = None
+
+
+def read_table(path: Path) -> Any:
+    """A pyarrow Table from CSV, JSONL or Parquet."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.json as pajson
+    import pyarrow.parquet as pq
+
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return pq.read_table(path)
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return pajson.read_json(path)
+    # Every column as text: ids like "007" must not become integers.
+    convert = pacsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=False,
+                                   column_types=None, auto_dict_encode=False)
+    table = pacsv.read_csv(path, convert_options=convert)
+    return table.cast(pa.schema([(f.name, pa.string()) for f in table.schema]))
+
+
+@register_adapter("replay")
+class Replay(Adapter):
+    Settings = ReplaySettings
+    settings: ReplaySettings
+    modalities = frozenset({"text", "audio"})
+    default_concurrency = 64
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rows: dict[tuple[str | None, str], dict[str, Any]] = {}
+
+    @classmethod
+    def check(cls, settings: Any, base_dir: Path, file: str) -> list[Problem]:
+        path = resolve(base_dir, settings.path)
+        if not path.is_file():
+            return [Problem(file, "settings.path", "replay file not found", found=str(path))]
+        try:
+            table = read_table(path)
+        except Exception as exc:  # pyarrow's parse errors have several types
+            return [Problem(str(path), "", f"cannot read replay file: {exc}")]
+        columns = set(table.column_names)
+        problems = []
+        for key in ("id_column", "output_column", "task_column", "latency_column", "cost_column",
+                    "model_column", "tokens_in_column", "tokens_out_column"):
+            column = getattr(settings, key)
+            if column is not None and column not in columns:
+                problems.append(Problem(file, f"settings.{key}", "column not in the replay file",
+                                        expected="one of: " + ", ".join(sorted(columns)), found=repr(column)))
+        for column in settings.where:
+            if column not in columns:
+                problems.append(Problem(file, f"settings.where.{column}", "column not in the replay file",
+                                        expected="one of: " + ", ".join(sorted(columns))))
+        return problems
+
+    async def setup(self) -> None:
+        s = self.settings
+        table = read_table(resolve(self.base_dir, s.path))
+        for batch in table.to_batches(max_chunksize=4096):
+            for row in batch.to_pylist():
+                if any(str(row.get(k)) != str(v) for k, v in s.where.items()):
+                    continue
+                task = str(row[s.task_column]) if s.task_column else None
+                self._rows[(task, str(row[s.id_column]))] = {
+                    "output": row.get(s.output_column),
+                    "latency": row.get(s.latency_column) if s.latency_column else None,
+                    "cost": row.get(s.cost_column) if s.cost_column else None,
+                    "model": row.get(s.model_column) if s.model_column else None,
+                    "tokens_in": row.get(s.tokens_in_column) if s.tokens_in_column else None,
+                    "tokens_out": row.get(s.tokens_out_column) if s.tokens_out_column else None,
+                }
+
+    async def generate(self, request: Request) -> Response:
+        task = request.task if self.settings.task_column else None
+        row = self._rows.get((task, request.item_id))
+        if row is None or row["output"] is None:
+            return Response(missing=True)
+
+        def num(value: Any, cast: type) -> Any:
+            return None if value in (None, "") else cast(float(value))
+
+        return Response(output=str(row["output"]), latency_s=num(row["latency"], float),
+                        cost=num(row["cost"], float), model_id=row["model"],
+                        tokens_in=num(row["tokens_in"], int), tokens_out=num(row["tokens_out"], int))

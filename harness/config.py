@@ -1,0 +1,324 @@
+"""Schemas of the files users write (suite, task, adapter profile) and their loading.
+
+Every problem is reported with the file, the field, its line where known, what
+was expected and what was found; all problems are gathered before raising so a
+user fixes them in one pass.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from harness.errors import ConfigError, Problem, did_you_mean
+from harness.yamlio import Loc, line_of, load_yaml
+
+DATA_CLASSES = ("public", "pseudonymised", "personal", "health")
+DataClass = Literal["public", "pseudonymised", "personal", "health"]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- adapter profiles -------------------------------------------------------
+
+class Prices(Strict):
+    """Declared prices, used to compute the cost of each response."""
+
+    currency: str = "EUR"
+    input_per_million_tokens: float = 0.0
+    output_per_million_tokens: float = 0.0
+    per_audio_minute: float = 0.0
+    per_request: float = 0.0
+
+
+class Declarations(BaseModel):
+    """HAS 1.4 / 4.1: what the provider declares; printed on every scorecard."""
+
+    model_config = ConfigDict(extra="allow")
+    provider: str = "undeclared"
+    version: str | None = None
+    hosting: str | None = None
+    hds_certified: bool | None = None
+    ce_marking: str | None = None
+    intended_use: str | None = None
+    contact: str | None = None
+    data_clearance: DataClass = "public"
+    prices: Prices | None = None
+
+
+class AdapterProfile(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    kind: str
+    description: str = ""
+    settings: dict[str, Any] = Field(default_factory=dict)
+    declarations: Declarations = Field(default_factory=Declarations)
+
+
+# --- tasks ------------------------------------------------------------------
+
+class HFSpec(Strict):
+    name: str
+    config: str | None = None
+    split: str = "test"
+    revision: str | None = None
+
+
+class DatasetSpec(Strict):
+    path: str | None = None
+    hf: HFSpec | None = None
+    format: Literal["jsonl", "csv", "parquet", "hf-disk"] | None = None
+    fields: dict[str, str] = Field(default_factory=dict)
+    limit: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatasetSpec:
+        if (self.path is None) == (self.hf is None):
+            raise ValueError("give exactly one of 'path' or 'hf'")
+        return self
+
+
+class NormalizerSpec(Strict):
+    """Text normalization applied to both reference and output before comparison."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)  # hashable: normalizers are cached per spec
+
+    lowercase: bool = True
+    punctuation: bool = True
+    numbers: bool = True
+    units: bool = True
+
+
+class TaskConfig(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    kind: str
+    description: str = ""
+    language: str = "en"
+    data_class: DataClass
+    dataset: DatasetSpec
+    scorers: list[str] | None = None
+    prompt: str | None = None
+    system_prompt: str | None = None
+    choices: list[str] | None = None
+    answer_pattern: str | None = None
+    normalizer: NormalizerSpec = Field(default_factory=NormalizerSpec)
+
+    @field_validator("answer_pattern")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+
+# --- suites -----------------------------------------------------------------
+
+class RetryPolicy(Strict):
+    """Retries with exponential backoff and jitter on timeouts, connection errors, 408/409/429/5xx."""
+
+    max_attempts: int = Field(default=4, ge=1)
+    initial_wait_s: float = Field(default=0.5, ge=0)
+    max_wait_s: float = Field(default=30.0, ge=0, description="longest single wait")
+    max_total_wait_s: float = Field(default=120.0, ge=0)
+    jitter: float = Field(default=0.25, ge=0, le=1)
+
+
+class AdapterRef(Strict):
+    path: str
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    tasks: list[str] | None = None
+    concurrency: int | None = Field(default=None, ge=1)
+    timeout_s: float | None = Field(default=None, gt=0)
+
+
+_CRITERION = re.compile(r"^\s*(<=|>=|<|>|==)\s*(-?[0-9.]+(?:e-?[0-9]+)?)\s*$")
+
+
+class Objective(Strict):
+    """HAS 1.6: a success criterion and a stop criterion, stated before the run."""
+
+    metric: str
+    adapter: str | None = None
+    success: str | None = None
+    stop: str | None = None
+
+    @field_validator("success", "stop")
+    @classmethod
+    def _criterion(cls, value: str | None) -> str | None:
+        if value is not None and not _CRITERION.match(value):
+            raise ValueError("expected a comparison such as '<= 0.10' or '> 0.25'")
+        return value
+
+
+class Gate(Strict):
+    """A rule on a metric that decides the exit code."""
+
+    metric: str
+    adapter: str | None = None
+    max: float | None = None
+    min: float | None = None
+    non_inferior_to: Literal["baseline"] | None = None
+    margin: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> Gate:
+        if self.max is None and self.min is None and self.non_inferior_to is None:
+            raise ValueError("a gate needs 'max', 'min' or 'non_inferior_to'")
+        return self
+
+
+class SuiteConfig(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    tasks: list[str] = Field(min_length=1)
+    adapters: list[AdapterRef] = Field(min_length=1)
+    repeats: int = Field(default=1, ge=1)
+    concurrency: int = Field(default=8, ge=1)
+    timeout_s: float = Field(default=300.0, gt=0)
+    seed: int = 0
+    objectives: list[Objective] = Field(default_factory=list)
+    gates: list[Gate] = Field(default_factory=list)
+    baseline: str | None = None
+    output_dir: str = "runs"
+
+    @field_validator("adapters", mode="before")
+    @classmethod
+    def _paths(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"path": v} if isinstance(v, str) else v for v in value]
+        return value
+
+
+def criterion_holds(criterion: str, value: float) -> bool:
+    """Evaluate a criterion such as '<= 0.10' on a value."""
+    match = _CRITERION.match(criterion)
+    assert match, criterion
+    op, bound = match.group(1), float(match.group(2))
+    return {"<=": value <= bound, ">=": value >= bound, "<": value < bound,
+            ">": value > bound, "==": value == bound}[op]
+
+
+# --- loading ----------------------------------------------------------------
+
+def _field_path(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _model_fields(model: type[BaseModel], loc: Loc) -> list[str]:
+    """Field names of the sub-model that `loc` points into (for typo hints)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        info = getattr(current, "model_fields", {}).get(part)
+        if info is None:
+            break
+        ann = info.annotation
+        for candidate in (ann, *getattr(ann, "__args__", ())):
+            inner = getattr(candidate, "__args__", (candidate,))
+            sub = next((c for c in (candidate, *inner) if isinstance(c, type) and issubclass(c, BaseModel)), None)
+            if sub is not None:
+                current = sub
+                break
+    return list(getattr(current, "model_fields", {}))
+
+
+def problems_from_validation(exc: ValidationError, model: type[BaseModel], file: str,
+                             lines: dict[Loc, int], prefix: Loc = ()) -> list[Problem]:
+    """Turn pydantic's errors into Problems with file, field, line, expected and found."""
+    out = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        full = (*prefix, *loc)
+        found = repr(err.get("input"))
+        if len(found) > 80:
+            found = found[:77] + "..."
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            allowed = _model_fields(model, loc[:-1])
+            out.append(Problem(file, _field_path(full), "unknown field", line_of(lines, full),
+                               expected="one of: " + ", ".join(allowed),
+                               hint=did_you_mean(str(loc[-1]), allowed)))
+        elif kind == "missing":
+            out.append(Problem(file, _field_path(full), "required field is missing",
+                               line_of(lines, full[:-1])))
+        else:
+            message = err["msg"].removeprefix("Value error, ")
+            out.append(Problem(file, _field_path(full), message, line_of(lines, full), found=found))
+    return out
+
+
+def parse_file(path: Path, model: type[BaseModel], what: str) -> tuple[Any, dict[Loc, int]]:
+    """Load a YAML file into `model`, raising ConfigError with located problems."""
+    data, lines = load_yaml(path, what)
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(str(path), "", f"a {what} must be a YAML mapping",
+                                   expected="key: value pairs", found=type(data).__name__)])
+    try:
+        return model.model_validate(data), lines
+    except ValidationError as exc:
+        raise ConfigError(problems_from_validation(exc, model, str(path), lines)) from None
+
+
+def resolve(base: Path, relative: str) -> Path:
+    """A path named in a file resolves from that file's directory."""
+    p = Path(relative).expanduser()
+    return p if p.is_absolute() else (base / p)
+
+
+@dataclass
+class LoadedTask:
+    config: TaskConfig
+    path: Path
+    lines: dict[Loc, int] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+
+@dataclass
+class LoadedAdapter:
+    profile: AdapterProfile
+    path: Path
+    ref: AdapterRef
+    settings: BaseModel
+    lines: dict[Loc, int] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+
+@dataclass
+class LoadedSuite:
+    config: SuiteConfig
+    path: Path
+    tasks: list[LoadedTask]
+    adapters: list[LoadedAdapter]
+    pairs: list[tuple[LoadedTask, LoadedAdapter]]
+    lines: dict[Loc, int] = field(default_factory=dict)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent

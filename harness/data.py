@@ -1,0 +1,241 @@
+"""Datasets: stream items from JSONL, CSV, Parquet, saved or hub Hugging Face datasets.
+
+Items are produced one at a time; nothing here holds a whole dataset as Python
+objects (Parquet and Arrow are read in record batches).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.config import LoadedTask, resolve
+from harness.errors import ConfigError, Problem
+from harness.types import Item
+
+LOGICAL_FIELDS = ("id", "reference", "audio", "input", "source", "choices", "cluster", "subgroup")
+MAX_PROBLEMS = 20
+
+
+class _RowError(Exception):
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def dataset_location(task: LoadedTask) -> Path | None:
+    spec = task.config.dataset
+    return resolve(task.base_dir, spec.path) if spec.path else None
+
+
+def _format(path: Path, declared: str | None) -> str:
+    if declared:
+        return declared
+    if path.is_dir():
+        return "hf-disk"
+    suffix = path.suffix.lower()
+    return {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet",
+            ".pq": "parquet"}.get(suffix, "jsonl")
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _RowError(Problem(str(path), "", "not valid UTF-8", lineno,
+                                        expected="a UTF-8 text file",
+                                        found=f"byte {raw[exc.start]:#04x}")) from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise _RowError(Problem(str(path), "", f"invalid JSON: {exc.msg}", lineno)) from None
+            if not isinstance(row, dict):
+                raise _RowError(Problem(str(path), "", "each line must be a JSON object", lineno,
+                                        found=type(row).__name__))
+            yield lineno, row
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh)
+            for row in reader:
+                yield reader.line_num, dict(row)
+    except UnicodeDecodeError as exc:
+        raise _RowError(Problem(str(path), "", "not valid UTF-8", expected="a UTF-8 CSV file",
+                                found=f"byte {exc.object[exc.start]:#04x} at offset {exc.start}")) from None
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise _RowError(Problem(str(path), "", f"not a readable Parquet file: {exc}")) from None
+    n = 0
+    for batch in pf.iter_batches(batch_size=2048):
+        for row in batch.to_pylist():
+            n += 1
+            yield n, row
+
+
+def _arrow_rows(ds: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+    n = 0
+    for batch in ds.iter(batch_size=2048):
+        keys = list(batch)
+        for values in zip(*(batch[k] for k in keys), strict=True):
+            n += 1
+            yield n, dict(zip(keys, values, strict=True))
+
+
+def _hf_disk_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    import datasets
+
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except Exception as exc:
+        raise _RowError(Problem(str(path), "dataset.path", f"not a saved Hugging Face dataset: {exc}")) from None
+    if isinstance(ds, datasets.DatasetDict):
+        raise _RowError(Problem(str(path), "dataset.path", "a DatasetDict holds several splits",
+                                expected="the directory of one split", found=", ".join(ds)))
+    yield from _arrow_rows(ds)
+
+
+def _hf_hub_rows(task: LoadedTask) -> Iterator[tuple[int, dict[str, Any]]]:
+    spec = task.config.dataset.hf
+    assert spec is not None
+    # Offline unless the user opts in: a run must not reach a hub it did not name on purpose.
+    if os.environ.get("HARNESS_HF_ONLINE") != "1":
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(spec.name, spec.config, split=spec.split, revision=spec.revision)
+    except Exception as exc:
+        raise _RowError(Problem(str(task.path), "dataset.hf",
+                                f"Hugging Face dataset '{spec.name}' is not available offline "
+                                f"({type(exc).__name__}); download it into the local cache first "
+                                "or set HARNESS_HF_ONLINE=1")) from None
+    yield from _arrow_rows(ds)
+
+
+def iter_rows(task: LoadedTask) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(row number, row) pairs in dataset order."""
+    spec = task.config.dataset
+    if spec.hf is not None:
+        yield from _hf_hub_rows(task)
+        return
+    path = dataset_location(task)
+    assert path is not None
+    if not path.exists():
+        raise _RowError(Problem(str(task.path), "dataset.path", "dataset file not found",
+                                task.lines.get(("dataset", "path")), found=str(path)))
+    fmt = _format(path, spec.format)
+    reader = {"jsonl": _jsonl_rows, "csv": _csv_rows, "parquet": _parquet_rows, "hf-disk": _hf_disk_rows}[fmt]
+    count = 0
+    for lineno, row in reader(path):
+        yield lineno, row
+        count += 1
+        if spec.limit and count >= spec.limit:
+            return
+
+
+def _column(task: LoadedTask, logical: str) -> str:
+    return task.config.dataset.fields.get(logical, logical)
+
+
+def make_item(task: LoadedTask, row: dict[str, Any]) -> Item:
+    """Map a row to an Item through the task's `fields` (logical name → column)."""
+    def get(logical: str) -> Any:
+        return row.get(_column(task, logical))
+
+    audio = get("audio")
+    audio_path: Path | None = None
+    if isinstance(audio, dict):  # Hugging Face Audio feature
+        audio = audio.get("path")
+    if audio:
+        base = dataset_location(task)
+        base_dir = (base if base and base.is_dir() else base.parent) if base else task.base_dir
+        audio_path = resolve(base_dir, str(audio))
+    data = dict(row)
+    for logical in LOGICAL_FIELDS:
+        if logical in task.config.dataset.fields:
+            data[logical] = get(logical)
+    cluster, subgroup = get("cluster"), get("subgroup")
+    return Item(id=str(get("id")), data=data, reference=get("reference"), audio=audio_path,
+                cluster=None if cluster is None else str(cluster),
+                subgroup=None if subgroup is None else str(subgroup))
+
+
+def iter_items(task: LoadedTask) -> Iterator[Item]:
+    """Stream the task's items. Assumes `scan_dataset` passed."""
+    for _, row in iter_rows(task):
+        yield make_item(task, row)
+
+
+@dataclass
+class DatasetSummary:
+    count: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+
+def scan_dataset(task: LoadedTask, required: tuple[str, ...]) -> DatasetSummary:
+    """One streaming pass that checks what a run needs before any model is called:
+    required fields present, ids unique, audio files present, dataset not empty."""
+    summary = DatasetSummary()
+    where = str(dataset_location(task) or task.path)
+    seen: set[str] = set()
+    columns = {logical: _column(task, logical) for logical in required}
+
+    def add(problem: Problem) -> None:
+        if len(summary.problems) < MAX_PROBLEMS:
+            summary.problems.append(problem)
+
+    try:
+        for lineno, row in iter_rows(task):
+            summary.count += 1
+            for logical, column in columns.items():
+                if row.get(column) in (None, ""):
+                    mapped = f" (mapped from '{logical}' in {task.path} dataset.fields)" if column != logical else ""
+                    add(Problem(where, column, f"required field missing or empty{mapped}", lineno,
+                                expected=f"a value for '{column}'",
+                                found="fields " + ", ".join(sorted(map(str, row)))))
+            item_id = str(row.get(_column(task, "id")))
+            if item_id in seen:
+                add(Problem(where, _column(task, "id"), "duplicate id", lineno, expected="unique ids",
+                            found=repr(item_id)))
+            seen.add(item_id)
+            if "audio" in required and row.get(columns["audio"]):
+                audio = make_item(task, row).audio
+                if audio is not None and not audio.is_file():
+                    add(Problem(where, columns["audio"], "audio file not found", lineno, found=str(audio)))
+    except _RowError as exc:
+        add(exc.problem)
+        return summary
+    if summary.count == 0:
+        add(Problem(where, "", "dataset is empty", expected="at least one item"))
+    return summary
+
+
+def dataset_files(task: LoadedTask) -> list[Path]:
+    """Files whose content defines the dataset, for the run manifest's hashes."""
+    path = dataset_location(task)
+    if path is None or not path.exists():
+        return []
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
+
+def raise_if(problems: list[Problem]) -> None:
+    if problems:
+        raise ConfigError(problems)

@@ -1,0 +1,57 @@
+"""Task kinds: which fields an item needs, how it becomes a request, default scorers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import jinja2
+import jinja2.meta
+
+from harness.config import TaskConfig
+from harness.types import Item, Request
+
+_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+
+@lru_cache(maxsize=64)
+def template(source: str) -> jinja2.Template:
+    return _ENV.from_string(source)
+
+
+def template_fields(source: str) -> set[str]:
+    """Item fields a prompt template uses."""
+    return set(jinja2.meta.find_undeclared_variables(_ENV.parse(source)))
+
+
+@dataclass(frozen=True)
+class TaskKind:
+    name: str
+    modality: str                   # what the adapter must accept: "audio" or "text"
+    required: tuple[str, ...]       # logical item fields
+    default_scorers: tuple[str, ...]
+    needs_prompt: bool = False
+
+    def fields_needed(self, task: TaskConfig) -> tuple[str, ...]:
+        extra = tuple(sorted(template_fields(task.prompt))) if task.prompt else ()
+        if task.system_prompt:
+            extra += tuple(sorted(template_fields(task.system_prompt)))
+        return tuple(dict.fromkeys(self.required + extra))
+
+    def build_request(self, task: TaskConfig, item: Item, repeat: int, seed: int) -> Request:
+        if self.modality == "audio":
+            return Request(task.name, item.id, repeat, seed, audio=item.audio, language=task.language, item=item)
+        messages = []
+        if task.system_prompt:
+            messages.append({"role": "system", "content": template(task.system_prompt).render(**item.data)})
+        prompt = template(task.prompt).render(**item.data) if task.prompt else str(item.data.get("input", ""))
+        messages.append({"role": "user", "content": prompt})
+        return Request(task.name, item.id, repeat, seed, messages=messages, language=task.language, item=item)
+
+
+KINDS: dict[str, TaskKind] = {
+    k.name: k for k in (
+        TaskKind("transcription", "audio", ("id", "audio", "reference"), ("wer", "cer")),
+        TaskKind("qa", "text", ("id", "reference"), ("exact_match",), needs_prompt=True),
+    )
+}

@@ -1,0 +1,1 @@
+"""Reports recomputed from a run record alone: scorecard JSON and Markdown."""

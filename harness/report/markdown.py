@@ -1,0 +1,77 @@
+"""The scorecard as Markdown, readable by a committee without the code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DECLARATION_COLUMNS = (("provider", "Provider"), ("version", "Version"), ("hosting", "Hosting"),
+                       ("hds_certified", "HDS"), ("ce_marking", "CE marking"),
+                       ("data_clearance", "Data clearance"), ("intended_use", "Intended use"),
+                       ("contact", "Contact"))
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _ci(row: dict[str, Any]) -> str:
+    if row["ci_low"] is None:
+        return "—"
+    return f"[{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"
+
+
+def render_markdown(card: dict[str, Any]) -> str:
+    out = [f"# Scorecard — {card['suite']}", ""]
+    if card.get("description"):
+        out += [card["description"], ""]
+    out += [f"Run `{card['run_id']}` · status **{card['status']}** · {card['started_at']} → {card['ended_at']}",
+            f"· avec-harness {card['harness_version']}" + (f" · git {card['git_revision'][:10]}" if card.get("git_revision") else ""),
+            ""]
+    out += ["## Systems under test", "",
+            "What each provider declares (HAS 1.4 / 4.1), and the model ids the systems returned.", "",
+            "| Adapter | Kind | " + " | ".join(t for _, t in DECLARATION_COLUMNS) + " | Models returned |",
+            "|" + "---|" * (len(DECLARATION_COLUMNS) + 3)]
+    for name, a in card["adapters"].items():
+        d = a["declarations"]
+        out.append(f"| {name} | {a['kind']} | " + " | ".join(fmt(d.get(k)) for k, _ in DECLARATION_COLUMNS)
+                   + f" | {fmt(', '.join(a['provider_models']) or None)} |")
+    out += ["", "## Results", "",
+            "Every figure with its 95% confidence interval and n (items × repeats scored). "
+            "⚠ marks n < 30: too few items to conclude.", ""]
+    for task, info in card["tasks"].items():
+        out += [f"### {task}", "",
+                f"{info['kind']} · language {info['language']} · data class {info['data_class']} · "
+                f"{info['items']} items", "",
+                "| Metric | Adapter | Value | 95% CI | n | |", "|---|---|---|---|---|---|"]
+        rows = [r for r in card["rows"] if r["task"] == task]
+        for r in sorted(rows, key=lambda r: (r["operational"], r["metric"], r["adapter"])):
+            arrow = "↑" if r["higher_is_better"] else "↓"
+            flag = "⚠" if r["small_n"] else ""
+            out.append(f"| {r['metric']} {arrow} | {r['adapter']} | {fmt(r['value'])} | {_ci(r)} | {r['n']} | {flag} |")
+        out.append("")
+    if card["objectives"]:
+        out += ["## Objectives (HAS 1.6: success and stop criteria set before the run)", "",
+                "| Metric | Adapter | Value | Success | Stop | Status | Conclusive |", "|---|---|---|---|---|---|---|"]
+        for o in card["objectives"]:
+            out.append(f"| {o['metric']} | {o['adapter']} | {fmt(o['value'])} | {fmt(o['success'])} | "
+                       f"{fmt(o['stop'])} | **{o['status']}** | {fmt(o.get('conclusive'))} |")
+        out.append("")
+    if card["gates"]:
+        verdict = "all passed" if not card["gates_failed"] else f"{card['gates_failed']} failed"
+        out += [f"## Gates ({verdict})", "", "| Metric | Adapter | Result | Why |", "|---|---|---|---|"]
+        for g in card["gates"]:
+            out.append(f"| {g['metric']} | {g['adapter']} | {'pass' if g['passed'] else '**FAIL**'} | {fmt(g['reason'])} |")
+        out.append("")
+    out += ["## Method", "",
+            "- Ratios (WER, CER) are corpus-level: total errors / total reference units.",
+            "- Proportions: Wilson interval; when items share a cluster (a consultation, the repeats of an item) "
+            "clusters are resampled together (cluster bootstrap, 2,000 samples). Means and ratios: bootstrap.",
+            "- Quality metrics are computed on the items that returned an output; `error_rate` and "
+            "`missing_rate` count the others and must be read beside them.", ""]
+    return "\n".join(out)

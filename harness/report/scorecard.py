@@ -1,0 +1,211 @@
+"""The scorecard: one row per task × adapter × metric, with n and a 95% CI,
+plus objectives and gates. Computed from the run record alone."""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.config import SuiteConfig, criterion_holds
+from harness.stats import SMALL_N, estimate, paired_ratio_difference
+from harness.store import SCORES, iter_jsonl, read_manifest, write_json
+
+OPERATIONAL = {"error_rate", "missing_rate", "latency_s", "cost", "tokens_out"}
+
+
+class _PairValues:
+    """Per-item values of one task × adapter, held in compact arrays."""
+
+    def __init__(self) -> None:
+        self.keys: list[tuple[str, int]] = []
+        self.clusters: list[str | None] = []
+        self.values: dict[str, tuple[array, array]] = defaultdict(lambda: (array("d"), array("l")))
+
+    def add(self, rec: dict[str, Any]) -> None:
+        row = len(self.keys)
+        self.keys.append((rec["item_id"], rec["repeat"]))
+        self.clusters.append(rec.get("cluster"))
+        for name, value in rec["values"].items():
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                vals, rows = self.values[name]
+                vals.append(float(value))
+                rows.append(row)
+
+    def cluster_ids(self, repeats: int) -> np.ndarray | None:
+        if any(c is not None for c in self.clusters):
+            return np.array([c if c is not None else k[0] for c, k in zip(self.clusters, self.keys, strict=True)])
+        if repeats > 1:
+            return np.array([k[0] for k in self.keys])
+        return None
+
+    def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        vals, rows = self.values.get(name, (array("d"), array("l")))
+        return np.frombuffer(vals, dtype=float) if vals else np.empty(0), np.frombuffer(rows, dtype=np.int64) if rows else np.empty(0, dtype=np.int64)
+
+
+def load_values(run_dir: Path) -> dict[tuple[str, str], _PairValues]:
+    pairs: dict[tuple[str, str], _PairValues] = defaultdict(_PairValues)
+    for rec in iter_jsonl(run_dir / SCORES):
+        pairs[(rec["task"], rec["adapter"])].add(rec)
+    return pairs
+
+
+def _metric_arrays(pv: _PairValues, spec: dict[str, Any], clusters: np.ndarray | None
+                   ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray]:
+    values, rows = pv.series(spec["value"])
+    den = None
+    if spec["aggregation"] == "ratio" and spec.get("denominator"):
+        den_vals, den_rows = pv.series(spec["denominator"])
+        common, ia, ib = np.intersect1d(rows, den_rows, assume_unique=True, return_indices=True)
+        values, den, rows = values[ia], den_vals[ib], common
+    return values, den, (clusters[rows] if clusters is not None else None), rows
+
+
+def compute_rows(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues]) -> list[dict[str, Any]]:
+    rows = []
+    repeats = int(manifest.get("repeats", 1))
+    seed = int(manifest.get("seed", 0))
+    for task, adapter in manifest["pairs"]:
+        pv = pairs.get((task, adapter), _PairValues())
+        clusters = pv.cluster_ids(repeats)
+        for spec in manifest["tasks"][task]["metrics"]:
+            values, den, cl, _ = _metric_arrays(pv, spec, clusters)
+            if spec["name"] in OPERATIONAL and len(values) == 0:
+                continue
+            est = estimate(values, spec["aggregation"], den, cl, seed=seed)
+            rows.append({
+                "task": task, "adapter": adapter, "metric": spec["name"], "value": est.value,
+                "ci_low": est.ci_low, "ci_high": est.ci_high, "n": est.n, "clusters": est.clusters,
+                "ci_method": est.method, "higher_is_better": spec["higher_is_better"],
+                "aggregation": spec["aggregation"], "operational": spec["name"] in OPERATIONAL,
+                "small_n": est.n < SMALL_N,
+            })
+    return rows
+
+
+def _row(rows: list[dict[str, Any]], task: str, metric: str, adapter: str) -> dict[str, Any] | None:
+    return next((r for r in rows if r["task"] == task and r["metric"] == metric and r["adapter"] == adapter), None)
+
+
+def _adapters_for(manifest: dict[str, Any], task: str, only: str | None) -> list[str]:
+    return [a for t, a in manifest["pairs"] if t == task and (only is None or a == only)]
+
+
+def evaluate_objectives(suite: SuiteConfig, manifest: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for obj in suite.objectives:
+        task, metric = obj.metric.split("/", 1)
+        for adapter in _adapters_for(manifest, task, obj.adapter):
+            row = _row(rows, task, metric, adapter)
+            value = row["value"] if row else None
+            entry: dict[str, Any] = {"metric": obj.metric, "adapter": adapter, "value": value,
+                                     "success": obj.success, "stop": obj.stop}
+            if value is None:
+                entry["status"] = "no data"
+            elif obj.stop and criterion_holds(obj.stop, value):
+                entry["status"] = "stop"
+            elif obj.success and criterion_holds(obj.success, value):
+                entry["status"] = "met"
+            else:
+                entry["status"] = "not met"
+            # Conclusive when the whole CI lies on the same side of the success bound.
+            if row and obj.success and row["ci_low"] is not None:
+                ends = [criterion_holds(obj.success, row["ci_low"]), criterion_holds(obj.success, row["ci_high"])]
+                entry["conclusive"] = ends[0] == ends[1]
+            out.append(entry)
+    return out
+
+
+def _paired_series(run_dir: Path, task: str, adapter: str, spec: dict[str, Any]) -> dict[tuple[str, int], tuple[float, float]]:
+    out = {}
+    for rec in iter_jsonl(run_dir / SCORES):
+        if rec["task"] != task or rec["adapter"] != adapter:
+            continue
+        v = rec["values"].get(spec["value"])
+        d = rec["values"].get(spec["denominator"]) if spec["aggregation"] == "ratio" else 1.0
+        if v is not None and d is not None:
+            out[(rec["item_id"], rec["repeat"])] = (float(v), float(d))
+    return out
+
+
+def evaluate_gates(suite: SuiteConfig, manifest: dict[str, Any], rows: list[dict[str, Any]],
+                   run_dir: Path) -> list[dict[str, Any]]:
+    out = []
+    for gate in suite.gates:
+        task, metric = gate.metric.split("/", 1)
+        for adapter in _adapters_for(manifest, task, gate.adapter):
+            row = _row(rows, task, metric, adapter)
+            value = row["value"] if row else None
+            entry: dict[str, Any] = {"metric": gate.metric, "adapter": adapter, "value": value}
+            if value is None:
+                entry.update(passed=False, reason="no data")
+            elif gate.max is not None and value > gate.max:
+                entry.update(passed=False, reason=f"{value:.4g} > max {gate.max:g}")
+            elif gate.min is not None and value < gate.min:
+                entry.update(passed=False, reason=f"{value:.4g} < min {gate.min:g}")
+            elif gate.non_inferior_to:
+                entry.update(_non_inferiority(manifest, run_dir, task, metric, adapter, gate.margin))
+            else:
+                bound = f"max {gate.max:g}" if gate.max is not None else f"min {gate.min:g}"
+                entry.update(passed=True, reason=f"{value:.4g} within {bound}")
+            out.append(entry)
+    return out
+
+
+def _non_inferiority(manifest: dict[str, Any], run_dir: Path, task: str, metric: str, adapter: str,
+                     margin: float) -> dict[str, Any]:
+    """Paired bootstrap on the items both runs share: non-inferior when the CI of
+    (candidate − baseline) excludes a loss larger than the margin."""
+    baseline = Path(manifest["suite"]["config"]["baseline"])
+    if not baseline.is_absolute():
+        baseline = Path(manifest["suite"]["path"]).parent / baseline
+    spec = next(m for m in manifest["tasks"][task]["metrics"] if m["name"] == metric)
+    a = _paired_series(baseline, task, adapter, spec)
+    b = _paired_series(run_dir, task, adapter, spec)
+    keys = sorted(a.keys() & b.keys())
+    if len(keys) < 2:
+        return {"passed": False, "reason": f"only {len(keys)} items shared with the baseline"}
+    arr_a, arr_b = np.array([a[k] for k in keys]), np.array([b[k] for k in keys])
+    diff, low, high = paired_ratio_difference(arr_a[:, 0], arr_a[:, 1], arr_b[:, 0], arr_b[:, 1],
+                                              seed=int(manifest.get("seed", 0)))
+    worse_bound = -low if spec["higher_is_better"] else high
+    passed = worse_bound <= margin
+    return {"passed": passed, "difference": diff, "ci_low": low, "ci_high": high, "n_paired": len(keys),
+            "reason": f"difference {diff:+.4g} [{low:+.4g}, {high:+.4g}] vs margin {margin:g} on {len(keys)} paired items"}
+
+
+def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
+    """Recompute the whole scorecard from `run_dir`'s manifest and scores."""
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    suite = SuiteConfig.model_validate(manifest["suite"]["config"])
+    rows = compute_rows(manifest, load_values(run_dir))
+    gates = evaluate_gates(suite, manifest, rows, run_dir)
+    return {
+        "run_id": manifest["run_id"], "suite": manifest["suite"]["name"],
+        "description": manifest["suite"]["description"], "status": manifest["status"],
+        "started_at": manifest["started_at"], "ended_at": manifest["ended_at"],
+        "harness_version": manifest["harness_version"], "git_revision": manifest.get("git_revision"),
+        "tasks": {name: {"kind": t["config"]["kind"], "language": t["config"]["language"],
+                         "data_class": t["config"]["data_class"], "items": t["items"]}
+                  for name, t in manifest["tasks"].items()},
+        "adapters": {name: {"kind": a["kind"], "declarations": a["declarations"],
+                            "provider_models": manifest.get("provider_models", {}).get(name, [])}
+                     for name, a in manifest["adapters"].items()},
+        "rows": rows,
+        "objectives": evaluate_objectives(suite, manifest, rows),
+        "gates": gates,
+        "gates_failed": sum(1 for g in gates if not g["passed"]),
+    }
+
+
+def write_reports(run_dir: Path, scorecard: dict[str, Any]) -> None:
+    from harness.report.markdown import render_markdown
+
+    write_json(run_dir / "scorecard.json", scorecard)
+    (run_dir / "scorecard.md").write_text(render_markdown(scorecard), encoding="utf-8")

@@ -1,0 +1,131 @@
+"""Text normalization for comparing references and outputs, English and French.
+
+Applied identically to both sides, in this order:
+1. Unicode NFKC; typographic apostrophes and quotes become ASCII; "μ" becomes "µ".
+2. lowercase (option `lowercase`);
+3. numbers written in words become digits with text2num ("five hundred" → 500,
+   "zero point five" → 0.5, "deux cent cinquante" → 250, "zéro virgule cinq" → 0.5),
+   decimal commas become points, thousands separators go (option `numbers`);
+4. punctuation is removed, except a decimal point inside a number and "%";
+   hyphens, slashes and apostrophes split words (l'aspirine → l aspirine) (option `punctuation`);
+5. unit words and abbreviations get one spelling (milligrams, milligrammes, mg → mg;
+   micrograms, mcg, ug → µg; "mg/kg" → "mg per kg"; percent, pour cent → %);
+   a number glued to its unit is split (5mg → 5 mg) (option `units`);
+6. whitespace is collapsed.
+
+The work is done on tokens with dictionary look-ups rather than many regular
+expressions over the whole string: it runs about 5× faster, which matters when a
+corpus of 100,000 transcripts is scored.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from collections.abc import Callable
+from functools import lru_cache
+
+from text_to_num import alpha2digit
+
+from harness.config import NormalizerSpec
+
+_QUOTES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "ʼ": "'", "“": '"', "”": '"',
+                         "«": '"', "»": '"', "μ": "µ", "\u00a0": " ", "\u202f": " "})
+# Everything but letters, digits, '.', ',', '%' and '/' becomes a space in one translate call.
+_PUNCT = str.maketrans({c: " " for c in string.punctuation + "–—…·•" if c not in ".,%/"})
+
+# canonical unit → spellings, per language; multi-word spellings are joined with "_"
+_UNITS = {
+    "en": {
+        "mg": "milligram milligrams mg mgs", "µg": "microgram micrograms mcg ug µg",
+        "ng": "nanogram nanograms ng", "g": "gram grams gm g", "kg": "kilogram kilograms kilo kilos kg",
+        "ml": "millilitre millilitres milliliter milliliters ml mls", "l": "litre litres liter liters l",
+        "mmol": "millimole millimoles mmol", "meq": "milliequivalent milliequivalents meq",
+        "units": "unit units iu international_units international_unit", "%": "percent per_cent %",
+        "iv": "intravenously intravenous iv", "sc": "subcutaneously subcutaneous subcut sc",
+    },
+    "fr": {
+        "mg": "milligramme milligrammes mg", "µg": "microgramme microgrammes mcg ug µg gamma gammas",
+        "ng": "nanogramme nanogrammes ng", "g": "gramme grammes gr g",
+        "kg": "kilogramme kilogrammes kilo kilos kg", "ml": "millilitre millilitres ml",
+        "l": "litre litres l", "mmol": "millimole millimoles mmol",
+        "ui": "ui unité unités unités_internationales unité_internationale", "%": "pourcent pour_cent %",
+        "iv": "intraveineuse intraveineux iv ivd", "sc": "sous_cutanée sc",
+    },
+}
+_PER = {"en": "per", "fr": "par"}
+_NUMBER_LANGS = ("en", "fr", "es", "de", "it", "pt", "nl")
+_GLUED = re.compile(r"^(\d+(?:\.\d+)?)([a-zµ%]+)$")
+_THOUSANDS_EN = re.compile(r"^\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+
+
+def _unit_tables(lang: str) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+    single: dict[str, str] = {}
+    double: dict[tuple[str, str], str] = {}
+    for canon, spellings in _UNITS.get(lang, {}).items():
+        for spelling in spellings.split():
+            words = spelling.split("_")
+            if len(words) == 2:
+                # keyed on the first word as already mapped, since tokens are mapped one by one
+                double[(words[0], words[1])] = canon
+            else:
+                single[spelling] = canon
+    return single, {(single.get(a, a), b): c for (a, b), c in double.items()}
+
+
+@lru_cache(maxsize=32)
+def normalizer(language: str = "en", spec: NormalizerSpec | None = None) -> Callable[[str], str]:
+    """A normalizing function for `language` ('en', 'fr'; others get the language-neutral steps)."""
+    spec = spec or NormalizerSpec()
+    lang = language.split("-")[0].lower()
+    single, double = _unit_tables(lang) if spec.units else ({}, {})
+    per = _PER.get(lang, "per")
+    numbers_lang = lang if lang in _NUMBER_LANGS else None
+
+    def number_token(tok: str) -> str:
+        if lang == "en" and "," in tok and _THOUSANDS_EN.match(tok):
+            return tok.replace(",", "")
+        return tok.replace(",", ".") if tok.replace(",", "").isdigit() else tok
+
+    def apply(text: str) -> str:
+        text = text or ""
+        if not text.isascii():
+            text = unicodedata.normalize("NFKC", text).translate(_QUOTES)
+        if spec.lowercase:
+            text = text.lower()
+        if spec.units and lang == "fr":
+            text = text.replace("pour cent", "%")  # before text2num reads "cent" as 100
+        if spec.numbers and numbers_lang:
+            text = alpha2digit(text, numbers_lang, threshold=0)
+        if spec.punctuation:
+            text = text.translate(_PUNCT)
+        out: list[str] = []
+        for raw in text.split():
+            if spec.punctuation:
+                raw = raw.strip(".,")
+                if not raw:
+                    continue
+            if spec.numbers and raw[0].isdigit():
+                raw = number_token(raw)
+            parts = raw.split("/") if spec.units and "/" in raw else (raw,)
+            for i, tok in enumerate(parts):
+                if i:
+                    out.append(per)
+                if not tok:
+                    continue
+                if spec.units:
+                    glued = _GLUED.match(tok) if tok[0].isdigit() else None
+                    if glued and glued.group(2) in single:
+                        out.append(glued.group(1))
+                        tok = glued.group(2)
+                    tok = single.get(tok, tok)
+                    if double and out and (out[-1], tok) in double:
+                        out[-1] = double[(out[-1], tok)]
+                        continue
+                out.append(tok)
+        if spec.punctuation:
+            out = [t for t in out if t.strip(",/")]
+        return " ".join(out)
+
+    return apply

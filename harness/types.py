@@ -1,0 +1,83 @@
+"""The records that flow one way through a run: item → request → response → score."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(slots=True)
+class Item:
+    """One test case. `data` holds every column of the row, for prompt templates."""
+
+    id: str
+    data: dict[str, Any]
+    reference: Any = None
+    audio: Path | None = None
+    cluster: str | None = None
+    subgroup: str | None = None
+
+
+@dataclass(slots=True)
+class Request:
+    """What an adapter receives: chat messages or an audio file, plus sampling seed."""
+
+    task: str
+    item_id: str
+    repeat: int
+    seed: int
+    messages: list[dict[str, str]] | None = None
+    audio: Path | None = None
+    language: str | None = None
+    item: Item | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def prompt(self) -> str:
+        """The text of the last user message (for adapters that take plain text)."""
+        if not self.messages:
+            return ""
+        return next((m["content"] for m in reversed(self.messages) if m["role"] == "user"), "")
+
+    def content_hash(self, audio_hash: str | None = None) -> str:
+        """Hash of exactly what is sent; identical requests hash alike across runs."""
+        payload = {"messages": self.messages, "audio": audio_hash, "language": self.language,
+                   "seed": self.seed}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:32]
+
+
+@dataclass(slots=True)
+class Response:
+    """What came back. `output` is None when the item errored or was missing."""
+
+    output: str | None = None
+    error: str | None = None
+    missing: bool = False
+    latency_s: float | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost: float | None = None
+    model_id: str | None = None
+    system_fingerprint: str | None = None
+    audio_seconds: float | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    cache_hit: bool = False
+
+    @property
+    def status(self) -> str:
+        if self.missing:
+            return "missing"
+        return "error" if self.error is not None else "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class Score:
+    """Per-item values from the scorers (numbers only) and details for reports."""
+
+    values: dict[str, float | None] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)

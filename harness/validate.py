@@ -1,0 +1,217 @@
+"""Load a suite and check everything a run needs, without calling any model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from harness.adapters.base import ADAPTERS
+from harness.config import (
+    DATA_CLASSES,
+    AdapterProfile,
+    LoadedAdapter,
+    LoadedSuite,
+    LoadedTask,
+    SuiteConfig,
+    TaskConfig,
+    parse_file,
+    problems_from_validation,
+    resolve,
+)
+from harness.data import scan_dataset
+from harness.errors import ConfigError, Problem, did_you_mean
+from harness.kinds import KINDS
+from harness.scoring.base import OPERATIONAL_METRICS, SCORERS, MetricSpec
+
+
+@dataclass
+class Validation:
+    suite: LoadedSuite
+    item_counts: dict[str, int] = field(default_factory=dict)
+
+
+def task_scorers(task: TaskConfig) -> list[str]:
+    return list(task.scorers) if task.scorers is not None else list(KINDS[task.kind].default_scorers)
+
+
+def task_metrics(task: TaskConfig) -> list[MetricSpec]:
+    """Every metric a task reports: its scorers' and the operational ones."""
+    specs: list[MetricSpec] = []
+    for name in task_scorers(task):
+        specs.extend(SCORERS.get(name).metrics)
+    return specs + list(OPERATIONAL_METRICS)
+
+
+def _load_task(path: Path, problems: list[Problem]) -> LoadedTask | None:
+    try:
+        config, lines = parse_file(path, TaskConfig, "task file")
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        return None
+    task = LoadedTask(config, path, lines)
+    file = str(path)
+    if config.kind not in KINDS:
+        problems.append(Problem(file, "kind", "unknown task kind", lines.get(("kind",)),
+                                expected="one of: " + ", ".join(KINDS), found=repr(config.kind),
+                                hint=did_you_mean(config.kind, KINDS)))
+        return task
+    kind = KINDS[config.kind]
+    if kind.needs_prompt and not config.prompt:
+        problems.append(Problem(file, "prompt", f"a '{config.kind}' task needs a prompt template",
+                                expected="a template such as '{{ question }}'"))
+    for i, name in enumerate(config.scorers or []):
+        line = lines.get(("scorers", i))
+        if name not in SCORERS:
+            problems.append(Problem(file, f"scorers[{i}]", "unknown scorer", line,
+                                    expected="one of: " + ", ".join(SCORERS.names()), found=repr(name),
+                                    hint=did_you_mean(name, SCORERS.names())))
+        elif config.kind not in SCORERS.get(name).kinds:
+            problems.append(Problem(file, f"scorers[{i}]", f"scorer '{name}' does not apply to '{config.kind}' tasks",
+                                    line, expected="a scorer for kinds " + ", ".join(sorted(SCORERS.get(name).kinds))))
+    return task
+
+
+def _load_adapter(path: Path, ref_index: int, suite: SuiteConfig, problems: list[Problem]) -> LoadedAdapter | None:
+    try:
+        profile, lines = parse_file(path, AdapterProfile, "adapter profile")
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        return None
+    file = str(path)
+    if profile.kind not in ADAPTERS:
+        problems.append(Problem(file, "kind", "unknown adapter kind", lines.get(("kind",)),
+                                expected="one of: " + ", ".join(ADAPTERS.names()), found=repr(profile.kind),
+                                hint=did_you_mean(profile.kind, ADAPTERS.names())))
+        return None
+    cls = ADAPTERS.get(profile.kind)
+    try:
+        settings = cls.Settings.model_validate(profile.settings)
+    except ValidationError as exc:
+        problems.extend(problems_from_validation(exc, cls.Settings, file, lines, prefix=("settings",)))
+        return None
+    checked = cls.check(settings, path.parent, file)
+    for p in checked:
+        p.line = p.line or lines.get(tuple(p.field.split(".")))
+    problems.extend(checked)
+    return LoadedAdapter(profile, path, suite.adapters[ref_index], settings, lines)
+
+
+def load_suite(path: str | Path, *, scan: bool = True) -> Validation:
+    """Parse and check a suite, its tasks, adapters and datasets. Raises ConfigError."""
+    suite_path = Path(path)
+    config, lines = parse_file(suite_path, SuiteConfig, "suite file")
+    base = suite_path.parent
+    problems: list[Problem] = []
+    file = str(suite_path)
+
+    tasks: list[LoadedTask] = []
+    for i, rel in enumerate(config.tasks):
+        p = resolve(base, rel)
+        if not p.is_file():
+            problems.append(Problem(file, f"tasks[{i}]", "task file not found", lines.get(("tasks", i)), found=str(p)))
+            continue
+        task = _load_task(p, problems)
+        if task is not None:
+            tasks.append(task)
+    adapters: list[LoadedAdapter] = []
+    for i, ref in enumerate(config.adapters):
+        p = resolve(base, ref.path)
+        if not p.is_file():
+            problems.append(Problem(file, f"adapters[{i}]", "adapter profile not found",
+                                    lines.get(("adapters", i)), found=str(p)))
+            continue
+        adapter = _load_adapter(p, i, config, problems)
+        if adapter is not None:
+            adapters.append(adapter)
+    _unique([t.name for t in tasks], "task", file, problems)
+    _unique([a.name for a in adapters], "adapter", file, problems)
+    if problems:
+        raise ConfigError(problems)
+
+    pairs = _pairs(config, file, lines, tasks, adapters, problems)
+    _check_metric_refs(config, file, lines, tasks, adapters, problems)
+    if config.baseline and not resolve(base, config.baseline).is_dir():
+        problems.append(Problem(file, "baseline", "baseline run not found", lines.get(("baseline",)),
+                                found=str(resolve(base, config.baseline))))
+    if any(g.non_inferior_to for g in config.gates) and not config.baseline:
+        problems.append(Problem(file, "baseline", "a 'non_inferior_to: baseline' gate needs a baseline run",
+                                expected="baseline: runs/<run-id>"))
+    suite = LoadedSuite(config, suite_path, tasks, adapters, pairs, lines)
+    result = Validation(suite)
+    if scan and not problems:
+        for task in tasks:
+            if task.config.kind in KINDS:
+                summary = scan_dataset(task, KINDS[task.config.kind].fields_needed(task.config))
+                problems.extend(summary.problems)
+                result.item_counts[task.name] = summary.count
+    if problems:
+        raise ConfigError(problems)
+    return result
+
+
+def _unique(names: list[str], what: str, file: str, problems: list[Problem]) -> None:
+    seen = set()
+    for name in names:
+        if name in seen:
+            problems.append(Problem(file, f"{what}s", f"two {what}s are named '{name}'", expected="unique names"))
+        seen.add(name)
+
+
+def _pairs(config: SuiteConfig, file: str, lines: dict, tasks: list[LoadedTask], adapters: list[LoadedAdapter],
+           problems: list[Problem]) -> list[tuple[LoadedTask, LoadedAdapter]]:
+    """Task × adapter pairs to run: the adapter accepts the task's modality and, where
+    the suite says which tasks an adapter takes, only those. Data classes are checked here,
+    before anything is sent: a task's data may go only to an adapter cleared for it."""
+    task_names = [t.name for t in tasks]
+    pairs = []
+    for i, adapter in enumerate(adapters):
+        wanted = adapter.ref.tasks
+        for j, name in enumerate(wanted or []):
+            if name not in task_names:
+                problems.append(Problem(file, f"adapters[{i}].tasks[{j}]", "unknown task", None,
+                                        expected="one of: " + ", ".join(task_names), found=repr(name),
+                                        hint=did_you_mean(name, task_names)))
+        modalities = ADAPTERS.get(adapter.profile.kind).modalities
+        for task in tasks:
+            if wanted is not None and task.name not in wanted:
+                continue
+            if KINDS[task.config.kind].modality not in modalities:
+                if wanted is not None:
+                    problems.append(Problem(file, f"adapters[{i}].tasks",
+                                            f"adapter '{adapter.name}' ({adapter.profile.kind}) cannot take "
+                                            f"'{task.config.kind}' task '{task.name}'"))
+                continue
+            cleared = adapter.profile.declarations.data_clearance
+            if DATA_CLASSES.index(task.config.data_class) > DATA_CLASSES.index(cleared):
+                problems.append(Problem(
+                    str(adapter.path), "declarations.data_clearance",
+                    f"task '{task.name}' holds '{task.config.data_class}' data ({task.path}) but adapter "
+                    f"'{adapter.name}' is cleared for '{cleared}' only; nothing was sent",
+                    adapter.lines.get(("declarations", "data_clearance")),
+                    expected=f"data_clearance >= {task.config.data_class}", found=cleared))
+                continue
+            pairs.append((task, adapter))
+    covered = {t.name for t, _ in pairs}
+    for task in tasks:
+        if task.name not in covered and not problems:
+            problems.append(Problem(file, "adapters", f"no adapter can run task '{task.name}' ({task.config.kind})"))
+    return pairs
+
+
+def _check_metric_refs(config: SuiteConfig, file: str, lines: dict, tasks: list[LoadedTask],
+                       adapters: list[LoadedAdapter], problems: list[Problem]) -> None:
+    known = {f"{t.name}/{m.name}" for t in tasks if t.config.kind in KINDS for m in task_metrics(t.config)}
+    adapter_names = [a.name for a in adapters]
+    for section in ("objectives", "gates"):
+        for i, rule in enumerate(getattr(config, section)):
+            if rule.metric not in known:
+                problems.append(Problem(file, f"{section}[{i}].metric", "unknown metric",
+                                        lines.get((section, i, "metric")), expected="task/metric, one of: "
+                                        + ", ".join(sorted(known)), found=repr(rule.metric),
+                                        hint=did_you_mean(rule.metric, known)))
+            if rule.adapter is not None and rule.adapter not in adapter_names:
+                problems.append(Problem(file, f"{section}[{i}].adapter", "unknown adapter",
+                                        lines.get((section, i, "adapter")), expected="one of: " + ", ".join(adapter_names),
+                                        found=repr(rule.adapter), hint=did_you_mean(rule.adapter, adapter_names)))

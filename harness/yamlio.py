@@ -1,0 +1,62 @@
+"""YAML loading that remembers where each key stands, so errors can give a line number."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import ConfigError, Problem
+
+Loc = tuple[str | int, ...]
+
+
+def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
+    lines.setdefault(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*loc, key.value)
+            lines[child] = key.start_mark.line + 1
+            _walk(value, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, value in enumerate(node.value):
+            _walk(value, (*loc, i), lines)
+
+
+def read_text(path: Path, what: str = "file") -> str:
+    """Read a UTF-8 text file, turning I/O and encoding failures into a ConfigError."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Problem(str(path), "", f"{what} not found")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(str(path), "", "not valid UTF-8",
+                                   expected="a UTF-8 text file",
+                                   found=f"byte {exc.object[exc.start]:#04x} at offset {exc.start}")]) from None
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), "", f"cannot read {what}: {exc.strerror}")]) from None
+
+
+def load_yaml(path: Path, what: str = "file") -> tuple[Any, dict[Loc, int]]:
+    """Parse a YAML file; return the data and a map from key path to line number."""
+    text = read_text(path, what)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        raise ConfigError([Problem(str(path), "", f"YAML syntax error: {exc.problem}",
+                                   line=mark.line + 1 if mark else None)]) from None
+    lines: dict[Loc, int] = {}
+    if node is not None:
+        _walk(node, (), lines)
+    return data, lines
+
+
+def line_of(lines: dict[Loc, int], loc: Loc) -> int | None:
+    """The line of the deepest known prefix of `loc`."""
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None

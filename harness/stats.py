@@ -74,6 +74,29 @@ def ratio_ci(num: np.ndarray, den: np.ndarray, clusters: np.ndarray | None = Non
     return (float(low), float(high), m, "cluster-bootstrap" if clusters is not None else "bootstrap")
 
 
+def _proportion_ci(values: np.ndarray, clusters: np.ndarray | None, n_clusters: int) -> tuple[float, float, str]:
+    """Wilson interval; with clusters, on Kish's effective sample size n / design effect.
+
+    A cluster bootstrap degenerates to [0, 0] when no event was seen; Wilson on the
+    effective n still says how large the rate could be."""
+    n = len(values)
+    successes = float(values.sum())
+    if clusters is None:
+        low, high = wilson(successes, n)
+        return low, high, "wilson"
+    p = successes / n
+    if p in (0.0, 1.0):
+        n_eff = float(n_clusters)  # no within-cluster variance to estimate: be conservative
+    else:
+        u_num, u_den = _units(values, np.ones(n), clusters)
+        resid = u_num - p * u_den
+        m = len(u_num)
+        var_cluster = m / max(m - 1, 1) * float((resid**2).sum()) / n**2
+        n_eff = min(float(n), p * (1 - p) / var_cluster) if var_cluster > 0 else float(n)
+    low, high = wilson(p * n_eff, max(1, round(n_eff)))
+    return low, high, "wilson-clustered"
+
+
 def estimate(values: np.ndarray, aggregation: str, denominators: np.ndarray | None = None,
              clusters: np.ndarray | None = None, seed: int = 0) -> Estimate:
     """Point estimate and 95% CI of a metric from its per-item values."""
@@ -84,9 +107,8 @@ def estimate(values: np.ndarray, aggregation: str, denominators: np.ndarray | No
     total = float(den.sum())
     value = float(values.sum()) / total if total else None
     n_clusters = len(np.unique(clusters)) if clusters is not None else n
-    if aggregation == "proportion" and clusters is None:
-        low, high = wilson(float(values.sum()), n)
-        method = "wilson"
+    if aggregation == "proportion":
+        low, high, method = _proportion_ci(values.astype(float), clusters, n_clusters)
     else:
         low, high, _, method = ratio_ci(values.astype(float), den.astype(float), clusters, seed)
     finite = not (math.isnan(low) or math.isnan(high))

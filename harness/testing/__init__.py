@@ -1,0 +1,1 @@
+"""Helpers for testing adapters against real local servers (never a remote one)."""

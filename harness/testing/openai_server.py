@@ -1,0 +1,155 @@
+"""A real OpenAI-compatible HTTP server on 127.0.0.1 for tests and benchmarks.
+
+It speaks `/v1/chat/completions`, `/v1/audio/transcriptions` and `/v1/models`
+over real sockets (stdlib ThreadingHTTPServer, HTTP/1.1 keep-alive), counts the
+requests it receives, and answers through a replaceable `responder`. It binds
+only to loopback addresses.
+
+    with OpenAIServer() as server:
+        server.base_url  # http://127.0.0.1:PORT/v1
+        server.count("chat")
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+ChatResponder = Callable[[dict[str, Any]], str]
+
+
+def default_chat_responder(body: dict[str, Any]) -> str:
+    """Echo the answer a prompt asks for ('... ANSWER=B ...'), else 'The answer is A.'"""
+    text = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+    m = re.search(r"ANSWER=(\w+)", text)
+    return f"The answer is {m.group(1) if m else 'A'}."
+
+
+class OpenAIServer:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, latency_s: float = 0.0,
+                 responder: ChatResponder = default_chat_responder,
+                 transcripts: dict[str, str] | None = None, model: str = "local-test-model") -> None:
+        if not host.startswith("127.") and host not in ("localhost", "::1"):
+            raise ValueError("the test server binds to loopback only")
+        self.latency_s = latency_s
+        self.responder = responder
+        self.transcripts = transcripts or {}
+        self.model = model
+        self.fingerprint = "fp_local_1"
+        self.counts: Counter[str] = Counter()
+        self.auth_headers: list[str | None] = []
+        self.bodies: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer((host, port), self._handler())
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def count(self, kind: str | None = None) -> int:
+        with self._lock:
+            return sum(self.counts.values()) if kind is None else self.counts[kind]
+
+    def start(self) -> OpenAIServer:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> OpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _record(self, kind: str, auth: str | None, body: dict[str, Any] | None = None) -> None:
+        with self._lock:
+            self.counts[kind] += 1
+            self.auth_headers.append(auth)
+            if body is not None and len(self.bodies) < 10_000:
+                self.bodies.append(body)
+
+    def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        content = self.responder(body)
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+        return {"id": "chatcmpl-local", "object": "chat.completion", "created": int(time.time()),
+                "model": self.model, "system_fingerprint": self.fingerprint,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                             "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(content.split()),
+                          "total_tokens": prompt_tokens + len(content.split())}}
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/").endswith("/models"):
+                    server._record("models", self.headers.get("Authorization"))
+                    self._send(200, {"object": "list", "data": [{"id": server.model, "object": "model"}]})
+                else:
+                    self._send(404, {"error": {"message": "not found"}})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                auth = self.headers.get("Authorization")
+                if server.latency_s:
+                    time.sleep(server.latency_s)
+                if self.path.endswith("/chat/completions"):
+                    try:
+                        body = json.loads(raw)
+                    except json.JSONDecodeError:
+                        self._send(400, {"error": {"message": "invalid JSON"}})
+                        return
+                    server._record("chat", auth, body)
+                    self._send(200, server.chat(body))
+                elif self.path.endswith("/audio/transcriptions"):
+                    match = re.search(rb'filename="([^"]+)"', raw)
+                    filename = match.group(1).decode() if match else ""
+                    server._record("transcription", auth, {"filename": filename, "bytes": len(raw)})
+                    self._send(200, {"text": server.transcripts.get(filename, "hello world"), "duration": 1.5})
+                else:
+                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+        return Handler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Local OpenAI-compatible server (loopback only)")
+    parser.add_argument("--port", type=int, default=8089)
+    parser.add_argument("--latency", type=float, default=0.0)
+    args = parser.parse_args()
+    server = OpenAIServer(port=args.port, latency_s=args.latency)
+    print(f"serving {server.base_url}", flush=True)
+    server.httpd.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

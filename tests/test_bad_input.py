@@ -1,0 +1,128 @@
+"""Every bad input exits 2, names the file and the field, and calls no model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import run_cli, write_jsonl, write_yaml
+
+
+def _run_expect_2(suite: Path, server, *needles: str) -> str:
+    res = run_cli("run", str(suite), "--quiet", env={"TEST_API_KEY": "k"})
+    assert res.returncode == 2, res.stdout + res.stderr
+    for needle in needles:
+        assert needle in res.stderr, (needle, res.stderr)
+    assert server.count() == 0, "a model was called despite bad input"
+    assert not (suite.parent / "runs").exists() or not any((suite.parent / "runs").iterdir())
+    return res.stderr
+
+
+def test_missing_field(qa_suite, server, tmp_path: Path) -> None:
+    suite = qa_suite()
+    data = yaml.safe_load((tmp_path / "tasks/qa.yaml").read_text())
+    del data["data_class"]
+    write_yaml(tmp_path / "tasks/qa.yaml", data)
+    _run_expect_2(suite, server, "tasks/qa.yaml", "data_class", "required field is missing")
+
+
+def test_wrong_type(qa_suite, server) -> None:
+    suite = qa_suite(suite={"repeats": "twice"})
+    err = _run_expect_2(suite, server, "suite.yaml:", "repeats", "'twice'")
+    assert "integer" in err
+
+
+def test_unknown_adapter_kind_suggests(qa_suite, server) -> None:
+    suite = qa_suite(adapter={"kind": "opeanai-chat"})
+    _run_expect_2(suite, server, "adapters/chat.yaml:2", "kind", "unknown adapter kind",
+                  "did you mean 'openai-chat'?")
+
+
+def test_unknown_field_suggests(qa_suite, server) -> None:
+    suite = qa_suite(suite={"concurency": 3})
+    _run_expect_2(suite, server, "suite.yaml", "concurency", "unknown field", "did you mean 'concurrency'?")
+
+
+def test_unknown_scorer(qa_suite, server) -> None:
+    suite = qa_suite(task={"scorers": ["exact_mach"]})
+    _run_expect_2(suite, server, "tasks/qa.yaml", "scorers[0]", "unknown scorer", "did you mean 'exact_match'?")
+
+
+def test_scorer_for_wrong_kind(qa_suite, server) -> None:
+    suite = qa_suite(task={"scorers": ["wer"]})
+    _run_expect_2(suite, server, "tasks/qa.yaml", "scorers[0]", "does not apply to 'qa'")
+
+
+def test_missing_dataset_file(qa_suite, server, tmp_path: Path) -> None:
+    suite = qa_suite(task={"dataset": {"path": "../data/nope.jsonl"}})
+    _run_expect_2(suite, server, "tasks/qa.yaml", "dataset.path", "dataset file not found", "nope.jsonl")
+
+
+def test_duplicate_ids(qa_suite, server) -> None:
+    rows = [{"id": "q1", "question": "a", "answer": "A"}, {"id": "q1", "question": "b", "answer": "B"}]
+    _run_expect_2(qa_suite(rows=rows), server, "qa.jsonl:2", "id", "duplicate id", "'q1'")
+
+
+def test_empty_dataset(qa_suite, server) -> None:
+    _run_expect_2(qa_suite(rows=[]), server, "qa.jsonl", "dataset is empty")
+
+
+def test_missing_dataset_field(qa_suite, server) -> None:
+    rows = [{"id": "q1", "question": "a", "answer": "A"}, {"id": "q2", "answer": "B"}]
+    _run_expect_2(qa_suite(rows=rows), server, "qa.jsonl:2", "question", "required field missing")
+
+
+def test_non_utf8_dataset(qa_suite, server, tmp_path: Path) -> None:
+    suite = qa_suite()
+    (tmp_path / "data/qa.jsonl").write_bytes('{"id": "q1", "question": "caf\xe9", "answer": "A"}\n'.encode("latin-1"))
+    _run_expect_2(suite, server, "qa.jsonl:1", "not valid UTF-8", "0xe9")
+
+
+def test_non_utf8_config(qa_suite, server, tmp_path: Path) -> None:
+    suite = qa_suite()
+    (tmp_path / "tasks/qa.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
+    _run_expect_2(suite, server, "tasks/qa.yaml", "not valid UTF-8")
+
+
+def test_yaml_syntax_error(qa_suite, server) -> None:
+    suite = qa_suite()
+    suite.write_text(suite.read_text() + "gates: [unclosed\n", encoding="utf-8")
+    _run_expect_2(suite, server, "suite.yaml:", "YAML syntax error")
+
+
+def test_missing_audio_file(tmp_path: Path, server) -> None:
+    write_jsonl(tmp_path / "items.jsonl", [{"id": "a", "audio": "audio/missing.ogg", "text": "x"}])
+    write_yaml(tmp_path / "task.yaml", {"name": "d", "kind": "transcription", "data_class": "public",
+                                        "dataset": {"path": "items.jsonl", "fields": {"reference": "text"}}})
+    write_yaml(tmp_path / "stt.yaml", {"name": "stt", "kind": "openai-transcription",
+                                       "settings": {"base_url": server.base_url, "model": "m"}})
+    suite = write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["stt.yaml"]})
+    _run_expect_2(suite, server, "items.jsonl:1", "audio", "audio file not found", "missing.ogg")
+
+
+def test_data_class_above_clearance_sends_nothing(qa_suite, server) -> None:
+    suite = qa_suite(task={"data_class": "health"})
+    _run_expect_2(suite, server, "adapters/chat.yaml", "declarations.data_clearance",
+                  "holds 'health' data", "cleared for 'public' only")
+
+
+def test_missing_api_key_env(qa_suite, server) -> None:
+    suite = qa_suite()
+    res = run_cli("run", str(suite), "--quiet", env={"TEST_API_KEY": ""})
+    assert res.returncode == 2 and "TEST_API_KEY is not set" in res.stderr
+    assert server.count() == 0
+
+
+def test_unknown_metric_in_gate(qa_suite, server) -> None:
+    suite = qa_suite(suite={"gates": [{"metric": "qa-test/acuracy", "min": 0.5}]})
+    _run_expect_2(suite, server, "suite.yaml", "gates[0].metric", "did you mean 'qa-test/accuracy'?")
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_validate_and_run_agree(qa_suite, server, command: str) -> None:
+    suite = qa_suite(adapter={"kind": "nope"})
+    res = run_cli(command, str(suite), env={"TEST_API_KEY": "k"})
+    assert res.returncode == 2 and "unknown adapter kind" in res.stderr
+    assert server.count() == 0

@@ -1,0 +1,89 @@
+"""The real CLI against a real OpenAI-compatible server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import SENTINEL_KEY, only_run, run_cli, write_jsonl, write_yaml
+
+
+def test_chat_run_records_everything_and_leaks_no_key(qa_suite, server, tmp_path: Path) -> None:
+    suite = qa_suite()
+    res = run_cli("run", str(suite), "--quiet", env={"TEST_API_KEY": SENTINEL_KEY})
+    assert res.returncode == 0, res.stderr
+    assert server.count("chat") == 12
+    assert server.auth_headers == [f"Bearer {SENTINEL_KEY}"] * 12
+    run_dir = only_run(tmp_path / "runs")
+    responses = [json.loads(line) for line in (run_dir / "responses.jsonl").read_text().splitlines()]
+    assert len(responses) == 12
+    first = responses[0]
+    assert first["model_id"] == "local-test-model" and first["system_fingerprint"] == "fp_local_1"
+    assert first["tokens_in"] > 0 and first["tokens_out"] == 4 and first["latency_s"] > 0
+    assert first["cost"] > 0
+    card = json.loads((run_dir / "scorecard.json").read_text())
+    acc = next(r for r in card["rows"] if r["metric"] == "accuracy")
+    assert acc["value"] == 1.0 and acc["n"] == 12 and acc["ci_low"] < 1.0
+    assert card["adapters"]["local-chat"]["provider_models"] == ["local-test-model (fp_local_1)"]
+    # The key is in the environment and in the server's log, never in the record.
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            assert SENTINEL_KEY not in path.read_text(encoding="utf-8", errors="replace"), path
+    assert SENTINEL_KEY not in res.stdout + res.stderr
+
+
+def test_seeds_and_repeats_are_recorded(qa_suite, server, tmp_path: Path) -> None:
+    suite = qa_suite(suite={"repeats": 3, "seed": 7})
+    res = run_cli("run", str(suite), "--quiet", env={"TEST_API_KEY": "k"})
+    assert res.returncode == 0, res.stderr
+    assert server.count("chat") == 36
+    seeds = {b["seed"] for b in server.bodies}
+    assert seeds == {7 * 1_000_003, 7 * 1_000_003 + 1, 7 * 1_000_003 + 2}
+    card = json.loads((only_run(tmp_path / "runs") / "scorecard.json").read_text())
+    acc = next(r for r in card["rows"] if r["metric"] == "accuracy")
+    # repeats of one item are resampled together
+    assert acc["n"] == 36 and acc["clusters"] == 12
+
+
+def test_transcription_endpoint(tmp_path: Path, server) -> None:
+    audio_dir = tmp_path / "audio"
+    audio_dir.mkdir()
+    for name in ("a.ogg", "b.ogg"):
+        (audio_dir / name).write_bytes(b"OggS fake audio bytes")
+    server.transcripts = {"a.ogg": "give five milligrams", "b.ogg": "left knee pain"}
+    write_jsonl(tmp_path / "items.jsonl", [{"id": "a", "audio": "audio/a.ogg", "text": "Give 5 mg."},
+                                           {"id": "b", "audio": "audio/b.ogg", "text": "Right knee pain."}])
+    write_yaml(tmp_path / "task.yaml", {"name": "dict", "kind": "transcription", "data_class": "health",
+                                        "dataset": {"path": "items.jsonl", "fields": {"reference": "text"}}})
+    write_yaml(tmp_path / "stt.yaml", {"name": "stt", "kind": "openai-transcription",
+                                       "settings": {"base_url": server.base_url, "model": "whisper-1"},
+                                       "declarations": {"data_clearance": "health"}})
+    suite = write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["stt.yaml"]})
+    res = run_cli("run", str(suite), "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert server.count("transcription") == 2
+    card = json.loads((only_run(tmp_path / "runs") / "scorecard.json").read_text())
+    wer = next(r for r in card["rows"] if r["metric"] == "wer")
+    # "five milligrams" normalizes to "5 mg": only right → left is an error, 1 of 6 words
+    assert wer["value"] == 1 / 6 and wer["n"] == 2
+
+
+def test_gate_failure_exits_1(qa_suite, server) -> None:
+    suite = qa_suite(suite={"gates": [{"metric": "qa-test/accuracy", "min": 0.5}]},
+                     rows=[{"id": f"q{i}", "question": "ANSWER=A", "answer": "B"} for i in range(5)])
+    res = run_cli("run", str(suite), "--quiet", env={"TEST_API_KEY": "k"})
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "FAIL" in res.stdout and "1 gate(s) failed" in res.stderr
+
+
+def test_report_recomputes_the_scorecard(qa_suite, server, tmp_path: Path) -> None:
+    suite = qa_suite()
+    assert run_cli("run", str(suite), "--quiet", env={"TEST_API_KEY": "k"}).returncode == 0
+    run_dir = only_run(tmp_path / "runs")
+    original = json.loads((run_dir / "scorecard.json").read_text())
+    (run_dir / "scorecard.json").unlink()
+    res = run_cli("report", str(run_dir), "--format", "json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == original
+    md = run_cli("report", str(run_dir))
+    assert "| accuracy ↑ | local-chat | 1 |" in md.stdout

@@ -1,0 +1,171 @@
+"""Replay, command and python adapters, failures mid-run, and third-party plugins."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from conftest import ROOT, only_run, run_cli, write_jsonl, write_yaml
+
+ROWS = [{"id": f"i{i}", "question": f"q{i}", "answer": "A"} for i in range(6)]
+
+
+def _suite(tmp_path: Path, adapter: dict, rows: list[dict] | None = None, **suite) -> Path:
+    write_jsonl(tmp_path / "items.jsonl", rows or ROWS)
+    write_yaml(tmp_path / "task.yaml", {"name": "t", "kind": "qa", "data_class": "public",
+                                        "dataset": {"path": "items.jsonl", "fields": {"reference": "answer"}},
+                                        "prompt": "{{ question }}", "choices": ["A", "B", "C", "D"]})
+    write_yaml(tmp_path / "adapter.yaml", {"name": "sut", **adapter})
+    return write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"],
+                                                "adapters": ["adapter.yaml"], **suite})
+
+
+def _card(tmp_path: Path) -> dict:
+    return json.loads((only_run(tmp_path / "runs") / "scorecard.json").read_text())
+
+
+def _metric(card: dict, name: str) -> dict:
+    return next(r for r in card["rows"] if r["metric"] == name)
+
+
+def test_replay_filters_and_counts_missing(tmp_path: Path) -> None:
+    (tmp_path / "out.csv").write_text(
+        "id,model,answer,cost\n"
+        "i0,v1,The answer is A,0.01\ni1,v1,B,0.01\ni2,v1,A,0.01\ni3,v1,,0.01\n"
+        "i0,v2,B,0.02\ni1,v2,B,0.02\n007,v1,A,0\n", encoding="utf-8")
+    suite = _suite(tmp_path, {"kind": "replay", "settings": {
+        "path": "out.csv", "output_column": "answer", "where": {"model": "v1"}, "cost_column": "cost",
+        "model_column": "model"}})
+    res = run_cli("run", str(suite), "--quiet")
+    assert res.returncode == 0, res.stderr
+    card = _card(tmp_path)
+    # i3 has an empty output, i4 and i5 are absent: 3 missing of 6, never silently dropped
+    assert _metric(card, "missing_rate")["value"] == 0.5 and _metric(card, "missing_rate")["n"] == 6
+    assert _metric(card, "accuracy")["value"] == 2 / 3 and _metric(card, "accuracy")["n"] == 3
+    assert _metric(card, "cost")["value"] == 0.01
+    assert card["adapters"]["sut"]["provider_models"] == ["v1"]
+
+
+def test_replay_unknown_column_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "out.csv").write_text("id,answer\ni0,A\n", encoding="utf-8")
+    suite = _suite(tmp_path, {"kind": "replay", "settings": {"path": "out.csv", "output_column": "anwser"}})
+    res = run_cli("validate", str(suite))
+    assert res.returncode == 2
+    assert "adapter.yaml" in res.stderr and "settings.output_column" in res.stderr and "'anwser'" in res.stderr
+
+
+def test_command_adapter_stdin_timeout_and_failure(tmp_path: Path) -> None:
+    script = tmp_path / "answer.py"
+    script.write_text(textwrap.dedent("""
+        import sys, time
+        q = sys.stdin.read()
+        if q.strip() == "q1":
+            time.sleep(5)
+        if q.strip() == "q2":
+            sys.exit("boom")
+        print("Answer: A")
+    """), encoding="utf-8")
+    suite = _suite(tmp_path, {"kind": "command", "settings": {
+        "command": [sys.executable, str(script)], "timeout_s": 1}},
+        adapters=[{"path": "adapter.yaml", "retry": {"max_attempts": 2, "initial_wait_s": 0}}])
+    res = run_cli("run", str(suite), "--quiet")
+    assert res.returncode == 0, res.stderr
+    run_dir = only_run(tmp_path / "runs")
+    responses = {json.loads(line)["item_id"]: json.loads(line) for line in (run_dir / "responses.jsonl").open()}
+    assert responses["i1"]["status"] == "error" and "timed out" in responses["i1"]["error"]
+    assert len(responses["i1"]["attempts"]) == 2  # a timeout is retried
+    assert responses["i2"]["status"] == "error" and "boom" in responses["i2"]["error"]
+    assert len(responses["i2"]["attempts"]) == 1  # a program failure is not
+    card = _card(tmp_path)
+    assert _metric(card, "error_rate")["value"] == 2 / 6
+    assert _metric(card, "accuracy")["value"] == 1.0 and _metric(card, "accuracy")["n"] == 4
+
+
+def test_python_adapter_sync_and_async(tmp_path: Path) -> None:
+    (tmp_path / "sut.py").write_text(textwrap.dedent("""
+        import asyncio
+        def answer(request, letter="A"):
+            if request.item_id == "i5":
+                raise ValueError("cannot answer")
+            return f"The answer is {letter}"
+        async def answer_async(request):
+            await asyncio.sleep(0)
+            return {"output": "B", "tokens_out": 1}
+    """), encoding="utf-8")
+    suite = _suite(tmp_path, {"kind": "python", "settings": {"callable": "sut:answer", "path": ["."],
+                                                             "kwargs": {"letter": "A"}}})
+    assert run_cli("run", str(suite), "--quiet").returncode == 0
+    card = _card(tmp_path)
+    assert _metric(card, "accuracy")["value"] == 1.0 and _metric(card, "error_rate")["value"] == 1 / 6
+
+    async_dir = tmp_path / "async"
+    async_dir.mkdir()
+    (async_dir / "sut.py").write_text((tmp_path / "sut.py").read_text(), encoding="utf-8")
+    suite = _suite(async_dir, {"kind": "python", "settings": {"callable": "sut.answer_async", "path": ["."]}})
+    assert run_cli("run", str(suite), "--quiet").returncode == 0
+    card = _card(async_dir)
+    assert _metric(card, "accuracy")["value"] == 0.0 and _metric(card, "tokens_out")["value"] == 1.0
+
+
+def test_python_adapter_import_error_is_a_config_error(tmp_path: Path) -> None:
+    suite = _suite(tmp_path, {"kind": "python", "settings": {"callable": "no_such_module:f"}})
+    res = run_cli("validate", str(suite))
+    assert res.returncode == 2 and "settings.callable" in res.stderr and "no_such_module" in res.stderr
+
+
+def test_missing_model_is_a_config_error(tmp_path: Path) -> None:
+    suite = _suite(tmp_path, {"kind": "faster-whisper", "settings": {"model": "/nonexistent"}})
+    res = run_cli("validate", str(suite))
+    assert res.returncode == 2 and "settings.model" in res.stderr and "not available offline" in res.stderr
+
+
+def test_adapter_that_cannot_start_exits_3(tmp_path: Path) -> None:
+    model = tmp_path / "broken-model"
+    model.mkdir()
+    (model / "model.bin").write_bytes(b"not a CTranslate2 model")
+    write_jsonl(tmp_path / "items.jsonl", [{"id": "a", "audio": "a.ogg", "text": "x"}])
+    (tmp_path / "a.ogg").write_bytes(b"")
+    write_yaml(tmp_path / "task.yaml", {"name": "d", "kind": "transcription", "data_class": "public",
+                                        "dataset": {"path": "items.jsonl", "fields": {"reference": "text"}}})
+    write_yaml(tmp_path / "asr.yaml", {"name": "asr", "kind": "faster-whisper", "settings": {"model": str(model)}})
+    suite = write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["asr.yaml"]})
+    res = run_cli("run", str(suite), "--quiet")
+    assert res.returncode == 3, res.stderr
+    assert "adapter 'asr' could not start" in res.stderr
+    manifest = json.loads((only_run(tmp_path / "runs") / "manifest.json").read_text())
+    assert manifest["status"] == "failed"
+
+
+def test_third_party_adapter_through_entry_point(tmp_path: Path) -> None:
+    pkg = tmp_path / "plugin"
+    (pkg / "harness_plugin_upper").mkdir(parents=True)
+    (pkg / "pyproject.toml").write_text(textwrap.dedent("""
+        [build-system]
+        requires = ["setuptools>=61"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "harness-plugin-upper"
+        version = "0.0.1"
+        [project.entry-points."harness.adapters"]
+        always-b = "harness_plugin_upper:AlwaysB"
+    """), encoding="utf-8")
+    (pkg / "harness_plugin_upper" / "__init__.py").write_text(textwrap.dedent("""
+        from harness.adapters import Adapter
+        from harness.types import Response
+
+        class AlwaysB(Adapter):
+            modalities = frozenset({"text"})
+            async def generate(self, request):
+                return Response(output="B", model_id="plugin-b")
+    """), encoding="utf-8")
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--no-index", "--target", str(target), str(pkg)], check=True, capture_output=True)
+    suite = _suite(tmp_path, {"kind": "always-b"})
+    res = run_cli("run", str(suite), "--quiet", env={"PYTHONPATH": f"{target}:{ROOT}"})
+    assert res.returncode == 0, res.stderr
+    card = _card(tmp_path)
+    assert _metric(card, "accuracy")["value"] == 0.0 and card["adapters"]["sut"]["provider_models"] == ["plugin-b"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import platform
 import random
 import subprocess
@@ -81,6 +82,19 @@ def _redacted_settings(adapter: LoadedAdapter) -> dict[str, Any]:
     return data
 
 
+def audio_digest(task: LoadedTask) -> tuple[str, int] | None:
+    """One digest over every audio file a task uses (path and content), and their count."""
+    if KINDS[task.config.kind].modality != "audio":
+        return None
+    h = hashlib.sha256()
+    count = 0
+    for item in iter_items(task):
+        if item.audio is not None:
+            h.update(f"{item.id}\0{sha256_file(item.audio)}\n".encode())
+            count += 1
+    return h.hexdigest(), count
+
+
 def build_manifest(suite: LoadedSuite, validation: Validation, run_id: str) -> dict[str, Any]:
     files: dict[str, str] = {str(suite.path): sha256_file(suite.path)}
     for task in suite.tasks:
@@ -97,6 +111,7 @@ def build_manifest(suite: LoadedSuite, validation: Validation, run_id: str) -> d
                   "config": suite.config.model_dump(mode="json")},
         "tasks": {t.name: {"path": str(t.path), "config": t.config.model_dump(mode="json"),
                            "items": validation.item_counts.get(t.name),
+                           "audio_digest": audio_digest(t),
                            "scorers": {s: SCORERS.get(s).version for s in task_scorers(t.config)},
                            "metrics": [m.to_dict() for m in task_metrics(t.config)]} for t in suite.tasks},
         "adapters": {a.name: {"path": str(a.path), "kind": a.profile.kind, "description": a.profile.description,

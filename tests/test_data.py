@@ -1,0 +1,94 @@
+"""Dataset formats, streaming, and the offline hub path."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from conftest import write_yaml
+from harness.config import LoadedTask, TaskConfig
+from harness.data import iter_items, scan_dataset
+from harness.yamlio import load_yaml
+
+ROWS = [{"id": f"r{i}", "question": f"question {i}", "answer": "ABCD"[i % 4], "site": f"s{i % 3}"} for i in range(10)]
+
+
+def _task(tmp_path: Path, dataset: dict) -> LoadedTask:
+    path = write_yaml(tmp_path / "task.yaml", {
+        "name": "t", "kind": "qa", "data_class": "public", "prompt": "{{ question }}",
+        "dataset": {"fields": {"reference": "answer", "cluster": "site"}, **dataset}})
+    data, lines = load_yaml(path)
+    return LoadedTask(TaskConfig.model_validate(data), path, lines)
+
+
+def _check(task: LoadedTask) -> None:
+    summary = scan_dataset(task, ("id", "reference", "question"))
+    assert summary.problems == [] and summary.count == 10
+    items = list(iter_items(task))
+    assert [i.id for i in items] == [r["id"] for r in ROWS]
+    assert items[3].reference == "D" and items[3].cluster == "s0" and items[3].data["question"] == "question 3"
+
+
+def test_jsonl(tmp_path: Path) -> None:
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    _check(_task(tmp_path, {"path": "d.jsonl"}))
+
+
+def test_csv(tmp_path: Path) -> None:
+    import csv
+
+    with (tmp_path / "d.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(ROWS[0]))
+        writer.writeheader()
+        writer.writerows(ROWS)
+    _check(_task(tmp_path, {"path": "d.csv"}))
+
+
+def test_parquet(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(ROWS), tmp_path / "d.parquet", row_group_size=3)
+    _check(_task(tmp_path, {"path": "d.parquet"}))
+
+
+def test_saved_hugging_face_dataset(tmp_path: Path) -> None:
+    import datasets
+
+    datasets.Dataset.from_list(ROWS).save_to_disk(str(tmp_path / "saved"))
+    _check(_task(tmp_path, {"path": "saved"}))
+
+
+def test_hub_dataset_unavailable_offline_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    task = _task(tmp_path, {"hf": {"name": "avec-harness/does-not-exist", "split": "test"}})
+    summary = scan_dataset(task, ("id",))
+    assert len(summary.problems) == 1
+    text = str(summary.problems[0])
+    assert "task.yaml" in text and "dataset.hf" in text and "not available offline" in text
+
+
+def test_limit(tmp_path: Path) -> None:
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    task = _task(tmp_path, {"path": "d.jsonl", "limit": 4})
+    assert [i.id for i in iter_items(task)] == ["r0", "r1", "r2", "r3"]
+
+
+def test_items_stream_without_holding_the_dataset(tmp_path: Path) -> None:
+    n = 200_000
+    with (tmp_path / "big.jsonl").open("w", encoding="utf-8") as fh:
+        for i in range(n):
+            fh.write(f'{{"id": "r{i}", "question": "question number {i} with some padding text", "answer": "A"}}\n')
+    task = _task(tmp_path, {"path": "big.jsonl", "fields": {"reference": "answer"}})
+    tracemalloc.start()
+    count = sum(1 for _ in iter_items(task))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert count == n
+    # 200,000 items held as Python objects would take well over 100 MB
+    assert peak < 5_000_000, peak

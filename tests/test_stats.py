@@ -1,0 +1,66 @@
+"""Confidence intervals: known values, coverage, clusters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.stats import estimate, paired_ratio_difference, ratio_ci, wilson
+
+
+def test_wilson_known_values() -> None:
+    # Reference values from Newcombe (1998), method 3
+    low, high = wilson(81, 263)
+    assert low == pytest.approx(0.2553, abs=1e-4) and high == pytest.approx(0.3662, abs=1e-4)
+    low, high = wilson(0, 10)
+    assert low == 0.0 and high == pytest.approx(0.2775, abs=1e-4)
+
+
+def test_bootstrap_ratio_coverage() -> None:
+    """The 95% bootstrap CI of a ratio covers the true value about 95% of the time."""
+    rng = np.random.default_rng(0)
+    covered = 0
+    trials = 200
+    for t in range(trials):
+        den = rng.integers(5, 20, size=80).astype(float)
+        num = rng.binomial(den.astype(int), 0.2).astype(float)
+        low, high, _, _ = ratio_ci(num, den, seed=t, samples=500)
+        covered += low <= 0.2 <= high
+    assert 0.88 <= covered / trials <= 0.99
+
+
+def test_clusters_widen_the_interval() -> None:
+    rng = np.random.default_rng(1)
+    cluster_effect = np.repeat(rng.normal(0, 1, 40), 10)
+    values = (cluster_effect + rng.normal(0, 0.2, 400) > 0).astype(float)
+    clusters = np.repeat(np.arange(40), 10)
+    plain = estimate(values, "proportion")
+    clustered = estimate(values, "proportion", clusters=clusters)
+    assert clustered.clusters == 40 and plain.clusters == 400
+    assert (clustered.ci_high - clustered.ci_low) > 2 * (plain.ci_high - plain.ci_low)
+
+
+def test_zero_events_still_have_an_upper_bound_with_clusters() -> None:
+    est = estimate(np.zeros(48), "proportion", clusters=np.repeat(np.arange(16), 3))
+    assert est.value == 0 and est.ci_low == 0 and est.ci_high == pytest.approx(wilson(0, 16)[1])
+
+
+def test_delta_method_for_large_n_agrees_with_bootstrap() -> None:
+    rng = np.random.default_rng(2)
+    den = rng.integers(5, 20, size=30000).astype(float)
+    num = rng.binomial(den.astype(int), 0.1).astype(float)
+    low_d, high_d, _, method = ratio_ci(num, den)
+    assert method == "delta"
+    low_b, high_b, _, _ = ratio_ci(num[:19999], den[:19999], samples=400)
+    width_ratio = (high_d - low_d) / (high_b - low_b)
+    assert 0.7 < width_ratio < 0.95  # sqrt(19999/30000) ≈ 0.82
+
+
+def test_paired_difference_detects_a_shift() -> None:
+    rng = np.random.default_rng(4)
+    a = rng.binomial(1, 0.8, 300).astype(float)
+    b = a.copy()
+    b[rng.choice(300, 45, replace=False)] = 0.0
+    ones = np.ones(300)
+    diff, low, high = paired_ratio_difference(a, ones, b, ones)
+    assert diff < 0 and high < 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -16,7 +16,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="avec-harness: evaluate generative-AI tools on health tasks (HAS A.V.E.C.).")
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     md = "md"
     json = "json"
 

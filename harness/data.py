@@ -143,10 +143,8 @@ def iter_rows(task: LoadedTask) -> Iterator[tuple[int, dict[str, Any]]]:
                                 task.lines.get(("dataset", "path")), found=str(path)))
     fmt = _format(path, spec.format)
     reader = {"jsonl": _jsonl_rows, "csv": _csv_rows, "parquet": _parquet_rows, "hf-disk": _hf_disk_rows}[fmt]
-    count = 0
-    for lineno, row in reader(path):
+    for count, (lineno, row) in enumerate(reader(path), 1):
         yield lineno, row
-        count += 1
         if spec.limit and count >= spec.limit:
             return
 

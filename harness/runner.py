@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -126,7 +126,7 @@ def build_manifest(suite: LoadedSuite, validation: Validation, run_id: str) -> d
         "platform": platform.platform(),
         "seed": suite.config.seed,
         "repeats": suite.config.repeats,
-        "started_at": datetime.now(timezone.utc).isoformat(),
+        "started_at": datetime.now(UTC).isoformat(),
         "ended_at": None,
         "provider_models": {},
     }
@@ -148,9 +148,9 @@ async def call_with_retries(adapter: Adapter, request: Request, timeout: float, 
         start = time.perf_counter()
         try:
             response = await asyncio.wait_for(adapter.generate(request), timeout)
-            response.attempts = attempts + [{"attempt": attempt, "status": "ok"}] if attempts else []
+            response.attempts = [*attempts, {"attempt": attempt, "status": "ok"}] if attempts else []
             return response
-        except asyncio.TimeoutError:
+        except TimeoutError:
             err = AdapterError(f"timed out after {timeout:g} s", retryable=True)
         except AdapterError as exc:
             err = exc
@@ -245,7 +245,7 @@ class Runner:
                     "task": pair.task.name, "adapter": pair.adapter.name, "item_id": item.id, "repeat": repeat,
                     "seed": seed, "request_hash": request.content_hash(self._audio_hash(request.audio)),
                     "status": response.status, **response.to_dict(),
-                    "time": datetime.now(timezone.utc).isoformat()})
+                    "time": datetime.now(UTC).isoformat()})
             if response.model_id:
                 self.models_seen.setdefault(pair.adapter.name, set()).add(
                     response.model_id + (f" ({response.system_fingerprint})" if response.system_fingerprint else ""))
@@ -261,7 +261,7 @@ class Runner:
         from tqdm import tqdm
 
         repeats = self.suite.config.repeats
-        workers = pair.semaphore._value  # noqa: SLF001 - the adapter's concurrency
+        workers = pair.semaphore._value
         queue: asyncio.Queue[tuple[Item, int] | None] = asyncio.Queue(maxsize=workers * 4)
         bar = None if self.quiet else tqdm(total=pair.total * repeats, desc=f"{pair.task.name} × {pair.adapter.name}",
                                            position=position, leave=True, unit="item", dynamic_ncols=True)
@@ -343,15 +343,15 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: b
     try:
         asyncio.run(runner.run(manifest))
     except KeyboardInterrupt:
-        manifest.update(status="interrupted", ended_at=datetime.now(timezone.utc).isoformat())
+        manifest.update(status="interrupted", ended_at=datetime.now(UTC).isoformat())
         runner.writer.manifest(manifest)
         raise RunIncomplete(f"interrupted; everything finished is in {run_dir}. Resume with:\n"
                             f"  harness run {suite_path} --resume {run_dir}") from None
     except RunIncomplete:
-        manifest.update(status="failed", ended_at=datetime.now(timezone.utc).isoformat())
+        manifest.update(status="failed", ended_at=datetime.now(UTC).isoformat())
         runner.writer.manifest(manifest)
         raise
-    manifest.update(status="complete", ended_at=datetime.now(timezone.utc).isoformat())
+    manifest.update(status="complete", ended_at=datetime.now(UTC).isoformat())
     runner.writer.manifest(manifest)
     scorecard = build_scorecard(run_dir)
     write_reports(run_dir, scorecard)

@@ -213,5 +213,6 @@ def _check_metric_refs(config: SuiteConfig, file: str, lines: dict, tasks: list[
                                         hint=did_you_mean(rule.metric, known)))
             if rule.adapter is not None and rule.adapter not in adapter_names:
                 problems.append(Problem(file, f"{section}[{i}].adapter", "unknown adapter",
-                                        lines.get((section, i, "adapter")), expected="one of: " + ", ".join(adapter_names),
+                                        lines.get((section, i, "adapter")),
+                                        expected="one of: " + ", ".join(adapter_names),
                                         found=repr(rule.adapter), hint=did_you_mean(rule.adapter, adapter_names)))

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import run_cli, write_jsonl, write_yaml
 
 

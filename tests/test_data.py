@@ -7,8 +7,8 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-
 from conftest import write_yaml
+
 from harness.config import LoadedTask, TaskConfig
 from harness.data import iter_items, scan_dataset
 from harness.yamlio import load_yaml

@@ -13,7 +13,8 @@ from harness.scoring.normalize import normalizer
 from harness.scoring.qa import ExactMatch
 from harness.types import Item
 
-VOCAB = "the patient denies chest pain give 5 mg ceftriaxone cefuroxime left right not once daily".split()
+VOCAB = ["the", "patient", "denies", "chest", "pain", "give", "5", "mg", "ceftriaxone", "cefuroxime",
+         "left", "right", "not", "once", "daily"]
 
 
 def test_edit_counts_match_jiwer_on_random_pairs() -> None:

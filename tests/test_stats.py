@@ -62,5 +62,5 @@ def test_paired_difference_detects_a_shift() -> None:
     b = a.copy()
     b[rng.choice(300, 45, replace=False)] = 0.0
     ones = np.ones(300)
-    diff, low, high = paired_ratio_difference(a, ones, b, ones)
+    diff, _, high = paired_ratio_difference(a, ones, b, ones)
     assert diff < 0 and high < 0

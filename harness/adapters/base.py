@@ -46,14 +46,14 @@ class Adapter(ABC):
         """Static checks on settings (files exist, callable importable); no model call."""
         return []
 
-    async def setup(self) -> None:
+    async def setup(self) -> None:  # noqa: B027 - optional hook
         """Load models, open sessions. Runs once per run."""
 
     @abstractmethod
     async def generate(self, request: Request) -> Response:
         """Answer one request; raise `AdapterError` on failure."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook
         """Release what `setup` took."""
 
     def secrets(self) -> list[str]:

@@ -77,7 +77,7 @@ class Command(Adapter):
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd)
             try:
                 out, err = await asyncio.wait_for(proc.communicate(stdin_data), self.settings.timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 proc.kill()
                 await proc.wait()
                 raise AdapterError(f"command timed out after {self.settings.timeout_s} s", retryable=True) from None

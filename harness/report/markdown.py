@@ -31,7 +31,8 @@ def render_markdown(card: dict[str, Any]) -> str:
     if card.get("description"):
         out += [card["description"], ""]
     out += [f"Run `{card['run_id']}` · status **{card['status']}** · {card['started_at']} → {card['ended_at']}",
-            f"· avec-harness {card['harness_version']}" + (f" · git {card['git_revision'][:10]}" if card.get("git_revision") else ""),
+            f"· avec-harness {card['harness_version']}"
+            + (f" · git {card['git_revision'][:10]}" if card.get("git_revision") else ""),
             ""]
     out += ["## Systems under test", "",
             "What each provider declares (HAS 1.4 / 4.1), and the model ids the systems returned.", "",
@@ -53,7 +54,8 @@ def render_markdown(card: dict[str, Any]) -> str:
         for r in sorted(rows, key=lambda r: (r["operational"], r["metric"], r["adapter"])):
             arrow = "↑" if r["higher_is_better"] else "↓"
             flag = "⚠" if r["small_n"] else ""
-            out.append(f"| {r['metric']} {arrow} | {r['adapter']} | {fmt(r['value'])} | {_ci(r)} | {r['n']} | {flag} |")
+            out.append(f"| {r['metric']} {arrow} | {r['adapter']} | {fmt(r['value'])} | {_ci(r)} "
+                       f"| {r['n']} | {flag} |")
         out.append("")
     if card["objectives"]:
         out += ["## Objectives (HAS 1.6: success and stop criteria set before the run)", "",
@@ -66,7 +68,8 @@ def render_markdown(card: dict[str, Any]) -> str:
         verdict = "all passed" if not card["gates_failed"] else f"{card['gates_failed']} failed"
         out += [f"## Gates ({verdict})", "", "| Metric | Adapter | Result | Why |", "|---|---|---|---|"]
         for g in card["gates"]:
-            out.append(f"| {g['metric']} | {g['adapter']} | {'pass' if g['passed'] else '**FAIL**'} | {fmt(g['reason'])} |")
+            result = "pass" if g["passed"] else "**FAIL**"
+            out.append(f"| {g['metric']} | {g['adapter']} | {result} | {fmt(g['reason'])} |")
         out.append("")
     out += ["## Method", "",
             "- Ratios (WER, CER) are corpus-level: total errors / total reference units.",

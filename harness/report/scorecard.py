@@ -45,7 +45,9 @@ class _PairValues:
 
     def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         vals, rows = self.values.get(name, (array("d"), array("l")))
-        return np.frombuffer(vals, dtype=float) if vals else np.empty(0), np.frombuffer(rows, dtype=np.int64) if rows else np.empty(0, dtype=np.int64)
+        if not vals:
+            return np.empty(0), np.empty(0, dtype=np.int64)
+        return np.frombuffer(vals, dtype=float), np.frombuffer(rows, dtype=np.int64)
 
 
 def load_values(run_dir: Path) -> dict[tuple[str, str], _PairValues]:
@@ -96,7 +98,8 @@ def _adapters_for(manifest: dict[str, Any], task: str, only: str | None) -> list
     return [a for t, a in manifest["pairs"] if t == task and (only is None or a == only)]
 
 
-def evaluate_objectives(suite: SuiteConfig, manifest: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def evaluate_objectives(suite: SuiteConfig, manifest: dict[str, Any],
+                        rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for obj in suite.objectives:
         task, metric = obj.metric.split("/", 1)
@@ -121,7 +124,8 @@ def evaluate_objectives(suite: SuiteConfig, manifest: dict[str, Any], rows: list
     return out
 
 
-def _paired_series(run_dir: Path, task: str, adapter: str, spec: dict[str, Any]) -> dict[tuple[str, int], tuple[float, float]]:
+def _paired_series(run_dir: Path, task: str, adapter: str,
+                   spec: dict[str, Any]) -> dict[tuple[str, int], tuple[float, float]]:
     out = {}
     for rec in iter_jsonl(run_dir / SCORES):
         if rec["task"] != task or rec["adapter"] != adapter:
@@ -176,7 +180,8 @@ def _non_inferiority(manifest: dict[str, Any], run_dir: Path, task: str, metric:
     worse_bound = -low if spec["higher_is_better"] else high
     passed = worse_bound <= margin
     return {"passed": passed, "difference": diff, "ci_low": low, "ci_high": high, "n_paired": len(keys),
-            "reason": f"difference {diff:+.4g} [{low:+.4g}, {high:+.4g}] vs margin {margin:g} on {len(keys)} paired items"}
+            "reason": f"difference {diff:+.4g} [{low:+.4g}, {high:+.4g}] vs margin {margin:g} "
+                      f"on {len(keys)} paired items"}
 
 
 def build_scorecard(run_dir: str | Path) -> dict[str, Any]:

@@ -21,7 +21,8 @@ TEXT_KINDS = frozenset({"transcription", "generation", "translation"})
 def edit_counts(ref: list[str] | str, hyp: list[str] | str) -> tuple[int, int, int, int]:
     """(substitutions, deletions, insertions, hits) of the minimal alignment."""
     sub = dele = ins = hits = 0
-    for tag, i1, i2, j1, j2 in Levenshtein.opcodes(ref, hyp):
+    for op in Levenshtein.opcodes(ref, hyp):
+        tag, i1, i2, j1, j2 = op.tag, op.src_start, op.src_end, op.dest_start, op.dest_end
         if tag == "equal":
             hits += i2 - i1
         elif tag == "replace":

@@ -54,7 +54,7 @@ class OpenAIServer:
     @property
     def base_url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"http://{host!s}:{port}/v1"  # type: ignore[str-bytes-safe]
 
     def count(self, kind: str | None = None) -> int:
         with self._lock:

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 MANIFEST = "manifest.json"
 RESPONSES = "responses.jsonl"
 SCORES = "scores.jsonl"
@@ -51,8 +53,8 @@ def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             if not raw.endswith(b"\n"):
                 return
             try:
-                yield json.loads(raw)
-            except json.JSONDecodeError:
+                yield orjson.loads(raw)
+            except orjson.JSONDecodeError:
                 continue
 
 
@@ -62,14 +64,14 @@ class RunWriter:
     def __init__(self, run_dir: Path) -> None:
         self.dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
-        self._files: dict[str, IO[str]] = {}
+        self._files: dict[str, IO[bytes]] = {}
 
-    def _fh(self, name: str) -> IO[str]:
+    def _fh(self, name: str) -> IO[bytes]:
         fh = self._files.get(name)
         if fh is None:
             path = self.dir / name
             self._truncate_partial_line(path)
-            fh = self._files[name] = path.open("a", encoding="utf-8")
+            fh = self._files[name] = path.open("ab")
         return fh
 
     @staticmethod
@@ -83,7 +85,8 @@ class RunWriter:
 
     def append(self, name: str, record: dict[str, Any]) -> None:
         fh = self._fh(name)
-        fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        # one write of a whole line, then flush: a crash leaves at most a partial last line
+        fh.write(orjson.dumps(record, default=str, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY))
         fh.flush()
 
     def manifest(self, data: dict[str, Any]) -> None:

@@ -88,6 +88,32 @@ def normalizer(language: str = "en", spec: NormalizerSpec | None = None) -> Call
             return tok.replace(",", "")
         return tok.replace(",", ".") if tok.replace(",", "").isdigit() else tok
 
+    # Vocabularies are small: each distinct raw token is worked out once.
+    @lru_cache(maxsize=1 << 16)
+    def token_parts(raw: str) -> tuple[str, ...]:
+        if spec.punctuation:
+            raw = raw.strip(".,")
+            if not raw:
+                return ()
+        if spec.numbers and raw[0].isdigit():
+            raw = number_token(raw)
+        if not spec.units:
+            return (raw,)
+        out: list[str] = []
+        for i, tok in enumerate(raw.split("/")):
+            if i:
+                out.append(per)
+            if not tok:
+                continue
+            glued = _GLUED.match(tok) if tok[0].isdigit() else None
+            if glued and glued.group(2) in single:
+                out.append(glued.group(1))
+                tok = glued.group(2)
+            out.append(single.get(tok, tok))
+        return tuple(t for t in out if t.strip(",/")) if spec.punctuation else tuple(out)
+
+    second_words = {b for _, b in double}
+
     def apply(text: str) -> str:
         text = text or ""
         if not text.isascii():
@@ -102,30 +128,11 @@ def normalizer(language: str = "en", spec: NormalizerSpec | None = None) -> Call
             text = text.translate(_PUNCT)
         out: list[str] = []
         for raw in text.split():
-            if spec.punctuation:
-                raw = raw.strip(".,")
-                if not raw:
-                    continue
-            if spec.numbers and raw[0].isdigit():
-                raw = number_token(raw)
-            parts = raw.split("/") if spec.units and "/" in raw else (raw,)
-            for i, tok in enumerate(parts):
-                if i:
-                    out.append(per)
-                if not tok:
-                    continue
-                if spec.units:
-                    glued = _GLUED.match(tok) if tok[0].isdigit() else None
-                    if glued and glued.group(2) in single:
-                        out.append(glued.group(1))
-                        tok = glued.group(2)
-                    tok = single.get(tok, tok)
-                    if double and out and (out[-1], tok) in double:
-                        out[-1] = double[(out[-1], tok)]
-                        continue
-                out.append(tok)
-        if spec.punctuation:
-            out = [t for t in out if t.strip(",/")]
+            parts = token_parts(raw)
+            if second_words and parts and parts[0] in second_words and out and (out[-1], parts[0]) in double:
+                out[-1] = double[(out[-1], parts[0])]
+                parts = parts[1:]
+            out.extend(parts)
         return " ".join(out)
 
     return apply

@@ -1,0 +1,17 @@
+"""Run every benchmark in this folder and print their figures."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+BENCHES = ["bench_wer", "bench_asr"]
+
+if __name__ == "__main__":
+    selected = sys.argv[1:] or BENCHES
+    for name in selected:
+        importlib.import_module(name).main()
+        print()

@@ -17,7 +17,9 @@ from harness.config import TaskConfig
 from harness.scoring.asr import WER
 from harness.types import Item
 
-WORDS = ["the", "patient", "denies", "chest", "pain", "give", "five", "milligrams", "of", "ceftriaxone", "intravenously", "once", "daily", "left", "knee", "right", "ankle", "no", "known", "drug", "allergies", "hydralazine", "ten", "units", "insulin", "at", "night"]
+_TEXT = ("the patient denies chest pain give five milligrams of ceftriaxone intravenously once daily "
+         "left knee right ankle no known drug allergies hydralazine ten units insulin at night")
+WORDS = tuple(_TEXT.split())
 
 
 def make_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:

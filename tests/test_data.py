@@ -6,8 +6,7 @@ import json
 import tracemalloc
 from pathlib import Path
 
-import pytest
-from conftest import write_yaml
+from conftest import run_cli, write_yaml
 
 from harness.config import LoadedTask, TaskConfig
 from harness.data import iter_items, scan_dataset
@@ -62,15 +61,14 @@ def test_saved_hugging_face_dataset(tmp_path: Path) -> None:
     _check(_task(tmp_path, {"path": "saved"}))
 
 
-def test_hub_dataset_unavailable_offline_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    task = _task(tmp_path, {"hf": {"name": "avec-harness/does-not-exist", "split": "test"}})
-    summary = scan_dataset(task, ("id",))
-    assert len(summary.problems) == 1
-    text = str(summary.problems[0])
-    assert "task.yaml" in text and "dataset.hf" in text and "not available offline" in text
+def test_hub_dataset_unavailable_offline_is_a_clear_error(tmp_path: Path) -> None:
+    _task(tmp_path, {"hf": {"name": "avec-harness/does-not-exist", "split": "test"}})
+    (tmp_path / "out.csv").write_text("id,output\nr1,A\n", encoding="utf-8")
+    write_yaml(tmp_path / "replay.yaml", {"name": "r", "kind": "replay", "settings": {"path": "out.csv"}})
+    suite = write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["replay.yaml"]})
+    res = run_cli("validate", str(suite), env={"HF_HOME": str(tmp_path / "hf-home")}, timeout=120)
+    assert res.returncode == 2, res.stderr
+    assert "task.yaml" in res.stderr and "dataset.hf" in res.stderr and "not available offline" in res.stderr
 
 
 def test_limit(tmp_path: Path) -> None:

@@ -29,13 +29,16 @@ def _fail(exc: Exception, code: int) -> None:
 @app.command()
 def run(suite: Path = typer.Argument(..., help="suite.yaml"),
         out: Path = typer.Option(None, "--out", help="run directory (default: <output_dir>/<run-id>)"),
-        resume: str = typer.Option(None, "--resume", help="run id or directory of a run to finish"),
+        resume: str = typer.Option(None, "--resume", help="run id or directory of a run to finish, or 'latest'"),
+        no_cache: bool = typer.Option(False, "--no-cache", help="neither read nor write the response cache"),
+        shard: str = typer.Option(None, "--shard", help="i/n: run only this shard of the items"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars")) -> None:
     """Run a suite: every task × adapter, then write the scorecard."""
     from harness.runner import run_suite
 
     try:
-        result = run_suite(suite, out=out, quiet=quiet or not sys.stderr.isatty(), resume=resume)
+        result = run_suite(suite, out=out, quiet=quiet or not sys.stderr.isatty(), resume=resume,
+                           cache=False if no_cache else None, shard=shard)
     except ConfigError as exc:
         _fail(exc, 2)
     except RunIncomplete as exc:
@@ -77,6 +80,47 @@ def report(run_dir: Path = typer.Argument(..., help="runs/<run-id>"),
         out.write_text(text + "\n", encoding="utf-8")
     else:
         typer.echo(text)
+
+
+@app.command()
+def merge(runs: list[Path] = typer.Argument(..., help="the shard run directories"),
+          out: Path = typer.Option(..., "--out", help="directory of the merged run")) -> None:
+    """Merge the records of a sharded run into one run and recompute its scorecard."""
+    from harness.merge import merge_runs
+
+    try:
+        card = merge_runs(runs, out)
+    except ConfigError as exc:
+        _fail(exc, 2)
+    typer.echo(f"merged {len(runs)} runs into {out}")
+    raise typer.Exit(1 if card["gates_failed"] else 0)
+
+
+cache_app = typer.Typer(help="The response cache (.harness-cache/ beside the suite, or $HARNESS_CACHE_DIR).")
+app.add_typer(cache_app, name="cache")
+
+
+def _open_cache(where: Path):  # type: ignore[no-untyped-def]
+    from harness.cache import ResponseCache, default_cache_dir
+
+    base = where.parent if where.is_file() else where
+    return ResponseCache(default_cache_dir(base))
+
+
+@cache_app.command("stats")
+def cache_stats(where: Path = typer.Argument(Path("."), help="a suite file or its directory")) -> None:
+    """Entries and size of the cache."""
+    cache = _open_cache(where)
+    typer.echo(json.dumps(cache.stats(), indent=2))
+    cache.close()
+
+
+@cache_app.command("clear")
+def cache_clear(where: Path = typer.Argument(Path("."), help="a suite file or its directory")) -> None:
+    """Delete every cached response."""
+    cache = _open_cache(where)
+    typer.echo(f"removed {cache.clear()} cached responses from {cache.path}")
+    cache.close()
 
 
 def main() -> None:

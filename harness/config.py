@@ -135,6 +135,9 @@ class RetryPolicy(Strict):
 class AdapterRef(Strict):
     path: str
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    adaptive_concurrency: bool = Field(default=True, description="halve in-flight requests on 429")
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    tokens_per_minute: float | None = Field(default=None, gt=0)
     tasks: list[str] | None = None
     concurrency: int | None = Field(default=None, ge=1)
     timeout_s: float | None = Field(default=None, gt=0)
@@ -189,6 +192,7 @@ class SuiteConfig(Strict):
     gates: list[Gate] = Field(default_factory=list)
     baseline: str | None = None
     output_dir: str = "runs"
+    cache: bool = Field(default=True, description="reuse identical earlier responses (SQLite, .harness-cache/)")
 
     @field_validator("adapters", mode="before")
     @classmethod

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import platform
 import random
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -25,13 +25,15 @@ from typing import Any
 
 from harness import __version__
 from harness.adapters.base import ADAPTERS, Adapter
+from harness.cache import ResponseCache, cache_key, default_cache_dir
 from harness.config import LoadedAdapter, LoadedSuite, LoadedTask, RetryPolicy, resolve
 from harness.data import dataset_files, iter_items
-from harness.errors import AdapterError, RunIncomplete
+from harness.errors import AdapterError, ConfigError, Problem, RunIncomplete
 from harness.kinds import KINDS
+from harness.limits import AdaptiveLimiter
 from harness.report.scorecard import build_scorecard, write_reports
 from harness.scoring.base import SCORERS, Scorer
-from harness.store import RESPONSES, SCORES, RunWriter, iter_jsonl, new_run_id, sha256_file
+from harness.store import RESPONSES, SCORES, RunWriter, iter_jsonl, new_run_id, read_manifest, sha256_file
 from harness.types import Item, Request, Response, Score
 from harness.validate import Validation, load_suite, task_metrics, task_scorers
 
@@ -52,8 +54,10 @@ class _Pair:
     adapter: LoadedAdapter
     instance: Adapter
     scorers: list[Scorer]
-    semaphore: asyncio.Semaphore
+    limiter: AdaptiveLimiter
     total: int
+    cacheable: bool = True
+    output_settings: dict[str, Any] = field(default_factory=dict)
     done: set[tuple[str, int]] = field(default_factory=set)
     recorded: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
 
@@ -140,22 +144,29 @@ def _scrub(text: str, secrets: list[str]) -> str:
 
 
 async def call_with_retries(adapter: Adapter, request: Request, timeout: float, policy: RetryPolicy,
-                            sleep: Callable[[float], Any] = asyncio.sleep) -> Response:
-    """Call the adapter under the retry policy; failures end as an error Response, never raise."""
+                            limiter: AdaptiveLimiter) -> Response:
+    """Call the adapter under the retry policy; failures end as an error Response, never raise.
+
+    A slot of the limiter is held per attempt, not across the backoff sleep, so waiting
+    items do not starve the others."""
     attempts: list[dict[str, Any]] = []
     waited = 0.0
     for attempt in range(1, policy.max_attempts + 1):
+        started = await limiter.acquire()
         start = time.perf_counter()
         try:
             response = await asyncio.wait_for(adapter.generate(request), timeout)
-            response.attempts = [*attempts, {"attempt": attempt, "status": "ok"}] if attempts else []
-            return response
         except TimeoutError:
             err = AdapterError(f"timed out after {timeout:g} s", retryable=True)
         except AdapterError as exc:
             err = exc
         except Exception as exc:  # an adapter bug must not abort the run
             err = AdapterError(f"{type(exc).__name__}: {exc}")
+        else:
+            await limiter.release(started, tokens=(response.tokens_in or 0) + (response.tokens_out or 0))
+            response.attempts = [*attempts, {"attempt": attempt, "status": 200}] if attempts else []
+            return response
+        await limiter.release(started, rate_limited=err.status == 429)
         message = _scrub(str(err), adapter.secrets())
         record: dict[str, Any] = {"attempt": attempt, "error": message, "status": err.status,
                                   "elapsed_s": round(time.perf_counter() - start, 4)}
@@ -165,13 +176,13 @@ async def call_with_retries(adapter: Adapter, request: Request, timeout: float, 
         wait = min(policy.max_wait_s, policy.initial_wait_s * 2 ** (attempt - 1))
         wait *= 1 + random.uniform(-policy.jitter, policy.jitter)
         if err.retry_after is not None:
-            wait = max(wait, err.retry_after)
+            wait = max(wait, min(err.retry_after, policy.max_total_wait_s))
         if waited + wait > policy.max_total_wait_s:
             record["gave_up"] = "max_total_wait_s"
             break
         record["wait_s"] = round(wait, 3)
         waited += wait
-        await sleep(wait)
+        await asyncio.sleep(wait)
     return Response(error=attempts[-1]["error"], attempts=attempts)
 
 
@@ -193,16 +204,30 @@ def score_item(scorers: list[Scorer], item: Item, response: Response) -> Score:
     return score
 
 
+def in_shard(item_id: str, shard: tuple[int, int] | None) -> bool:
+    """Stable assignment of items to shards (i of n, 1-based); repeats stay together."""
+    if shard is None:
+        return True
+    index, count = shard
+    digest = hashlib.blake2b(item_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % count == index - 1
+
+
 class Runner:
-    def __init__(self, validation: Validation, run_dir: Path, run_id: str, *, quiet: bool, resume: bool) -> None:
+    def __init__(self, validation: Validation, run_dir: Path, run_id: str, *, quiet: bool, resume: bool,
+                 cache: ResponseCache | None, shard: tuple[int, int] | None) -> None:
         self.validation = validation
         self.suite = validation.suite
         self.run_dir = run_dir
         self.run_id = run_id
         self.quiet = quiet
         self.resume = resume
+        self.cache = cache
+        self.shard = shard
         self.writer = RunWriter(run_dir)
         self.models_seen: dict[str, set[str]] = {}
+        self.limiters: dict[str, AdaptiveLimiter] = {}
+        self.requests_sent = 0
         self._audio_hashes: dict[Path, str] = {}
 
     def _audio_hash(self, path: Path | None) -> str | None:
@@ -224,10 +249,27 @@ class Runner:
             if pair is not None:
                 pair.done.add((rec["item_id"], rec["repeat"]))
 
-    async def _worker(self, pair: _Pair, queue: asyncio.Queue[tuple[Item, int] | None], bar: Any) -> None:
-        kind = KINDS[pair.task.config.kind]
+    async def _respond(self, pair: _Pair, request: Request) -> tuple[Response, str]:
+        """Cache, then the adapter under retries and limits."""
+        request_hash = request.content_hash(self._audio_hash(request.audio))
+        key = None
+        if self.cache is not None and pair.cacheable:
+            key = cache_key(pair.adapter.profile.kind, pair.output_settings, request_hash)
+            cached = self.cache.get(key)
+            if cached is not None:
+                return cached, request_hash
         ref = pair.adapter.ref
         timeout = ref.timeout_s or self.suite.config.timeout_s
+        self.requests_sent += 1
+        response = await call_with_retries(pair.instance, request, timeout, ref.retry, pair.limiter)
+        if response.cost is None and response.status == "ok":
+            response.cost = pair.instance.cost(response)
+        if key is not None and self.cache is not None:
+            self.cache.put(key, pair.adapter.profile.kind, response)
+        return response, request_hash
+
+    async def _worker(self, pair: _Pair, queue: asyncio.Queue[tuple[Item, int] | None], bar: Any) -> None:
+        kind = KINDS[pair.task.config.kind]
         while (job := await queue.get()) is not None:
             item, repeat = job
             key = (item.id, repeat)
@@ -237,14 +279,10 @@ class Runner:
                 response = _response_from_record(previous)
             else:
                 request = kind.build_request(pair.task.config, item, repeat, seed)
-                async with pair.semaphore:
-                    response = await call_with_retries(pair.instance, request, timeout, ref.retry)
-                if response.cost is None and response.status == "ok":
-                    response.cost = pair.instance.cost(response)
+                response, request_hash = await self._respond(pair, request)
                 self.writer.append(RESPONSES, {
                     "task": pair.task.name, "adapter": pair.adapter.name, "item_id": item.id, "repeat": repeat,
-                    "seed": seed, "request_hash": request.content_hash(self._audio_hash(request.audio)),
-                    "status": response.status, **response.to_dict(),
+                    "seed": seed, "request_hash": request_hash, "status": response.status, **response.to_dict(),
                     "time": datetime.now(UTC).isoformat()})
             if response.model_id:
                 self.models_seen.setdefault(pair.adapter.name, set()).add(
@@ -261,13 +299,16 @@ class Runner:
         from tqdm import tqdm
 
         repeats = self.suite.config.repeats
-        workers = pair.semaphore._value
+        workers = pair.limiter.max
         queue: asyncio.Queue[tuple[Item, int] | None] = asyncio.Queue(maxsize=workers * 4)
-        bar = None if self.quiet else tqdm(total=pair.total * repeats, desc=f"{pair.task.name} × {pair.adapter.name}",
+        total = pair.total * repeats if self.shard is None else None
+        bar = None if self.quiet else tqdm(total=total, desc=f"{pair.task.name} × {pair.adapter.name}",
                                            position=position, leave=True, unit="item", dynamic_ncols=True)
         tasks = [asyncio.create_task(self._worker(pair, queue, bar)) for _ in range(workers)]
         try:
             for item in iter_items(pair.task):
+                if not in_shard(item.id, self.shard):
+                    continue
                 for repeat in range(repeats):
                     if (item.id, repeat) in pair.done:
                         if bar is not None:
@@ -285,7 +326,6 @@ class Runner:
 
     async def run(self, manifest: dict[str, Any]) -> None:
         instances: dict[str, Adapter] = {}
-        semaphores: dict[str, asyncio.Semaphore] = {}
         used = {a.name: a for _, a in self.suite.pairs}
         try:
             for name, adapter in used.items():
@@ -297,13 +337,18 @@ class Runner:
                     raise RunIncomplete(f"adapter '{name}' could not start: "
                                         f"{_scrub(f'{type(exc).__name__}: {exc}', instance.secrets())}") from None
                 instances[name] = instance
-                limit = adapter.ref.concurrency or min(self.suite.config.concurrency,
-                                                       cls.default_concurrency or self.suite.config.concurrency)
-                semaphores[name] = asyncio.Semaphore(limit)
+                ref = adapter.ref
+                limit = ref.concurrency or min(self.suite.config.concurrency,
+                                               cls.default_concurrency or self.suite.config.concurrency)
+                self.limiters[name] = AdaptiveLimiter(limit, adaptive=ref.adaptive_concurrency,
+                                                      requests_per_minute=ref.requests_per_minute,
+                                                      tokens_per_minute=ref.tokens_per_minute)
             pairs = [
                 _Pair(task, adapter, instances[adapter.name],
                       [SCORERS.get(s)(task.config) for s in task_scorers(task.config)],
-                      semaphores[adapter.name], self.validation.item_counts.get(task.name, 0))
+                      self.limiters[adapter.name], self.validation.item_counts.get(task.name, 0),
+                      cacheable=ADAPTERS.get(adapter.profile.kind).cacheable,
+                      output_settings=output_settings(adapter))
                 for task, adapter in self.suite.pairs]
             if self.resume:
                 self._load_previous(pairs)
@@ -314,6 +359,20 @@ class Runner:
                     await instance.close()
             self.writer.close()
             manifest["provider_models"] = {k: sorted(v) for k, v in self.models_seen.items()}
+            manifest["requests_sent"] = manifest.get("requests_sent", 0) + self.requests_sent
+            if self.cache is not None:
+                manifest["cache"] = {"hits": self.cache.hits, "misses": self.cache.misses}
+            manifest["limits"] = {name: {"decreases": lim.stats.decreases, "min_concurrency": lim.stats.min_limit,
+                                         "rate_limited": lim.stats.rate_limited,
+                                         "paced_s": round(lim.stats.paced_s, 3)}
+                                  for name, lim in self.limiters.items()}
+
+
+def output_settings(adapter: LoadedAdapter) -> dict[str, Any]:
+    """The settings that change an adapter's output: what the cache key includes."""
+    data = adapter.settings.model_dump(mode="json")
+    keys = ADAPTERS.get(adapter.profile.kind).output_settings
+    return data if keys is None else {k: data.get(k) for k in keys}
 
 
 def _response_from_record(rec: dict[str, Any]) -> Response:
@@ -321,28 +380,71 @@ def _response_from_record(rec: dict[str, Any]) -> Response:
     return Response(**{k: v for k, v in rec.items() if k in fields})
 
 
+def find_resumable(suite: LoadedSuite, resume: str | Path) -> Path:
+    """A run directory from a path, a run id, or 'latest' (newest unfinished run)."""
+    runs_root = resolve(suite.base_dir, suite.config.output_dir)
+    if str(resume) == "latest":
+        candidates = []
+        for manifest in runs_root.glob("*/manifest.json"):
+            with contextlib.suppress(OSError, ValueError):
+                data = json.loads(manifest.read_text(encoding="utf-8"))
+                if data.get("status") != "complete" and data.get("suite", {}).get("name") == suite.config.name:
+                    candidates.append((data.get("started_at", ""), manifest.parent))
+        if not candidates:
+            raise RunIncomplete(f"no unfinished run of suite '{suite.config.name}' under {runs_root}")
+        return max(candidates)[1]
+    for candidate in (Path(resume), runs_root / str(resume)):
+        if (candidate / "manifest.json").is_file():
+            return candidate
+    raise RunIncomplete(f"no run to resume at {resume}")
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        index = count = 0
+    if not 1 <= index <= count:
+        raise ConfigError([Problem("--shard", "", "expected i/n with 1 <= i <= n", found=repr(text))])
+    return index, count
+
+
 def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: bool = False,
-              resume: str | Path | None = None) -> RunResult:
-    """Run a suite end to end and write its record. Raises ConfigError (exit 2) before any
-    model is called when the input is bad, RunIncomplete (exit 3) when it cannot finish."""
+              resume: str | Path | None = None, cache: bool | None = None,
+              shard: str | None = None) -> RunResult:
+    """Run a suite end to end and write its record.
+
+    Raises ConfigError (exit 2) before any model is called when the input is bad, and
+    RunIncomplete (exit 3) when the run cannot finish; in that case everything finished
+    is on disk and `resume=` (a run directory, a run id or 'latest') picks it up."""
     validation = load_suite(suite_path)
     suite = validation.suite
+    shard_spec = parse_shard(shard)
+    previous: dict[str, Any] = {}
     if resume is not None:
-        run_dir = Path(resume)
-        if not (run_dir / "manifest.json").is_file():
-            run_dir = resolve(suite.base_dir, suite.config.output_dir) / str(resume)
-        if not (run_dir / "manifest.json").is_file():
-            raise RunIncomplete(f"no run to resume at {resume}")
+        run_dir = find_resumable(suite, resume)
         run_id = run_dir.name
+        previous = read_manifest(run_dir)
+        shard_spec = tuple(previous["shard"]) if previous.get("shard") else shard_spec  # type: ignore[assignment]
     else:
         run_id = new_run_id()
         run_dir = Path(out) if out else resolve(suite.base_dir, suite.config.output_dir) / run_id
     manifest = build_manifest(suite, validation, run_id)
-    runner = Runner(validation, run_dir, run_id, quiet=quiet, resume=resume is not None)
+    manifest["shard"] = list(shard_spec) if shard_spec else None
+    if previous:
+        manifest["started_at"] = previous["started_at"]
+        manifest["requests_sent"] = previous.get("requests_sent", 0)
+        manifest["resumed"] = previous.get("resumed", 0) + 1
+    use_cache = suite.config.cache if cache is None else cache
+    response_cache = ResponseCache(default_cache_dir(suite.base_dir)) if use_cache else None
+    runner = Runner(validation, run_dir, run_id, quiet=quiet, resume=resume is not None,
+                    cache=response_cache, shard=shard_spec)
     runner.writer.manifest(manifest)
     try:
         asyncio.run(runner.run(manifest))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         manifest.update(status="interrupted", ended_at=datetime.now(UTC).isoformat())
         runner.writer.manifest(manifest)
         raise RunIncomplete(f"interrupted; everything finished is in {run_dir}. Resume with:\n"
@@ -351,6 +453,9 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: b
         manifest.update(status="failed", ended_at=datetime.now(UTC).isoformat())
         runner.writer.manifest(manifest)
         raise
+    finally:
+        if response_cache is not None:
+            response_cache.close()
     manifest.update(status="complete", ended_at=datetime.now(UTC).isoformat())
     runner.writer.manifest(manifest)
     scorecard = build_scorecard(run_dir)

@@ -34,6 +34,8 @@ class Adapter(ABC):
     default_concurrency: ClassVar[int | None] = None
     #: settings that change the output; the rest (endpoint, timeouts) do not (cache key)
     output_settings: ClassVar[tuple[str, ...] | None] = None
+    #: False for adapters whose answers are already stored (replay): caching them gains nothing
+    cacheable: ClassVar[bool] = True
 
     def __init__(self, name: str, settings: Any, declarations: Declarations, base_dir: Path) -> None:
         self.name = name

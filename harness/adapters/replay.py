@@ -51,6 +51,7 @@ class Replay(Adapter):
     settings: ReplaySettings
     modalities = frozenset({"text", "audio"})
     default_concurrency = 64
+    cacheable = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -19,12 +19,17 @@ OPERATIONAL = {"error_rate", "missing_rate", "latency_s", "cost", "tokens_out"}
 
 
 class _PairValues:
-    """Per-item values of one task × adapter, held in compact arrays."""
+    """Per-item values of one task × adapter, held in compact arrays.
+
+    Rows arrive in completion order, which varies between runs; `finalize` sorts them
+    by (item id, repeat) so that a seeded bootstrap gives the same interval for the same
+    record however it was produced (concurrently, resumed, or merged from shards)."""
 
     def __init__(self) -> None:
         self.keys: list[tuple[str, int]] = []
         self.clusters: list[str | None] = []
         self.values: dict[str, tuple[array, array]] = defaultdict(lambda: (array("d"), array("l")))
+        self._rank: np.ndarray | None = None
 
     def add(self, rec: dict[str, Any]) -> None:
         row = len(self.keys)
@@ -36,6 +41,13 @@ class _PairValues:
                 vals.append(float(value))
                 rows.append(row)
 
+    def finalize(self) -> None:
+        order = sorted(range(len(self.keys)), key=self.keys.__getitem__)
+        self._rank = np.empty(len(order), dtype=np.int64)
+        self._rank[order] = np.arange(len(order))
+        self.keys = [self.keys[i] for i in order]
+        self.clusters = [self.clusters[i] for i in order]
+
     def cluster_ids(self, repeats: int) -> np.ndarray | None:
         if any(c is not None for c in self.clusters):
             return np.array([c if c is not None else k[0] for c, k in zip(self.clusters, self.keys, strict=True)])
@@ -44,16 +56,22 @@ class _PairValues:
         return None
 
     def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Values of `name` and their row positions, in key order."""
         vals, rows = self.values.get(name, (array("d"), array("l")))
         if not vals:
             return np.empty(0), np.empty(0, dtype=np.int64)
-        return np.frombuffer(vals, dtype=float), np.frombuffer(rows, dtype=np.int64)
+        assert self._rank is not None, "finalize() first"
+        positions = self._rank[np.frombuffer(rows, dtype=np.int64)]
+        order = np.argsort(positions, kind="stable")
+        return np.frombuffer(vals, dtype=float)[order], positions[order]
 
 
 def load_values(run_dir: Path) -> dict[tuple[str, str], _PairValues]:
     pairs: dict[tuple[str, str], _PairValues] = defaultdict(_PairValues)
     for rec in iter_jsonl(run_dir / SCORES):
         pairs[(rec["task"], rec["adapter"])].add(rec)
+    for pv in pairs.values():
+        pv.finalize()
     return pairs
 
 
@@ -73,7 +91,10 @@ def compute_rows(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairVal
     repeats = int(manifest.get("repeats", 1))
     seed = int(manifest.get("seed", 0))
     for task, adapter in manifest["pairs"]:
-        pv = pairs.get((task, adapter), _PairValues())
+        pv = pairs.get((task, adapter))
+        if pv is None:
+            pv = _PairValues()
+            pv.finalize()
         clusters = pv.cluster_ids(repeats)
         for spec in manifest["tasks"][task]["metrics"]:
             values, den, cl, _ = _metric_arrays(pv, spec, clusters)

@@ -1,0 +1,92 @@
+"""Response cache in SQLite: an unchanged rerun sends no request.
+
+The key is a hash of the adapter kind, the settings that change the output (model,
+temperature, prompt options; not the endpoint or timeouts), and the exact request
+(messages or audio content, language, repeat seed). Only successful responses are
+kept. WAL mode and a busy timeout make it safe for several runs at once: two
+processes writing the same key write the same value, and nothing is lost.
+
+The cache lives next to the suite (`.harness-cache/`), not in a shared home folder:
+it holds model outputs on the task's data and inherits that data's class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from harness.types import Response
+
+CACHE_DIR_ENV = "HARNESS_CACHE_DIR"
+CACHE_FILE = "responses.sqlite"
+_CACHED_FIELDS = ("output", "latency_s", "tokens_in", "tokens_out", "cost", "model_id", "system_fingerprint",
+                  "audio_seconds")
+
+
+def default_cache_dir(base: Path) -> Path:
+    env = os.environ.get(CACHE_DIR_ENV)
+    return Path(env) if env else base / ".harness-cache"
+
+
+def cache_key(adapter_kind: str, output_settings: dict[str, Any], request_hash: str) -> str:
+    payload = json.dumps([adapter_kind, output_settings, request_hash], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class ResponseCache:
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / CACHE_FILE
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=60000")
+        self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, adapter_kind TEXT, "
+                         "value BLOB, created REAL)")
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> Response | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        data = orjson.loads(row[0])
+        return Response(**{k: data.get(k) for k in _CACHED_FIELDS}, cache_hit=True)
+
+    def put(self, key: str, adapter_kind: str, response: Response) -> None:
+        if response.status != "ok":
+            return
+        value = orjson.dumps({k: getattr(response, k) for k in _CACHED_FIELDS})
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)",
+                             (key, adapter_kind, value, time.time()))
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            rows = self._db.execute("SELECT adapter_kind, COUNT(*), SUM(LENGTH(value)) FROM responses "
+                                    "GROUP BY adapter_kind").fetchall()
+        return {"path": str(self.path), "entries": sum(r[1] for r in rows),
+                "bytes": self.path.stat().st_size if self.path.exists() else 0,
+                "by_adapter_kind": {r[0]: r[1] for r in rows}}
+
+    def clear(self) -> int:
+        with self._lock:
+            n = self._db.execute("DELETE FROM responses").rowcount
+            self._db.execute("VACUUM")
+        return int(n)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -13,8 +13,12 @@ only to loopback addresses.
 from __future__ import annotations
 
 import argparse
+import email.utils
 import json
 import re
+import socket
+import struct
+import sys
 import threading
 import time
 from collections import Counter
@@ -23,6 +27,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 ChatResponder = Callable[[dict[str, Any]], str]
+#: (request key, attempt number from 1) → a fault mode or None; the key is the last user message
+FaultPlan = Callable[[str, int], str | None]
+FAULT_MODES = ("429", "429-date", "500", "502", "503", "400", "reset", "slow", "malformed", "truncated",
+               "empty_choices")
 
 
 def default_chat_responder(body: dict[str, Any]) -> str:
@@ -30,6 +38,13 @@ def default_chat_responder(body: dict[str, Any]) -> str:
     text = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
     m = re.search(r"ANSWER=(\w+)", text)
     return f"The answer is {m.group(1) if m else 'A'}."
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that time out or are killed mid-request are expected in fault tests.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class OpenAIServer:
@@ -43,11 +58,16 @@ class OpenAIServer:
         self.transcripts = transcripts or {}
         self.model = model
         self.fingerprint = "fp_local_1"
+        self.fault: FaultPlan | None = None
+        self.slow_s = 2.0
+        self.retry_after_s = 0.05
+        self.attempts: Counter[str] = Counter()
+        self.completed: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
         self.auth_headers: list[str | None] = []
         self.bodies: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer((host, port), self._handler())
+        self.httpd = _QuietServer((host, port), self._handler())
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -101,13 +121,42 @@ class OpenAIServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def _send(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
+            def _send(self, status: int, payload: dict[str, Any] | bytes, headers: dict[str, str] | None = None,
+                      declared_length: int | None = None) -> None:
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Content-Length", str(declared_length or len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _fault(self, mode: str) -> bool:
+                """Apply a fault; True when the request has been answered (or dropped)."""
+                if mode in ("429", "429-date"):
+                    after = (str(server.retry_after_s) if mode == "429" else
+                             email.utils.formatdate(time.time() + server.retry_after_s, usegmt=True))
+                    self._send(429, {"error": {"message": "rate limited"}}, {"Retry-After": after})
+                elif mode in ("500", "502", "503", "400"):
+                    self._send(int(mode), {"error": {"message": f"injected {mode}"}})
+                elif mode == "reset":
+                    self.close_connection = True
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                elif mode == "slow":
+                    time.sleep(server.slow_s)
+                    return False
+                elif mode == "malformed":
+                    self._send(200, b'{"choices": [{"message": ')
+                elif mode == "truncated":
+                    self.close_connection = True
+                    self._send(200, b'{"choices": [', declared_length=400)
+                elif mode == "empty_choices":
+                    self._send(200, {"id": "x", "model": server.model, "choices": []})
+                else:
+                    raise ValueError(mode)
+                return True
 
             def do_GET(self) -> None:
                 if self.path.rstrip("/").endswith("/models"):
@@ -129,6 +178,16 @@ class OpenAIServer:
                         self._send(400, {"error": {"message": "invalid JSON"}})
                         return
                     server._record("chat", auth, body)
+                    key = next((str(m.get("content")) for m in reversed(body.get("messages", []))
+                                if m.get("role") == "user"), "")
+                    with server._lock:
+                        server.attempts[key] += 1
+                        attempt = server.attempts[key]
+                    mode = server.fault(key, attempt) if server.fault else None
+                    if mode and self._fault(mode):
+                        return
+                    with server._lock:
+                        server.completed[key] += 1
                     self._send(200, server.chat(body))
                 elif self.path.endswith("/audio/transcriptions"):
                     match = re.search(rb'filename="([^"]+)"', raw)

@@ -13,7 +13,6 @@ it holds model outputs on the task's data and inherits that data's class.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sqlite3
 import threading
@@ -37,8 +36,8 @@ def default_cache_dir(base: Path) -> Path:
 
 
 def cache_key(adapter_kind: str, output_settings: dict[str, Any], request_hash: str) -> str:
-    payload = json.dumps([adapter_kind, output_settings, request_hash], sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()
+    payload = orjson.dumps([adapter_kind, output_settings, request_hash], option=orjson.OPT_SORT_KEYS, default=str)
+    return hashlib.sha256(payload).hexdigest()
 
 
 class ResponseCache:
@@ -54,6 +53,7 @@ class ResponseCache:
                          "value BLOB, created REAL)")
         self.hits = 0
         self.misses = 0
+        self.writes = 0
 
     def get(self, key: str) -> Response | None:
         with self._lock:
@@ -65,6 +65,21 @@ class ResponseCache:
         data = orjson.loads(row[0])
         return Response(**{k: data.get(k) for k in _CACHED_FIELDS}, cache_hit=True)
 
+    def get_many(self, keys: list[str]) -> dict[str, Response]:
+        """Cached responses for the keys present, in one query per 500 keys."""
+        found: dict[str, Response] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            with self._lock:
+                rows = self._db.execute(f"SELECT key, value FROM responses WHERE key IN ({marks})", chunk).fetchall()
+            for key, value in rows:
+                data = orjson.loads(value)
+                found[key] = Response(**{k: data.get(k) for k in _CACHED_FIELDS}, cache_hit=True)
+        self.hits += len(found)
+        self.misses += len(keys) - len(found)
+        return found
+
     def put(self, key: str, adapter_kind: str, response: Response) -> None:
         if response.status != "ok":
             return
@@ -72,6 +87,7 @@ class ResponseCache:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)",
                              (key, adapter_kind, value, time.time()))
+            self.writes += 1
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -89,4 +105,8 @@ class ResponseCache:
 
     def close(self) -> None:
         with self._lock:
+            if self.writes:
+                # fold the write-ahead log into the database so the next run reads one file;
+                # PASSIVE never waits for another process still using the cache
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
             self._db.close()

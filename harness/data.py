@@ -7,12 +7,13 @@ objects (Parquet and Arrow are read in record batches).
 from __future__ import annotations
 
 import csv
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from harness.config import LoadedTask, resolve
 from harness.errors import ConfigError, Problem
@@ -46,17 +47,17 @@ def _format(path: Path, declared: str | None) -> str:
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     with path.open("rb") as fh:
         for lineno, raw in enumerate(fh, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise _RowError(Problem(str(path), "", "not valid UTF-8", lineno,
-                                        expected="a UTF-8 text file",
-                                        found=f"byte {raw[exc.start]:#04x}")) from None
-            if not line.strip():
+            if not raw.strip():
                 continue
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
+                row = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as uexc:
+                    raise _RowError(Problem(str(path), "", "not valid UTF-8", lineno,
+                                            expected="a UTF-8 text file",
+                                            found=f"byte {raw[uexc.start]:#04x}")) from None
                 raise _RowError(Problem(str(path), "", f"invalid JSON: {exc.msg}", lineno)) from None
             if not isinstance(row, dict):
                 raise _RowError(Problem(str(path), "", "each line must be a JSON object", lineno,

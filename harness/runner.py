@@ -204,6 +204,16 @@ def score_item(scorers: list[Scorer], item: Item, response: Response) -> Score:
     return score
 
 
+@dataclass(slots=True)
+class _Job:
+    item: Item
+    repeat: int
+    seed: int
+    request: Request | None = None
+    request_hash: str | None = None
+    cache_key: str | None = None
+
+
 def in_shard(item_id: str, shard: tuple[int, int] | None) -> bool:
     """Stable assignment of items to shards (i of n, 1-based); repeats stay together."""
     if shard is None:
@@ -249,62 +259,77 @@ class Runner:
             if pair is not None:
                 pair.done.add((rec["item_id"], rec["repeat"]))
 
-    async def _respond(self, pair: _Pair, request: Request) -> tuple[Response, str]:
-        """Cache, then the adapter under retries and limits."""
-        request_hash = request.content_hash(self._audio_hash(request.audio))
-        key = None
-        if self.cache is not None and pair.cacheable:
-            key = cache_key(pair.adapter.profile.kind, pair.output_settings, request_hash)
-            cached = self.cache.get(key)
-            if cached is not None:
-                return cached, request_hash
+    def _finish(self, pair: _Pair, job: _Job, response: Response, *, new: bool, bar: Any) -> None:
+        """Record a response (unless it was recorded before a resume) and its scores."""
+        item = job.item
+        if new:
+            self.writer.append(RESPONSES, {
+                "task": pair.task.name, "adapter": pair.adapter.name, "item_id": item.id, "repeat": job.repeat,
+                "seed": job.seed, "request_hash": job.request_hash, "status": response.status,
+                **response.to_dict(), "time": datetime.now(UTC).isoformat()},
+                flush=not response.cache_hit)  # what would cost a request to redo goes to disk at once
+        if response.model_id:
+            self.models_seen.setdefault(pair.adapter.name, set()).add(
+                response.model_id + (f" ({response.system_fingerprint})" if response.system_fingerprint else ""))
+        score = score_item(pair.scorers, item, response)
+        self.writer.append(SCORES, {
+            "task": pair.task.name, "adapter": pair.adapter.name, "item_id": item.id, "repeat": job.repeat,
+            "cluster": item.cluster, "subgroup": item.subgroup, "status": response.status,
+            "values": score.values, "details": score.details}, flush=False)  # rescored on resume if lost
+        if bar is not None:
+            bar.update(1)
+
+    async def _worker(self, pair: _Pair, queue: asyncio.Queue[_Job | None], bar: Any) -> None:
         ref = pair.adapter.ref
         timeout = ref.timeout_s or self.suite.config.timeout_s
-        self.requests_sent += 1
-        response = await call_with_retries(pair.instance, request, timeout, ref.retry, pair.limiter)
-        if response.cost is None and response.status == "ok":
-            response.cost = pair.instance.cost(response)
-        if key is not None and self.cache is not None:
-            self.cache.put(key, pair.adapter.profile.kind, response)
-        return response, request_hash
-
-    async def _worker(self, pair: _Pair, queue: asyncio.Queue[tuple[Item, int] | None], bar: Any) -> None:
-        kind = KINDS[pair.task.config.kind]
         while (job := await queue.get()) is not None:
-            item, repeat = job
-            key = (item.id, repeat)
+            assert job.request is not None
+            self.requests_sent += 1
+            response = await call_with_retries(pair.instance, job.request, timeout, ref.retry, pair.limiter)
+            if response.cost is None and response.status == "ok":
+                response.cost = pair.instance.cost(response)
+            if job.cache_key is not None and self.cache is not None:
+                self.cache.put(job.cache_key, pair.adapter.profile.kind, response)
+            self._finish(pair, job, response, new=True, bar=bar)
+
+    async def _dispatch(self, pair: _Pair, batch: list[tuple[Item, int]], queue: asyncio.Queue[_Job | None],
+                        bar: Any) -> None:
+        """Build the batch's requests and answer what the record or the cache already holds
+        (one SQL query per batch); queue the rest for the workers."""
+        kind = KINDS[pair.task.config.kind]
+        jobs = []
+        for item, repeat in batch:
             seed = self.suite.config.seed * 1_000_003 + repeat
-            previous = pair.recorded.get(key)
+            job = _Job(item, repeat, seed)
+            previous = pair.recorded.get((item.id, repeat))
             if previous is not None:
-                response = _response_from_record(previous)
+                self._finish(pair, job, _response_from_record(previous), new=False, bar=bar)
+                continue
+            job.request = kind.build_request(pair.task.config, item, repeat, seed)
+            job.request_hash = job.request.content_hash(self._audio_hash(job.request.audio))
+            if self.cache is not None and pair.cacheable:
+                job.cache_key = cache_key(pair.adapter.profile.kind, pair.output_settings, job.request_hash)
+            jobs.append(job)
+        cached = self.cache.get_many([j.cache_key for j in jobs if j.cache_key]) if self.cache is not None else {}
+        for job in jobs:
+            hit = cached.get(job.cache_key) if job.cache_key else None
+            if hit is not None:
+                self._finish(pair, job, hit, new=True, bar=bar)
             else:
-                request = kind.build_request(pair.task.config, item, repeat, seed)
-                response, request_hash = await self._respond(pair, request)
-                self.writer.append(RESPONSES, {
-                    "task": pair.task.name, "adapter": pair.adapter.name, "item_id": item.id, "repeat": repeat,
-                    "seed": seed, "request_hash": request_hash, "status": response.status, **response.to_dict(),
-                    "time": datetime.now(UTC).isoformat()})
-            if response.model_id:
-                self.models_seen.setdefault(pair.adapter.name, set()).add(
-                    response.model_id + (f" ({response.system_fingerprint})" if response.system_fingerprint else ""))
-            score = score_item(pair.scorers, item, response)
-            self.writer.append(SCORES, {
-                "task": pair.task.name, "adapter": pair.adapter.name, "item_id": item.id, "repeat": repeat,
-                "cluster": item.cluster, "subgroup": item.subgroup, "status": response.status,
-                "values": score.values, "details": score.details})
-            if bar is not None:
-                bar.update(1)
+                await queue.put(job)
 
     async def _run_pair(self, pair: _Pair, position: int) -> None:
         from tqdm import tqdm
 
         repeats = self.suite.config.repeats
         workers = pair.limiter.max
-        queue: asyncio.Queue[tuple[Item, int] | None] = asyncio.Queue(maxsize=workers * 4)
+        queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=workers * 4)
         total = pair.total * repeats if self.shard is None else None
         bar = None if self.quiet else tqdm(total=total, desc=f"{pair.task.name} × {pair.adapter.name}",
                                            position=position, leave=True, unit="item", dynamic_ncols=True)
         tasks = [asyncio.create_task(self._worker(pair, queue, bar)) for _ in range(workers)]
+        batch: list[tuple[Item, int]] = []
+        batch_size = max(64, workers * 2)
         try:
             for item in iter_items(pair.task):
                 if not in_shard(item.id, self.shard):
@@ -314,7 +339,11 @@ class Runner:
                         if bar is not None:
                             bar.update(1)
                         continue
-                    await queue.put((item, repeat))
+                    batch.append((item, repeat))
+                if len(batch) >= batch_size:
+                    await self._dispatch(pair, batch, queue, bar)
+                    batch = []
+            await self._dispatch(pair, batch, queue, bar)
             for _ in tasks:
                 await queue.put(None)
             await asyncio.gather(*tasks)

@@ -83,11 +83,14 @@ class RunWriter:
             if not data.endswith(b"\n"):
                 fh.truncate(data.rfind(b"\n") + 1)
 
-    def append(self, name: str, record: dict[str, Any]) -> None:
+    def append(self, name: str, record: dict[str, Any], *, flush: bool = True) -> None:
+        """Append one line. Flush what would cost a request to redo; lines that can be
+        recomputed (scores, cache hits) may wait in the buffer."""
         fh = self._fh(name)
-        # one write of a whole line, then flush: a crash leaves at most a partial last line
+        # one write of a whole line: a crash leaves at most a partial last line
         fh.write(orjson.dumps(record, default=str, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY))
-        fh.flush()
+        if flush:
+            fh.flush()
 
     def manifest(self, data: dict[str, Any]) -> None:
         write_json(self.dir / MANIFEST, data)

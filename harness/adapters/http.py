@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 from pydantic import Field
 
 from harness.adapters.base import Adapter, Settings, env_secret
@@ -46,7 +47,7 @@ class HTTPAdapter(Adapter):
     """Base of adapters that talk to an HTTP API."""
 
     settings: HTTPSettings
-    default_concurrency = 8
+    default_concurrency = None  # the suite decides: a remote API is not bound by this machine
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -102,8 +103,6 @@ class HTTPAdapter(Adapter):
         except (aiohttp.ClientConnectionError, aiohttp.ServerDisconnectedError, ConnectionError) as exc:
             raise AdapterError(f"connection error: {type(exc).__name__}: {exc}", retryable=True) from None
         try:
-            import orjson
-
             data = orjson.loads(body)
         except ValueError:
             raise AdapterError(f"malformed JSON in response: {body[:120]!r}", retryable=True) from None

@@ -41,6 +41,7 @@ def default_chat_responder(body: dict[str, Any]) -> str:
 
 
 class _QuietServer(ThreadingHTTPServer):
+    request_queue_size = 256  # the default backlog of 5 drops connections when 32 clients connect at once
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients that time out or are killed mid-request are expected in fault tests.
         if not isinstance(sys.exc_info()[1], ConnectionError):
@@ -117,6 +118,9 @@ class OpenAIServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm and
+            # the client's delayed ACK add ~40 ms to every keep-alive response
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -84,7 +84,7 @@ def run_inspect(base_url: str, tmp: Path) -> float | None:
         subprocess.run([str(py), "-m", "pip", "install", "-q", "inspect_ai", "openai"], check=True)
     script = tmp / "inspect_bench.py"
     script.write_text(INSPECT_SCRIPT)
-    env = {**os.environ, "LOCAL_API_KEY": "unused", "INSPECT_TELEMETRY": "0"}
+    env = {**os.environ, "LOCAL_API_KEY": "unused"}
     res = subprocess.run([str(py), str(script), base_url, str(N), str(tmp / "inspect-logs")],
                          capture_output=True, text=True, env=env, timeout=600)
     if res.returncode != 0:

@@ -154,33 +154,42 @@ def _column(task: LoadedTask, logical: str) -> str:
     return task.config.dataset.fields.get(logical, logical)
 
 
-def make_item(task: LoadedTask, row: dict[str, Any]) -> Item:
-    """Map a row to an Item through the task's `fields` (logical name → column)."""
-    def get(logical: str) -> Any:
-        return row.get(_column(task, logical))
+class ItemMaker:
+    """Maps rows to Items through the task's `fields` (logical name → column); the
+    mapping and the audio base directory are worked out once per task, not per row."""
 
-    audio = get("audio")
-    audio_path: Path | None = None
-    if isinstance(audio, dict):  # Hugging Face Audio feature
-        audio = audio.get("path")
-    if audio:
+    def __init__(self, task: LoadedTask) -> None:
+        fields = task.config.dataset.fields
+        self.col = {logical: fields.get(logical, logical) for logical in LOGICAL_FIELDS}
+        self.aliases = [(logical, column) for logical, column in fields.items() if logical in LOGICAL_FIELDS]
         base = dataset_location(task)
-        base_dir = (base if base and base.is_dir() else base.parent) if base else task.base_dir
-        audio_path = resolve(base_dir, str(audio))
-    data = dict(row)
-    for logical in LOGICAL_FIELDS:
-        if logical in task.config.dataset.fields:
-            data[logical] = get(logical)
-    cluster, subgroup = get("cluster"), get("subgroup")
-    return Item(id=str(get("id")), data=data, reference=get("reference"), audio=audio_path,
-                cluster=None if cluster is None else str(cluster),
-                subgroup=None if subgroup is None else str(subgroup))
+        self.audio_dir = (base if base.is_dir() else base.parent) if base else task.base_dir
+
+    def __call__(self, row: dict[str, Any]) -> Item:
+        col = self.col
+        audio = row.get(col["audio"])
+        if isinstance(audio, dict):  # Hugging Face Audio feature
+            audio = audio.get("path")
+        data = dict(row)
+        for logical, column in self.aliases:
+            data[logical] = row.get(column)
+        cluster, subgroup = row.get(col["cluster"]), row.get(col["subgroup"])
+        return Item(id=str(row.get(col["id"])), data=data, reference=row.get(col["reference"]),
+                    audio=resolve(self.audio_dir, str(audio)) if audio else None,
+                    cluster=None if cluster is None else str(cluster),
+                    subgroup=None if subgroup is None else str(subgroup))
+
+
+def make_item(task: LoadedTask, row: dict[str, Any]) -> Item:
+    """Map one row to an Item (see ItemMaker for many)."""
+    return ItemMaker(task)(row)
 
 
 def iter_items(task: LoadedTask) -> Iterator[Item]:
     """Stream the task's items. Assumes `scan_dataset` passed."""
+    make = ItemMaker(task)
     for _, row in iter_rows(task):
-        yield make_item(task, row)
+        yield make(row)
 
 
 @dataclass
@@ -196,6 +205,7 @@ def scan_dataset(task: LoadedTask, required: tuple[str, ...]) -> DatasetSummary:
     where = str(dataset_location(task) or task.path)
     seen: set[str] = set()
     columns = {logical: _column(task, logical) for logical in required}
+    make = ItemMaker(task)
 
     def add(problem: Problem) -> None:
         if len(summary.problems) < MAX_PROBLEMS:
@@ -216,7 +226,7 @@ def scan_dataset(task: LoadedTask, required: tuple[str, ...]) -> DatasetSummary:
                             found=repr(item_id)))
             seen.add(item_id)
             if "audio" in required and row.get(columns["audio"]):
-                audio = make_item(task, row).audio
+                audio = make(row).audio
                 if audio is not None and not audio.is_file():
                     add(Problem(where, columns["audio"], "audio file not found", lineno, found=str(audio)))
     except _RowError as exc:

@@ -1,0 +1,57 @@
+"""Peak memory of a 200,000-item replay run (streamed items, bounded queues, results
+written as they arrive). The run happens in a child process so that its peak RSS is
+measured alone. Target (issue 4): peak RSS under 500 MB.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+N = 200_000
+
+
+def main(n: int = N) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        with (tmp / "items.jsonl").open("w") as items, (tmp / "outputs.csv").open("w", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(["id", "answer", "latency"])
+            for i in range(n):
+                letter = "ABCD"[i % 4]
+                items.write(json.dumps({"id": f"i{i}", "question": f"Question number {i} about a dose?",
+                                        "answer": letter}) + "\n")
+                if i % 50:  # every 50th item missing from the export
+                    writer.writerow([f"i{i}", f"The answer is {letter if i % 7 else 'A'}.", "0.8"])
+        (tmp / "task.yaml").write_text(yaml.safe_dump({
+            "name": "big", "kind": "qa", "data_class": "public", "prompt": "{{ question }}",
+            "choices": ["A", "B", "C", "D"], "dataset": {"path": "items.jsonl", "fields": {"reference": "answer"}}}))
+        (tmp / "replay.yaml").write_text(yaml.safe_dump({
+            "name": "export", "kind": "replay",
+            "settings": {"path": "outputs.csv", "output_column": "answer", "latency_column": "latency"}}))
+        (tmp / "suite.yaml").write_text(yaml.safe_dump({"name": "mem", "tasks": ["task.yaml"],
+                                                        "adapters": ["replay.yaml"]}))
+        start = time.perf_counter()
+        res = subprocess.run([sys.executable, "-m", "harness", "run", str(tmp / "suite.yaml"), "--quiet",
+                              "--out", str(tmp / "run")], capture_output=True, text=True)
+        elapsed = time.perf_counter() - start
+        assert res.returncode == 0, res.stderr
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        card = json.loads((tmp / "run" / "scorecard.json").read_text())
+        missing = next(r for r in card["rows"] if r["metric"] == "missing_rate")
+        assert missing["n"] == n
+    print(f"Replay run of {n:,} items: {elapsed:.1f} s ({n / elapsed:,.0f} items/s), "
+          f"peak RSS {peak_mb:.0f} MB (target < 500 MB: {'PASS' if peak_mb < 500 else 'FAIL'})")
+    return {"peak_rss_mb": peak_mb, "seconds": elapsed}
+
+
+if __name__ == "__main__":
+    main()

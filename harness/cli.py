@@ -47,6 +47,8 @@ def run(suite: Path = typer.Argument(..., help="suite.yaml"),
     typer.echo(f"run record: {result.run_dir}")
     if result.exit_code:
         typer.echo(f"{result.scorecard['gates_failed']} gate(s) failed", err=True)
+    elif shard and result.scorecard["gates_failed"]:
+        typer.echo("gates are decided on the merged run (harness merge), not on a shard", err=True)
     raise typer.Exit(result.exit_code)
 
 

@@ -489,4 +489,6 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: b
     runner.writer.manifest(manifest)
     scorecard = build_scorecard(run_dir)
     write_reports(run_dir, scorecard)
-    return RunResult(run_dir, scorecard, 1 if scorecard["gates_failed"] else 0)
+    # A shard's figures are partial: its gates are shown but only the merged run decides.
+    decides = shard_spec is None
+    return RunResult(run_dir, scorecard, 1 if scorecard["gates_failed"] and decides else 0)

@@ -1,0 +1,62 @@
+"""The README's examples run as written."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _blocks(lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S)
+
+
+def _copy_project(tmp: Path) -> Path:
+    for name in ("suite.yaml",):
+        shutil.copy(ROOT / name, tmp / name)
+    for name in ("tasks", "adapters"):
+        shutil.copytree(ROOT / name, tmp / name)
+    return tmp
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    bin_dir = Path(sys.executable).parent
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "HARNESS_CACHE_DIR": str(tmp / "cache"),
+            "PYTHONPATH": str(ROOT)}
+
+
+def test_python_example(tmp_path: Path) -> None:
+    (code,) = _blocks("python")
+    project = _copy_project(tmp_path)
+    res = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True,
+                         env=_env(tmp_path), timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "('dictation-en', 'whisper-tiny-local')" in res.stdout
+
+
+def test_shard_and_merge_example(tmp_path: Path) -> None:
+    block = next(b for b in _blocks("sh") if "harness merge" in b)
+    project = _copy_project(tmp_path)
+    res = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=project, capture_output=True, text=True,
+                         env=_env(tmp_path), timeout=600)
+    assert res.returncode == 0, res.stderr
+    merged = project / "runs" / "merged"
+    assert len((merged / "responses.jsonl").read_text().splitlines()) == 48 + 40
+    card = json.loads((merged / "scorecard.json").read_text())
+    assert next(r for r in card["rows"] if r["metric"] == "wer")["n"] == 48
+
+
+def test_validate_example(tmp_path: Path) -> None:
+    project = _copy_project(tmp_path)
+    assert "harness validate suite.yaml" in README
+    res = subprocess.run(["harness", "validate", "suite.yaml"], cwd=project, capture_output=True, text=True,
+                         env=_env(tmp_path), timeout=120)
+    assert res.returncode == 0, res.stderr

@@ -73,8 +73,9 @@ def render_markdown(card: dict[str, Any]) -> str:
         out.append("")
     out += ["## Method", "",
             "- Ratios (WER, CER) are corpus-level: total errors / total reference units.",
-            "- Proportions: Wilson interval; when items share a cluster (a consultation, the repeats of an item) "
-            "clusters are resampled together (cluster bootstrap, 2,000 samples). Means and ratios: bootstrap.",
+            "- Proportions: Wilson interval; when items share a cluster (a consultation, the repeats of an item), "
+            "Wilson on the effective sample size (Kish). Means and ratios: bootstrap (2,000 resamples of whole "
+            "clusters), delta method from 1,000 clusters on.",
             "- Quality metrics are computed on the items that returned an output; `error_rate` and "
             "`missing_rate` count the others and must be read beside them.", ""]
     return "\n".join(out)

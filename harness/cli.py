@@ -32,6 +32,7 @@ def run(suite: Path = typer.Argument(..., help="suite.yaml"),
         resume: str = typer.Option(None, "--resume", help="run id or directory of a run to finish, or 'latest'"),
         no_cache: bool = typer.Option(False, "--no-cache", help="neither read nor write the response cache"),
         shard: str = typer.Option(None, "--shard", help="i/n: run only this shard of the items"),
+        junit: Path = typer.Option(None, "--junit", help="write the gates as JUnit XML"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars")) -> None:
     """Run a suite: every task × adapter, then write the scorecard."""
     from harness.runner import run_suite
@@ -43,6 +44,10 @@ def run(suite: Path = typer.Argument(..., help="suite.yaml"),
         _fail(exc, 2)
     except RunIncomplete as exc:
         _fail(exc, 3)
+    if junit:
+        from harness.report.comparison import gate_cases, write_junit
+
+        write_junit(junit, result.scorecard["suite"], gate_cases(result.scorecard))
     typer.echo((result.run_dir / "scorecard.md").read_text(encoding="utf-8"))
     typer.echo(f"run record: {result.run_dir}")
     if result.exit_code:
@@ -82,6 +87,32 @@ def report(run_dir: Path = typer.Argument(..., help="runs/<run-id>"),
         out.write_text(text + "\n", encoding="utf-8")
     else:
         typer.echo(text)
+
+
+@app.command()
+def compare(baseline: Path = typer.Argument(..., help="baseline run directory (A)"),
+            candidate: Path = typer.Argument(..., help="candidate run directory (B)"),
+            margin: float = typer.Option(None, "--margin", help="smallest change that matters, for every metric"),
+            unpaired: bool = typer.Option(False, "--unpaired", help="compare as independent samples"),
+            junit: Path = typer.Option(None, "--junit", help="write one JUnit test case per metric"),
+            markdown: Path = typer.Option(None, "--markdown", help="write the table as Markdown (CI summary)"),
+            as_json: bool = typer.Option(False, "--json", help="print JSON instead of the table")) -> None:
+    """Paired comparison of two runs. Exit 1 on a regression (significant and beyond the
+    margin), 0 otherwise, 2 when the runs are not comparable."""
+    from harness.compare import compare_runs
+    from harness.report.comparison import comparison_cases, render_comparison, write_junit
+
+    for run_dir in (baseline, candidate):
+        if not (run_dir / "manifest.json").is_file():
+            _fail(Exception(f"{run_dir}: not a run record (no manifest.json)"), 2)
+    result = compare_runs(baseline, candidate, margin=margin, unpaired=unpaired)
+    text = render_comparison(result)
+    typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else text)
+    if markdown:
+        markdown.write_text(text, encoding="utf-8")
+    if junit:
+        write_junit(junit, "harness compare", comparison_cases(result))
+    raise typer.Exit(2 if not result.comparable else 1 if result.regressions else 0)
 
 
 @app.command()

@@ -193,6 +193,8 @@ class SuiteConfig(Strict):
     baseline: str | None = None
     output_dir: str = "runs"
     cache: bool = Field(default=True, description="reuse identical earlier responses (SQLite, .harness-cache/)")
+    margins: dict[str, float] = Field(default_factory=dict,
+                                      description="task/metric → the smallest change that matters (harness compare)")
 
     @field_validator("adapters", mode="before")
     @classmethod

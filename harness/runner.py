@@ -99,6 +99,15 @@ def audio_digest(task: LoadedTask) -> tuple[str, int] | None:
     return h.hexdigest(), count
 
 
+def _digest(hashes: dict[str, str], paths: list[Path]) -> str:
+    """One digest over a task's data files' contents (not their paths: runs from two
+    checkouts of the same data compare)."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(hashes[str(p)].encode())
+    return h.hexdigest()
+
+
 def build_manifest(suite: LoadedSuite, validation: Validation, run_id: str) -> dict[str, Any]:
     files: dict[str, str] = {str(suite.path): sha256_file(suite.path)}
     for task in suite.tasks:
@@ -116,6 +125,7 @@ def build_manifest(suite: LoadedSuite, validation: Validation, run_id: str) -> d
         "tasks": {t.name: {"path": str(t.path), "config": t.config.model_dump(mode="json"),
                            "items": validation.item_counts.get(t.name),
                            "audio_digest": audio_digest(t),
+                           "dataset_digest": _digest(files, dataset_files(t)),
                            "scorers": {s: SCORERS.get(s).version for s in task_scorers(t.config)},
                            "metrics": [m.to_dict() for m in task_metrics(t.config)]} for t in suite.tasks},
         "adapters": {a.name: {"path": str(a.path), "kind": a.profile.kind, "description": a.profile.description,

@@ -1,0 +1,330 @@
+"""Paired comparison of two runs (baseline A, candidate B): the basis of `harness compare`,
+of suite gates `non_inferior_to: baseline`, and of CI jobs that must fail only on a real
+regression.
+
+For each task × adapter × metric, on the items both runs share (matched by item id and
+repeat):
+- the difference B − A with a 95% CI: paired bootstrap resampling clusters (or items), the
+  delta method from 1,000 units on;
+- a p-value: exact McNemar for 0/1 values without clusters; otherwise a paired sign-flip
+  permutation test over clusters (4,000 permutations), normal approximation from 1,000 units;
+- Holm's correction across every metric compared;
+- a verdict: **regression** when the adjusted p < α AND the whole CI lies beyond the margin on
+  the worse side (significant and material); **improvement** likewise on the better side.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats as sps
+
+from harness.report.scorecard import load_values
+from harness.stats import DELTA_METHOD_UNITS, Z95, _units, paired_ratio_difference
+from harness.store import read_manifest
+
+ALPHA = 0.05
+PERMUTATIONS = 4000
+OPERATIONAL_COMPARED = {"error_rate", "missing_rate"}
+
+
+@dataclass
+class PairedValues:
+    """Per-unit numerators and denominators of a metric in both runs, aligned."""
+
+    keys: list[tuple[str, int]]
+    num_a: np.ndarray
+    den_a: np.ndarray
+    num_b: np.ndarray
+    den_b: np.ndarray
+    clusters: np.ndarray | None = None
+
+
+@dataclass
+class MetricComparison:
+    task: str
+    adapter: str
+    metric: str
+    aggregation: str
+    higher_is_better: bool
+    n_paired: int
+    baseline: float | None
+    candidate: float | None
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    test: str
+    margin: float
+    p_adjusted: float | None = None
+    verdict: str = "no difference"
+    flips: dict[str, list[str]] = field(default_factory=dict)
+
+
+def mcnemar_exact(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided exact McNemar p-value for paired 0/1 outcomes."""
+    worse = int(np.sum((a == 1) & (b == 0)))
+    better = int(np.sum((a == 0) & (b == 1)))
+    n = worse + better
+    if n == 0:
+        return 1.0
+    return float(min(1.0, 2 * sps.binom.cdf(min(worse, better), n, 0.5)))
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> float:
+    total = den.sum()
+    return float(num.sum() / total) if total else math.nan
+
+
+def permutation_p(pv: PairedValues, seed: int = 0, permutations: int = PERMUTATIONS) -> tuple[float, str]:
+    """Paired sign-flip permutation test of ratio(B) − ratio(A): under the null, A and B
+    are exchangeable within each unit (cluster or item)."""
+    na, da = _units(pv.num_a, pv.den_a, pv.clusters)
+    nb, db = _units(pv.num_b, pv.den_b, pv.clusters)
+    m = len(na)
+    observed = _ratio(nb, db) - _ratio(na, da)
+    if m >= DELTA_METHOD_UNITS:
+        se = _delta_se(na, da, nb, db)
+        if se == 0:
+            return (1.0 if observed == 0 else 0.0), "paired z (delta method)"
+        return float(2 * sps.norm.sf(abs(observed) / se)), "paired z (delta method)"
+    rng = np.random.default_rng(seed)
+    count = 0
+    chunk = max(1, 2_000_000 // max(m, 1))
+    done = 0
+    while done < permutations:
+        k = min(chunk, permutations - done)
+        swap = rng.integers(0, 2, size=(k, m)).astype(bool)
+        sa_num = np.where(swap, nb, na).sum(1)
+        sa_den = np.where(swap, db, da).sum(1)
+        sb_num = np.where(swap, na, nb).sum(1)
+        sb_den = np.where(swap, da, db).sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            diffs = sb_num / sb_den - sa_num / sa_den
+        count += int(np.sum(np.abs(diffs) >= abs(observed) - 1e-12))
+        done += k
+    return (count + 1) / (permutations + 1), "paired permutation"
+
+
+def _delta_se(na: np.ndarray, da: np.ndarray, nb: np.ndarray, db: np.ndarray) -> float:
+    """Delta-method standard error of ratio(B) − ratio(A) over paired units."""
+    m = len(na)
+    ra, rb = _ratio(na, da), _ratio(nb, db)
+    infl = (nb - rb * db) / db.mean() - (na - ra * da) / da.mean()
+    return float(math.sqrt(np.var(infl, ddof=1) / m)) if m > 1 else math.nan
+
+
+def paired_difference_ci(pv: PairedValues, seed: int = 0) -> tuple[float, float]:
+    na, da = _units(pv.num_a, pv.den_a, pv.clusters)
+    nb, db = _units(pv.num_b, pv.den_b, pv.clusters)
+    diff = _ratio(nb, db) - _ratio(na, da)
+    if len(na) >= DELTA_METHOD_UNITS:
+        se = _delta_se(na, da, nb, db)
+        return diff - Z95 * se, diff + Z95 * se
+    _, low, high = paired_ratio_difference(na, da, nb, db, seed=seed)
+    return low, high
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values (step-down, monotone)."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def verdict(diff: float, low: float, high: float, p_adj: float, margin: float, higher_is_better: bool,
+            alpha: float = ALPHA) -> str:
+    """Regression: significant and the whole CI worse than the margin; improvement likewise."""
+    if p_adj >= alpha:
+        return "no significant difference"
+    worse_low, worse_high = (-high, -low) if higher_is_better else (low, high)
+    if worse_low > margin:
+        return "regression"
+    if worse_high < -margin:
+        return "improvement"
+    return "significant, within margin"
+
+
+def compare_values(pv: PairedValues, aggregation: str, *, binary: bool, seed: int = 0) -> tuple[
+        float, float, float, float, float, float, str]:
+    """(baseline, candidate, difference, ci_low, ci_high, p, test) for one metric."""
+    a, b = _ratio(pv.num_a, pv.den_a), _ratio(pv.num_b, pv.den_b)
+    low, high = paired_difference_ci(pv, seed)
+    if binary and pv.clusters is None:
+        p, test = mcnemar_exact(pv.num_a, pv.num_b), "exact McNemar"
+    else:
+        p, test = permutation_p(pv, seed)
+    return a, b, b - a, low, high, p, test
+
+
+@dataclass
+class Comparison:
+    baseline: str
+    candidate: str
+    comparable: bool
+    problems: list[str]
+    warnings: list[str]
+    metrics: list[MetricComparison]
+
+    @property
+    def regressions(self) -> list[MetricComparison]:
+        return [m for m in self.metrics if m.verdict == "regression"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"baseline": self.baseline, "candidate": self.candidate, "comparable": self.comparable,
+                "problems": self.problems, "warnings": self.warnings,
+                "regressions": len(self.regressions), "metrics": [asdict(m) for m in self.metrics]}
+
+
+def _adapter_pairs(ma: dict[str, Any], mb: dict[str, Any], warnings: list[str]) -> list[tuple[str, str, str]]:
+    """(task, adapter in A, adapter in B): same names; or, for a task with one adapter on
+    each side under different names, those two (a renamed profile)."""
+    pairs_a = {tuple(p) for p in ma["pairs"]}
+    pairs_b = {tuple(p) for p in mb["pairs"]}
+    out = [(t, a, a) for t, a in sorted(pairs_a & pairs_b)]
+    for task in sorted({t for t, _ in pairs_a} & {t for t, _ in pairs_b}):
+        if any(t == task for t, _, _ in out):
+            continue
+        only_a = [a for t, a in pairs_a if t == task]
+        only_b = [b for t, b in pairs_b if t == task]
+        if len(only_a) == 1 and len(only_b) == 1:
+            warnings.append(f"{task}: comparing adapter '{only_a[0]}' (baseline) with '{only_b[0]}' (candidate)")
+            out.append((task, only_a[0], only_b[0]))
+    return out
+
+
+def _check_comparable(ma: dict[str, Any], mb: dict[str, Any], task: str, problems: list[str]) -> None:
+    ta, tb = ma["tasks"][task], mb["tasks"][task]
+    ca, cb = dict(ta["config"]), dict(tb["config"])
+    ca.pop("description", None)
+    cb.pop("description", None)
+    if ca != cb:
+        keys = sorted(k for k in set(ca) | set(cb) if ca.get(k) != cb.get(k))
+        problems.append(f"{task}: task definitions differ ({', '.join(keys)})")
+    if ta.get("scorers") != tb.get("scorers"):
+        problems.append(f"{task}: scorer versions differ ({ta.get('scorers')} vs {tb.get('scorers')})")
+    if ta.get("dataset_digest") and tb.get("dataset_digest") and ta["dataset_digest"] != tb["dataset_digest"]:
+        problems.append(f"{task}: dataset files differ (digest {ta['dataset_digest'][:12]} vs "
+                        f"{tb['dataset_digest'][:12]})")
+    if ta.get("audio_digest") and tb.get("audio_digest") and ta["audio_digest"] != tb["audio_digest"]:
+        problems.append(f"{task}: audio files differ")
+
+
+def compare_runs(run_a: str | Path, run_b: str | Path, *, margin: float | None = None,
+                 margins: dict[str, float] | None = None, unpaired: bool = False,
+                 alpha: float = ALPHA, seed: int = 0) -> Comparison:
+    """Compare candidate `run_b` with baseline `run_a`. Margins: `margins["task/metric"]`,
+    else the candidate suite's `margins`, else `margin`, else 0."""
+    run_a, run_b = Path(run_a), Path(run_b)
+    ma, mb = read_manifest(run_a), read_manifest(run_b)
+    problems: list[str] = []
+    warnings: list[str] = []
+    suite_margins = dict(mb["suite"]["config"].get("margins") or {})
+    suite_margins.update(margins or {})
+    pairs = _adapter_pairs(ma, mb, warnings)
+    if not pairs:
+        problems.append("no task × adapter in common")
+    for task in sorted({t for t, _, _ in pairs}):
+        _check_comparable(ma, mb, task, problems)
+    if problems:
+        return Comparison(str(run_a), str(run_b), False, problems, warnings, [])
+    va, vb = load_values(run_a), load_values(run_b)
+    results: list[MetricComparison] = []
+    for task, adapter_a, adapter_b in pairs:
+        pa, pb = va.get((task, adapter_a)), vb.get((task, adapter_b))
+        if pa is None or pb is None:
+            continue
+        ids_a, ids_b = set(pa.keys), set(pb.keys)
+        shared = sorted(ids_a & ids_b)
+        if ids_a != ids_b:
+            warnings.append(f"{task} × {adapter_b}: item sets differ; comparing the {len(shared)} shared "
+                            f"(baseline {len(ids_a)}, candidate {len(ids_b)})")
+        if len(shared) < 2 and not unpaired:
+            problems.append(f"{task} × {adapter_b}: fewer than 2 shared items")
+            continue
+        for spec in mb["tasks"][task]["metrics"]:
+            name = spec["name"]
+            if name in {"latency_s", "cost", "tokens_out"}:
+                continue
+            res = _compare_metric(task, adapter_b, spec, pa, pb, shared, suite_margins.get(f"{task}/{name}", margin),
+                                  unpaired, seed)
+            if res is not None:
+                results.append(res)
+    if problems and not results:
+        return Comparison(str(run_a), str(run_b), False, problems, warnings, [])
+    adjusted = holm([r.p_value if r.p_value is not None else 1.0 for r in results])
+    for r, p_adj in zip(results, adjusted, strict=True):
+        r.p_adjusted = p_adj
+        if r.difference is not None and r.ci_low is not None and r.ci_high is not None:
+            r.verdict = verdict(r.difference, r.ci_low, r.ci_high, p_adj, r.margin, r.higher_is_better, alpha)
+    return Comparison(str(run_a), str(run_b), True, problems, warnings, results)
+
+
+def _series_by_key(pv: Any, spec: dict[str, Any]) -> dict[tuple[str, int], tuple[float, float]]:
+    values, rows = pv.series(spec["value"])
+    out = {pv.keys[r]: (float(v), 1.0) for v, r in zip(values, rows, strict=True)}
+    if spec["aggregation"] == "ratio" and spec.get("denominator"):
+        den, den_rows = pv.series(spec["denominator"])
+        dens = {pv.keys[r]: float(d) for d, r in zip(den, den_rows, strict=True)}
+        out = {k: (v, dens[k]) for k, (v, _) in out.items() if k in dens}
+    return out
+
+
+def _compare_metric(task: str, adapter: str, spec: dict[str, Any], pa: Any, pb: Any,
+                    shared: list[tuple[str, int]], margin: float | None, unpaired: bool,
+                    seed: int) -> MetricComparison | None:
+    sa, sb = _series_by_key(pa, spec), _series_by_key(pb, spec)
+    keys = [k for k in shared if k in sa and k in sb]
+    binary = spec["aggregation"] == "proportion"
+    base = dict(task=task, adapter=adapter, metric=spec["name"], aggregation=spec["aggregation"],
+                higher_is_better=spec["higher_is_better"], margin=margin or 0.0)
+    if unpaired:
+        a = np.array(list(sa.values()))
+        b = np.array(list(sb.values()))
+        if len(a) < 2 or len(b) < 2:
+            return None
+        va, vb = _ratio(a[:, 0], a[:, 1]), _ratio(b[:, 0], b[:, 1])
+        se = math.sqrt(_delta_se_single(a) ** 2 + _delta_se_single(b) ** 2)
+        diff = vb - va
+        p = float(2 * sps.norm.sf(abs(diff) / se)) if se > 0 else (1.0 if diff == 0 else 0.0)
+        return MetricComparison(**base, n_paired=0, baseline=va, candidate=vb, difference=diff,
+                                ci_low=diff - Z95 * se, ci_high=diff + Z95 * se, p_value=p, test="unpaired z")
+    if len(keys) < 2:
+        return None
+    arr_a = np.array([sa[k] for k in keys])
+    arr_b = np.array([sb[k] for k in keys])
+    cluster_of = dict(zip(pb.keys, pb.clusters, strict=True))
+    clusters = None
+    if any(cluster_of.get(k) is not None for k in keys):
+        clusters = np.array([cluster_of.get(k) or k[0] for k in keys])
+    elif any(r > 0 for _, r in keys):
+        clusters = np.array([k[0] for k in keys])
+    pv = PairedValues(keys, arr_a[:, 0], arr_a[:, 1], arr_b[:, 0], arr_b[:, 1], clusters)
+    va, vb, diff, low, high, p, test = compare_values(pv, spec["aggregation"], binary=binary, seed=seed)
+    result = MetricComparison(**base, n_paired=len(keys), baseline=va, candidate=vb, difference=diff,
+                              ci_low=low, ci_high=high, p_value=p, test=test)
+    if binary:
+        good_a = arr_a[:, 0] == (1 if spec["higher_is_better"] else 0)
+        good_b = arr_b[:, 0] == (1 if spec["higher_is_better"] else 0)
+        result.flips = {
+            "passed_to_failed": [f"{k[0]}#{k[1]}" if k[1] else k[0] for k, x, y in zip(keys, good_a, good_b,
+                                                                                        strict=True) if x and not y],
+            "failed_to_passed": [f"{k[0]}#{k[1]}" if k[1] else k[0] for k, x, y in zip(keys, good_a, good_b,
+                                                                                        strict=True) if y and not x]}
+    return result
+
+
+def _delta_se_single(arr: np.ndarray) -> float:
+    num, den = arr[:, 0], arr[:, 1]
+    r = _ratio(num, den)
+    m = len(num)
+    return float(math.sqrt(np.var((num - r * den) / den.mean(), ddof=1) / m)) if m > 1 else math.nan

@@ -116,6 +116,55 @@ def compare(baseline: Path = typer.Argument(..., help="baseline run directory (A
 
 
 @app.command()
+def plan(baseline: float = typer.Option(None, "--baseline", help="current rate of a 0/1 metric, e.g. accuracy 0.85"),
+         drop: float = typer.Option(..., "--drop", help="the smallest drop to detect, e.g. 0.05"),
+         discordance: float = typer.Option(None, "--discordance",
+                                           help="share of items on which the two versions disagree, if known"),
+         sd: float = typer.Option(None, "--sd", help="for a continuous metric: SD of per-item differences"),
+         power: float = typer.Option(0.8, "--power"), alpha: float = typer.Option(0.05, "--alpha")) -> None:
+    """How many items a paired comparison needs to detect a drop of DROP."""
+    from harness.power import items_for_mean_drop, items_for_proportion_drop
+
+    try:
+        if sd is not None:
+            n = items_for_mean_drop(sd, drop, alpha=alpha, power=power)
+            what = f"a drop of {drop:g} in a mean whose per-item paired differences have SD {sd:g}"
+        elif baseline is not None:
+            n = items_for_proportion_drop(baseline, drop, alpha=alpha, power=power, discordance=discordance)
+            what = f"a drop from {baseline:g} to {baseline - drop:g}" + (
+                f" with {discordance:g} discordant items" if discordance is not None
+                else " (discordance unknown: versions taken as independent, an upper bound)")
+        else:
+            _fail(Exception("give --baseline (a rate) or --sd (a continuous metric)"), 2)
+    except ValueError as exc:
+        _fail(exc, 2)
+    typer.echo(f"{n} items to detect {what}, two-sided α = {alpha:g}, power {power:g}")
+
+
+@app.command()
+def history(runs_dir: Path = typer.Argument(Path("runs"), help="folder of run records"),
+            plots: bool = typer.Option(True, "--plots/--no-plots", help="draw one chart per task × metric"),
+            plot_format: str = typer.Option("png", "--plot-format", help="png or svg")) -> None:
+    """Index every run, show each metric over time, and report silent model changes."""
+    from harness.history import index_runs, model_change_events, plot, series
+
+    if not runs_dir.is_dir():
+        _fail(Exception(f"{runs_dir}: no such folder"), 2)
+    db = index_runs(runs_dir)
+    data = series(db)
+    for (task, metric), points in sorted(data.items()):
+        trail = "  ".join(f"{p[0]}={p[2]:.4g}" for p in points[-6:])
+        typer.echo(f"{task}/{metric}: {trail}")
+    events = model_change_events(db)
+    for event in events:
+        typer.echo(f"EVENT {event}")
+    if plots and data:
+        written = plot(data, runs_dir / "history", plot_format)
+        typer.echo(f"{len(written)} charts in {runs_dir / 'history'}")
+    typer.echo(f"index: {db} ({len(events)} event(s))")
+
+
+@app.command()
 def merge(runs: list[Path] = typer.Argument(..., help="the shard run directories"),
           out: Path = typer.Option(..., "--out", help="directory of the merged run")) -> None:
     """Merge the records of a sharded run into one run and recompute its scorecard."""

@@ -71,6 +71,22 @@ def render_markdown(card: dict[str, Any]) -> str:
             result = "pass" if g["passed"] else "**FAIL**"
             out.append(f"| {g['metric']} | {g['adapter']} | {result} | {fmt(g['reason'])} |")
         out.append("")
+    if card.get("power"):
+        out += ["## Power", "",
+                "Smallest difference a paired comparison at this n detects (α 0.05, power 0.8), beside the margin "
+                "that matters.", "", "| Metric | Adapter | Margin | Detectable | n | |", "|---|---|---|---|---|---|"]
+        for p in card["power"]:
+            warn = "⚠ too few items to conclude at this margin" if p["underpowered"] else "ok"
+            out.append(f"| {p['metric']} | {p['adapter']} | {fmt(p['margin'])} | {fmt(p['mdd'])} | {p['n']} | {warn} |")
+        out.append("")
+    if card.get("stability"):
+        out += ["## Stability across repeats", "",
+                "| Task | Metric | Adapter | Repeats | Items | Agreement | Flip rate | Run-to-run SD |",
+                "|---|---|---|---|---|---|---|---|"]
+        for s in card["stability"]:
+            out.append(f"| {s['task']} | {s['metric']} | {s['adapter']} | {s['repeats']} | {s['items']} | "
+                       f"{fmt(s['agreement'])} | {fmt(s['flip_rate'])} | {fmt(s['run_to_run_sd'])} |")
+        out.append("")
     out += ["## Method", "",
             "- Ratios (WER, CER) are corpus-level: total errors / total reference units.",
             "- Proportions: Wilson interval; when items share a cluster (a consultation, the repeats of an item), "

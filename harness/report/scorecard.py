@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from harness.config import SuiteConfig, criterion_holds
-from harness.stats import SMALL_N, estimate, paired_ratio_difference
+from harness.stats import SMALL_N, estimate
 from harness.store import SCORES, iter_jsonl, read_manifest, write_json
 
 OPERATIONAL = {"error_rate", "missing_rate", "latency_s", "cost", "tokens_out"}
@@ -145,19 +145,6 @@ def evaluate_objectives(suite: SuiteConfig, manifest: dict[str, Any],
     return out
 
 
-def _paired_series(run_dir: Path, task: str, adapter: str,
-                   spec: dict[str, Any]) -> dict[tuple[str, int], tuple[float, float]]:
-    out = {}
-    for rec in iter_jsonl(run_dir / SCORES):
-        if rec["task"] != task or rec["adapter"] != adapter:
-            continue
-        v = rec["values"].get(spec["value"])
-        d = rec["values"].get(spec["denominator"]) if spec["aggregation"] == "ratio" else 1.0
-        if v is not None and d is not None:
-            out[(rec["item_id"], rec["repeat"])] = (float(v), float(d))
-    return out
-
-
 def evaluate_gates(suite: SuiteConfig, manifest: dict[str, Any], rows: list[dict[str, Any]],
                    run_dir: Path) -> list[dict[str, Any]]:
     out = []
@@ -184,25 +171,90 @@ def evaluate_gates(suite: SuiteConfig, manifest: dict[str, Any], rows: list[dict
 
 def _non_inferiority(manifest: dict[str, Any], run_dir: Path, task: str, metric: str, adapter: str,
                      margin: float) -> dict[str, Any]:
-    """Paired bootstrap on the items both runs share: non-inferior when the CI of
-    (candidate − baseline) excludes a loss larger than the margin."""
+    """The machinery of `harness compare`, on this metric: non-inferior when the paired 95% CI
+    of (candidate − baseline) excludes a loss larger than the margin."""
+    from harness.compare import compare_runs
+
     baseline = Path(manifest["suite"]["config"]["baseline"])
     if not baseline.is_absolute():
         baseline = Path(manifest["suite"]["path"]).parent / baseline
-    spec = next(m for m in manifest["tasks"][task]["metrics"] if m["name"] == metric)
-    a = _paired_series(baseline, task, adapter, spec)
-    b = _paired_series(run_dir, task, adapter, spec)
-    keys = sorted(a.keys() & b.keys())
-    if len(keys) < 2:
-        return {"passed": False, "reason": f"only {len(keys)} items shared with the baseline"}
-    arr_a, arr_b = np.array([a[k] for k in keys]), np.array([b[k] for k in keys])
-    diff, low, high = paired_ratio_difference(arr_a[:, 0], arr_a[:, 1], arr_b[:, 0], arr_b[:, 1],
-                                              seed=int(manifest.get("seed", 0)))
-    worse_bound = -low if spec["higher_is_better"] else high
+    result = compare_runs(baseline, run_dir, margins={f"{task}/{metric}": margin})
+    if not result.comparable:
+        return {"passed": False, "reason": "not comparable with the baseline: " + "; ".join(result.problems)}
+    m = next((c for c in result.metrics if c.task == task and c.metric == metric and c.adapter == adapter), None)
+    if m is None or m.ci_low is None or m.ci_high is None or m.difference is None:
+        return {"passed": False, "reason": "no items shared with the baseline"}
+    worse_bound = -m.ci_low if m.higher_is_better else m.ci_high
     passed = worse_bound <= margin
-    return {"passed": passed, "difference": diff, "ci_low": low, "ci_high": high, "n_paired": len(keys),
-            "reason": f"difference {diff:+.4g} [{low:+.4g}, {high:+.4g}] vs margin {margin:g} "
-                      f"on {len(keys)} paired items"}
+    return {"passed": passed, "difference": m.difference, "ci_low": m.ci_low, "ci_high": m.ci_high,
+            "n_paired": m.n_paired, "p_value": m.p_value,
+            "reason": f"difference {m.difference:+.4g} [{m.ci_low:+.4g}, {m.ci_high:+.4g}] vs margin {margin:g} "
+                      f"on {m.n_paired} paired items ({'non-inferior' if passed else 'inferiority not excluded'})"}
+
+
+def power_notes(suite: SuiteConfig, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each metric with a margin (suite `margins`, or a non-inferiority gate): the smallest
+    difference a paired comparison at this run's n would detect (α = 0.05, power 0.8),
+    estimated as if the two runs were independent (conservative), and whether the margin is
+    below it (too few items to conclude at that margin)."""
+    from harness.power import minimum_detectable_difference
+
+    margins = dict(suite.margins)
+    for gate in suite.gates:
+        if gate.non_inferior_to:
+            margins.setdefault(gate.metric, gate.margin)
+    out = []
+    for key, margin in margins.items():
+        task, metric = key.split("/", 1)
+        for r in rows:
+            if r["task"] != task or r["metric"] != metric or r["value"] is None or r["ci_low"] is None:
+                continue
+            se = (r["ci_high"] - r["ci_low"]) / (2 * 1.959963984540054)
+            if r["aggregation"] == "proportion" and se == 0:
+                se = math.sqrt(0.25 / max(r["clusters"], 1))  # no variance seen: worst case p = 0.5
+            mdd = minimum_detectable_difference(math.sqrt(2) * se)
+            out.append({"metric": key, "adapter": r["adapter"], "margin": margin, "n": r["n"], "mdd": mdd,
+                        "underpowered": mdd > margin})
+    return out
+
+
+def stability(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues]) -> list[dict[str, Any]]:
+    """With repeats > 1: how often the repeats of an item agree, and how much the metric moves
+    from one repeat to the next (standard deviation of the per-repeat figure)."""
+    repeats = int(manifest.get("repeats", 1))
+    if repeats < 2:
+        return []
+    out = []
+    for task, adapter in manifest["pairs"]:
+        pv = pairs.get((task, adapter))
+        if pv is None:
+            continue
+        for spec in manifest["tasks"][task]["metrics"]:
+            if spec["name"] in OPERATIONAL or (spec["aggregation"] == "ratio" and not spec.get("denominator")):
+                continue
+            values, rows = pv.series(spec["value"])
+            if len(values) == 0:
+                continue
+            by_item: dict[str, list[float]] = defaultdict(list)
+            per_repeat_num: dict[int, float] = defaultdict(float)
+            per_repeat_den: dict[int, float] = defaultdict(float)
+            dens: dict[int, float] = {}
+            if spec["aggregation"] == "ratio":
+                den_values, den_rows = pv.series(spec["denominator"])
+                dens = dict(zip(den_rows.tolist(), den_values.tolist(), strict=True))
+            for v, r in zip(values, rows, strict=True):
+                item, rep = pv.keys[r]
+                by_item[item].append(float(v))
+                per_repeat_num[rep] += float(v)
+                per_repeat_den[rep] += float(dens.get(r, 1.0)) if dens else 1.0
+            complete = [vs for vs in by_item.values() if len(vs) == repeats]
+            agree = sum(1 for vs in complete if max(vs) == min(vs))
+            figures = [per_repeat_num[k] / per_repeat_den[k] for k in sorted(per_repeat_num) if per_repeat_den[k]]
+            out.append({"task": task, "adapter": adapter, "metric": spec["name"], "repeats": repeats,
+                        "items": len(complete), "agreement": agree / len(complete) if complete else None,
+                        "flip_rate": 1 - agree / len(complete) if complete else None,
+                        "run_to_run_sd": float(np.std(figures, ddof=1)) if len(figures) > 1 else None})
+    return out
 
 
 def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
@@ -210,7 +262,8 @@ def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
     suite = SuiteConfig.model_validate(manifest["suite"]["config"])
-    rows = compute_rows(manifest, load_values(run_dir))
+    values = load_values(run_dir)
+    rows = compute_rows(manifest, values)
     gates = evaluate_gates(suite, manifest, rows, run_dir)
     return {
         "run_id": manifest["run_id"], "suite": manifest["suite"]["name"],
@@ -227,6 +280,8 @@ def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
         "objectives": evaluate_objectives(suite, manifest, rows),
         "gates": gates,
         "gates_failed": sum(1 for g in gates if not g["passed"]),
+        "power": power_notes(suite, rows),
+        "stability": stability(manifest, values),
     }
 
 

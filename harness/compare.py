@@ -205,8 +205,10 @@ def _adapter_pairs(ma: dict[str, Any], mb: dict[str, Any], warnings: list[str]) 
 def _check_comparable(ma: dict[str, Any], mb: dict[str, Any], task: str, problems: list[str]) -> None:
     ta, tb = ma["tasks"][task], mb["tasks"][task]
     ca, cb = dict(ta["config"]), dict(tb["config"])
-    ca.pop("description", None)
-    cb.pop("description", None)
+    for config in (ca, cb):
+        # where the data lies and how it is described may differ; its content is checked below
+        config.pop("description", None)
+        config["dataset"] = {k: v for k, v in config["dataset"].items() if k != "path"}
     if ca != cb:
         keys = sorted(k for k in set(ca) | set(cb) if ca.get(k) != cb.get(k))
         problems.append(f"{task}: task definitions differ ({', '.join(keys)})")

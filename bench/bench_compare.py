@@ -1,0 +1,68 @@
+"""`harness compare` on two runs of 100,000 items × 5 metrics (generated records).
+Target (issue 7): under 10 s."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from harness.compare import compare_runs
+
+N = 100_000
+METRICS = [
+    {"name": "accuracy", "aggregation": "proportion", "value": "correct", "denominator": None, "higher_is_better": True},
+    {"name": "unextractable_rate", "aggregation": "proportion", "value": "unextractable", "denominator": None,
+     "higher_is_better": False},
+    {"name": "wer", "aggregation": "ratio", "value": "wer_errors", "denominator": "wer_ref", "higher_is_better": False},
+    {"name": "error_rate", "aggregation": "proportion", "value": "error", "denominator": None,
+     "higher_is_better": False},
+    {"name": "latency_rank", "aggregation": "mean", "value": "score", "denominator": None, "higher_is_better": True},
+]
+
+
+def write_run(path: Path, seed: int, drop: float) -> None:
+    rng = np.random.default_rng(seed)
+    path.mkdir(parents=True)
+    manifest = {"run_id": path.name, "status": "complete", "repeats": 1, "seed": 0, "pairs": [["t", "a"]],
+                "suite": {"name": "bench", "path": str(path), "description": "", "config": {
+                    "name": "bench", "tasks": ["t.yaml"], "adapters": [{"path": "a.yaml"}]}},
+                "tasks": {"t": {"config": {"name": "t", "kind": "qa", "dataset": {"path": "x"}},
+                                "scorers": {"x": "1"}, "metrics": METRICS, "items": N}},
+                "adapters": {"a": {"kind": "replay", "settings": {}, "declarations": {}}},
+                "started_at": "2026-11-23T00:00:00+00:00", "ended_at": "2026-11-23T00:01:00+00:00"}
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    base = np.random.default_rng(0).random(N)
+    with (path / "scores.jsonl").open("wb") as fh:
+        correct = (rng.random(N) < 0.8 - drop) | (base < 0.5)
+        refs = rng.integers(5, 30, N)
+        errors = rng.binomial(refs, 0.1 + drop)
+        for i in range(N):
+            fh.write(orjson.dumps({"task": "t", "adapter": "a", "item_id": f"i{i}", "repeat": 0, "cluster": None,
+                                   "values": {"correct": int(correct[i]), "unextractable": int(base[i] < 0.01),
+                                              "wer_errors": int(errors[i]), "wer_ref": int(refs[i]), "error": 0,
+                                              "score": float(base[i])}},
+                                  option=orjson.OPT_APPEND_NEWLINE))
+
+
+def main() -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        a, b = Path(tmp) / "a", Path(tmp) / "b"
+        write_run(a, 1, 0.0)
+        write_run(b, 2, 0.01)
+        start = time.perf_counter()
+        result = compare_runs(a, b, margin=0.005)
+        elapsed = time.perf_counter() - start
+    assert result.comparable and len(result.metrics) == 5
+    print(f"compare, {N:,} items × {len(result.metrics)} metrics: {elapsed:.2f} s "
+          f"(target < 10 s: {'PASS' if elapsed < 10 else 'FAIL'}); regressions found: "
+          + ", ".join(m.metric for m in result.regressions))
+    return {"seconds": elapsed}
+
+
+if __name__ == "__main__":
+    main()

@@ -15,7 +15,8 @@ from harness.compare import compare_runs
 
 N = 100_000
 METRICS = [
-    {"name": "accuracy", "aggregation": "proportion", "value": "correct", "denominator": None, "higher_is_better": True},
+    {"name": "accuracy", "aggregation": "proportion", "value": "correct", "denominator": None,
+     "higher_is_better": True},
     {"name": "unextractable_rate", "aggregation": "proportion", "value": "unextractable", "denominator": None,
      "higher_is_better": False},
     {"name": "wer", "aggregation": "ratio", "value": "wer_errors", "denominator": "wer_ref", "higher_is_better": False},

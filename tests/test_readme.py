@@ -22,7 +22,7 @@ def _blocks(lang: str) -> list[str]:
 def _copy_project(tmp: Path) -> Path:
     for name in ("suite.yaml",):
         shutil.copy(ROOT / name, tmp / name)
-    for name in ("tasks", "adapters"):
+    for name in ("tasks", "adapters", "examples"):
         shutil.copytree(ROOT / name, tmp / name)
     return tmp
 
@@ -60,3 +60,14 @@ def test_validate_example(tmp_path: Path) -> None:
     res = subprocess.run(["harness", "validate", "suite.yaml"], cwd=project, capture_output=True, text=True,
                          env=_env(tmp_path), timeout=120)
     assert res.returncode == 0, res.stderr
+
+
+def test_drift_example_exits_1(tmp_path: Path) -> None:
+    block = next(b for b in _blocks("sh") if "harness compare" in b)
+    project = _copy_project(tmp_path)
+    res = subprocess.run(["bash", "-uo", "pipefail", "-c", block], cwd=project, capture_output=True, text=True,
+                         env=_env(tmp_path), timeout=300)
+    assert res.returncode == 1, res.stderr
+    assert "**1 regression(s)**: drug-qa-en/accuracy (chatbot)" in res.stdout
+    assert "-0.359 [-0.5128, -0.2051]" in res.stdout and "| 0.000488 |" in res.stdout
+    assert (project / "compare.xml").exists() and (project / "compare.md").exists()

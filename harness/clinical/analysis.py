@@ -1,0 +1,273 @@
+"""Reference text against output text: which medically critical errors were made.
+
+Both texts are tokenized the same way and aligned word by word (Levenshtein opcodes);
+each reference mention (drug, dose, negation cue, side, near-homophone) is looked up at
+its aligned position in the output.
+
+Severity: critical — drug substitution or loss, dose magnitude (mg↔µg, g↔mg), decimal
+slip (×10), per-unit change (mg ↔ mg/kg), negation flip, laterality flip, near-homophone
+swap; major — other dose value error, unit dropped, dose dropped, dose invented, drug
+invented; minor — any other word error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from rapidfuzz import fuzz
+from rapidfuzz.distance import Levenshtein
+
+from harness.clinical.extract import Dose, DrugMention, Extraction, extract
+from harness.clinical.lexicon import Lexicon, critical_terms
+
+SEVERITY_WEIGHTS = {"critical": 5.0, "major": 2.0, "minor": 1.0}
+LASA_ORTHOGRAPHIC = 70.0   # rapidfuzz ratio, 0-100
+LASA_PHONETIC = 80.0
+CRITICAL_DOSE_ERRORS = {"unit_magnitude", "decimal_slip", "per_unit"}
+
+
+def phonetic_key(word: str) -> str:
+    """A coarse sound skeleton shared by English and French drug names: ph→f, c/k/q→k,
+    y→i, z→s, x→ks, no h, no doubled letters, vowels kept as one 'a'."""
+    w = word.lower()
+    for a, b in (("ph", "f"), ("qu", "k"), ("ch", "k"), ("ck", "k"), ("x", "ks"), ("h", ""), ("y", "i"),
+                 ("z", "s"), ("c", "k"), ("q", "k")):
+        w = w.replace(a, b)
+    out = []
+    for ch in w:
+        ch = "a" if ch in "aeiouéèêëàâîïôûù" else ch
+        if not out or out[-1] != ch:
+            out.append(ch)
+    return "".join(c for c in out if c.isalpha())
+
+
+@dataclass
+class Finding:
+    kind: str
+    severity: str
+    reference: str
+    output: str
+    detail: str = ""
+
+
+@dataclass
+class Analysis:
+    drug_ref: int = 0
+    drug_out: int = 0
+    drug_matched: int = 0
+    dose_ref: int = 0
+    dose_correct: int = 0
+    dose_out: int = 0
+    critical_ref: int = 0
+    critical_errors: int = 0
+    word_errors: int = 0
+    ref_words: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+    def count(self, severity: str) -> int:
+        return sum(1 for f in self.findings if f.severity == severity)
+
+    def dose_errors(self, kind: str) -> int:
+        return sum(1 for f in self.findings if f.kind == f"dose_{kind}")
+
+    @property
+    def severity_score(self) -> float | None:
+        """Severity-weighted errors per reference word (minor = word errors not explained
+        by a critical or major finding)."""
+        if not self.ref_words:
+            return None
+        critical, major = self.count("critical"), self.count("major")
+        minor = max(0, self.word_errors - critical - major)
+        return (SEVERITY_WEIGHTS["critical"] * critical + SEVERITY_WEIGHTS["major"] * major
+                + SEVERITY_WEIGHTS["minor"] * minor) / self.ref_words
+
+
+def _alignment(ref: Extraction, out: Extraction) -> tuple[list[tuple[int, int]], int]:
+    """For each reference token, the output token span [j1, j2) it aligns with; word errors."""
+    spans: list[tuple[int, int]] = [(0, 0)] * len(ref.tokens)
+    errors = 0
+    ops = Levenshtein.opcodes([t.text for t in ref.tokens], [t.text for t in out.tokens]).as_list()
+    for tag, i1, i2, j1, j2 in ops:
+        if tag == "equal":
+            for k in range(i2 - i1):
+                spans[i1 + k] = (j1 + k, j1 + k + 1)
+        elif tag in ("replace", "delete"):
+            for i in range(i1, i2):
+                spans[i] = (j1, j2)
+            errors += max(i2 - i1, j2 - j1)
+        else:
+            errors += j2 - j1
+    return spans, errors
+
+
+def _span(spans: list[tuple[int, int]], first: int, last: int, n_out: int) -> tuple[int, int]:
+    """Output tokens standing where reference tokens first..last stood: everything between
+    the neighbours' alignments, so that words inserted around a misheard term count
+    ('ceftriaxone' heard as 'chef triac zone')."""
+    parts = spans[first:last + 1]
+    inner = (min(p[0] for p in parts), max(p[1] for p in parts))
+    start = spans[first - 1][1] if first > 0 else 0
+    end = spans[last + 1][0] if last + 1 < len(spans) else n_out
+    return (min(start, inner[0]), max(end, inner[1])) if start <= end else inner
+
+
+def _overlaps(first: int, last: int, span: tuple[int, int]) -> bool:
+    return first < span[1] and last >= span[0] if span[1] > span[0] else False
+
+
+def lasa(lexicon: Lexicon, a: str, b: str) -> str | None:
+    """Why two names look or sound alike, or None."""
+    known = lexicon.known_confusable(a, b)
+    if known:
+        return f"known confusable pair ({known})"
+    ortho = fuzz.ratio(a, b)
+    if ortho >= LASA_ORTHOGRAPHIC:
+        return f"look-alike (spelling {ortho:.0f}%)"
+    phon = fuzz.ratio(phonetic_key(a), phonetic_key(b))
+    if phon >= LASA_PHONETIC:
+        return f"sound-alike (phonetic {phon:.0f}%)"
+    return None
+
+
+def _drugs(a: Analysis, ref: Extraction, out: Extraction, spans: list[tuple[int, int]], lexicon: Lexicon) -> None:
+    a.drug_ref, a.drug_out = len(ref.drugs), len(out.drugs)
+    remaining = [d.canonical for d in out.drugs]
+    unmatched: list[DrugMention] = []
+    for d in ref.drugs:
+        if d.canonical in remaining:
+            remaining.remove(d.canonical)
+            a.drug_matched += 1
+        else:
+            unmatched.append(d)
+    used: set[int] = set()
+    for d in unmatched:
+        span = _span(spans, d.first, d.last, len(out.tokens))
+        other = next((o for k, o in enumerate(out.drugs) if k not in used and _overlaps(o.first, o.last, span)
+                      and o.canonical in remaining), None)
+        if other is not None:
+            used.add(out.drugs.index(other))
+            reason = lasa(lexicon, d.canonical, other.canonical) or lasa(lexicon, d.surface, other.surface)
+            a.findings.append(Finding("drug_substitution", "critical", d.canonical, other.canonical,
+                                      reason or "different drug"))
+        else:
+            heard = " ".join(t.text for t in out.tokens[span[0]:span[1]])
+            reason = lasa(lexicon, d.surface, heard.replace(" ", "")) if heard else None
+            a.findings.append(Finding("drug_lost", "critical", d.canonical, heard or "(nothing)",
+                                      reason or ("deleted" if not heard else "replaced by other words")))
+    ref_canon = [d.canonical for d in ref.drugs]
+    for k, o in enumerate(out.drugs):
+        if k in used:
+            continue
+        if o.canonical in ref_canon:
+            ref_canon.remove(o.canonical)
+        else:
+            a.findings.append(Finding("drug_invented", "major", "(none)", o.canonical))
+
+
+def _same_quantity(x: Dose, y: Dose) -> bool:
+    bx, by = x.base_amount(), y.base_amount()
+    if bx and by and bx[0] == by[0]:
+        return math.isclose(bx[1], by[1], rel_tol=1e-9) and x.per == y.per
+    return x.unit == y.unit and math.isclose(x.value, y.value) and x.high == y.high and x.per == y.per
+
+
+def classify_dose(ref: Dose, out: Dose) -> str | None:
+    """None when the doses are the same quantity; else the class of error."""
+    if _same_quantity(ref, out):
+        return None
+    if ref.per != out.per and math.isclose(ref.value, out.value) and ref.unit == out.unit:
+        return "per_unit"
+    br, bo = ref.base_amount(), out.base_amount()
+    if br and bo and br[0] == bo[0] and bo[1] and br[1]:
+        ratio = bo[1] / br[1]
+        if ref.unit != out.unit and any(math.isclose(ratio, f) for f in (1e3, 1e-3, 1e6, 1e-6)):
+            return "unit_magnitude"
+        if any(math.isclose(ratio, f) for f in (10, 0.1, 100, 0.01)):
+            return "decimal_slip"
+    elif ref.unit == out.unit and ref.value and any(
+            math.isclose(out.value / ref.value, f) for f in (10, 0.1, 100, 0.01)):
+        return "decimal_slip"
+    return "value"
+
+
+def _doses(a: Analysis, ref: Extraction, out: Extraction, spans: list[tuple[int, int]]) -> None:
+    a.dose_ref, a.dose_out = len(ref.doses), len(out.doses)
+    used: set[int] = set()
+    for d in ref.doses:
+        span = _span(spans, d.first, d.last, len(out.tokens))
+        cands = [k for k, o in enumerate(out.doses) if k not in used and _overlaps(o.first, o.last, span)]
+        if not cands:  # the same dose said elsewhere in the sentence still counts
+            cands = [k for k, o in enumerate(out.doses) if k not in used and _same_quantity(d, o)]
+        if cands:
+            k = next((c for c in cands if _same_quantity(d, out.doses[c])), cands[0])
+            used.add(k)
+            error = classify_dose(d, out.doses[k])
+            if error is None:
+                a.dose_correct += 1
+            else:
+                severity = "critical" if error in CRITICAL_DOSE_ERRORS else "major"
+                a.findings.append(Finding(f"dose_{error}", severity, d.surface, out.doses[k].surface))
+            continue
+        numbers = [v for j, v in out.numbers if span[0] <= j < span[1]]
+        if any(math.isclose(v, d.value) for v in numbers):
+            a.findings.append(Finding("dose_unit_dropped", "major", d.surface, f"{d.value:g} (no unit)"))
+        else:
+            heard = " ".join(t.text for t in out.tokens[span[0]:span[1]])
+            a.findings.append(Finding("dose_dropped", "major", d.surface, heard or "(nothing)"))
+    for k, o in enumerate(out.doses):
+        if k not in used and not any(_same_quantity(o, d) for d in ref.doses):
+            a.findings.append(Finding("dose_invented", "major", "(none)", o.surface))
+
+
+def _critical(a: Analysis, ref: Extraction, out: Extraction, spans: list[tuple[int, int]], lang: str,
+              extra_pairs: tuple[tuple[str, str], ...]) -> None:
+    terms = critical_terms()
+    words_out = [t.text for t in out.tokens]
+    negation_words = set(terms["negation"][lang])  # type: ignore[index]
+    opposite = terms["laterality"][lang]  # type: ignore[index]
+    pairs = {}
+    for x, y in [*terms["near_homophones"][lang], *extra_pairs]:  # type: ignore[index]
+        pairs[x], pairs[y] = y, x
+    ref_words = [t.text for t in ref.tokens]
+    homophones = [(i, w) for i, w in enumerate(ref_words) if w in pairs]
+    a.critical_ref = len(ref.negations) + len(ref.laterality) + len(homophones)
+    for i in ref.negations:
+        j1, j2 = _span(spans, i, i, len(out.tokens))
+        if not any(w in negation_words for w in words_out[j1:j2]):
+            a.findings.append(Finding("negation_lost", "critical", ref_words[i], " ".join(words_out[j1:j2])
+                                      or "(nothing)"))
+    covered = {j for i in range(len(ref_words)) for j in range(*spans[i]) if ref_words[i] in negation_words}
+    for j in out.negations:
+        aligned_ref = [i for i, s in enumerate(spans) if s[0] <= j < s[1]]
+        if j not in covered and not any(ref_words[i] in negation_words for i in aligned_ref):
+            a.findings.append(Finding("negation_added", "critical", " ".join(ref_words[i] for i in aligned_ref)
+                                      or "(nothing)", words_out[j]))
+    for i, side in ref.laterality:
+        j1, j2 = _span(spans, i, i, len(out.tokens))
+        heard = words_out[j1:j2]
+        if opposite[side] in heard and side not in heard:
+            a.findings.append(Finding("laterality_flip", "critical", side, opposite[side]))
+        elif side not in heard:
+            a.findings.append(Finding("laterality_lost", "major", side, " ".join(heard) or "(nothing)"))
+    for i, w in homophones:
+        j1, j2 = _span(spans, i, i, len(out.tokens))
+        if pairs[w] in words_out[j1:j2]:
+            a.findings.append(Finding("near_homophone_swap", "critical", w, pairs[w]))
+    a.critical_errors = sum(1 for f in a.findings if f.kind in (
+        "negation_lost", "negation_added", "laterality_flip", "laterality_lost", "near_homophone_swap"))
+
+
+@lru_cache(maxsize=4096)
+def analyse(reference: str, output: str, language: str, lexicon: Lexicon,
+            extra_pairs: tuple[tuple[str, str], ...] = ()) -> Analysis:
+    """Every medically critical difference between a reference and an output."""
+    lang = "fr" if language.lower().startswith("fr") else "en"
+    ref, out = extract(reference, lang, lexicon), extract(output, lang, lexicon)
+    spans, word_errors = _alignment(ref, out)
+    a = Analysis(word_errors=word_errors, ref_words=len(ref.tokens))
+    _drugs(a, ref, out, spans, lexicon)
+    _doses(a, ref, out, spans)
+    _critical(a, ref, out, spans, lang, extra_pairs)
+    return a

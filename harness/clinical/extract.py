@@ -1,0 +1,218 @@
+"""Extraction of clinical mentions from one text: drugs, doses, routes, frequencies,
+negation cues, laterality and near-homophones, for English and French.
+
+Numbers written in words become digits first (text2num: "one gram", "deux cent
+cinquante milligrammes", "zero point five"); decimal commas are read as points.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from text_to_num import alpha2digit
+
+from harness.clinical.lexicon import Lexicon, critical_terms, fold
+
+_THOUSANDS_EN = re.compile(r"(?<=\d)[, ](?=\d{3}(?!\d))")
+_THOUSANDS_FR = re.compile(r"(?<=\d)[ \u202f](?=\d{3}(?!\d))")
+TOKEN = re.compile(r"\d+(?:[.,]\d+)?|[^\W\d_]+(?:-[^\W\d_]+)*|[µ%/]")
+
+UNITS = {
+    "mg": "mg", "mgs": "mg", "milligram": "mg", "milligrams": "mg", "milligramme": "mg", "milligrammes": "mg",
+    "g": "g", "gr": "g", "gm": "g", "gram": "g", "grams": "g", "gramme": "g", "grammes": "g",
+    "µg": "µg", "mcg": "µg", "ug": "µg", "microgram": "µg", "micrograms": "µg", "microgramme": "µg",
+    "microgrammes": "µg", "gamma": "µg", "gammas": "µg",
+    "ng": "ng", "nanogram": "ng", "nanograms": "ng", "nanogramme": "ng", "nanogrammes": "ng",
+    "kg": "kg", "ml": "ml", "mls": "ml", "millilitre": "ml", "millilitres": "ml", "milliliter": "ml",
+    "milliliters": "ml", "l": "l", "litre": "l", "litres": "l", "liter": "l", "liters": "l",
+    "ui": "units", "iu": "units", "unit": "units", "units": "units", "unité": "units", "unités": "units",
+    "mmol": "mmol", "millimole": "mmol", "millimoles": "mmol", "meq": "meq", "milliequivalents": "meq",
+    "%": "%", "percent": "%", "pourcent": "%",
+    "drop": "drops", "drops": "drops", "goutte": "drops", "gouttes": "drops",
+    "puff": "puffs", "puffs": "puffs", "bouffée": "puffs", "bouffées": "puffs",
+}
+PER_UNITS = {
+    "kg": "kg", "kilogram": "kg", "kilograms": "kg", "kilo": "kg", "kilos": "kg", "kilogramme": "kg",
+    "kilogrammes": "kg", "day": "day", "days": "day", "jour": "day", "jours": "day", "j": "day", "d": "day",
+    "hour": "h", "hours": "h", "heure": "h", "heures": "h", "h": "h", "minute": "min", "minutes": "min",
+    "min": "min", "dose": "dose", "doses": "dose", "m2": "m2", "ml": "ml", "l": "l", "week": "week",
+    "semaine": "week",
+}
+PER_WORDS = {"/", "per", "par", "a", "by"}
+RANGE_WORDS = {"-", "to", "à", "a"}
+UNIT_BASE = {"mg": ("mass", 1e-3), "g": ("mass", 1.0), "µg": ("mass", 1e-6), "ng": ("mass", 1e-9),
+             "kg": ("mass", 1e3), "ml": ("volume", 1e-3), "l": ("volume", 1.0)}
+ROUTES = {
+    "en": {"iv": "iv", "intravenous": "iv", "intravenously": "iv", "oral": "oral", "orally": "oral",
+           "po": "oral", "mouth": "oral", "sc": "sc", "subcutaneous": "sc", "subcutaneously": "sc", "subcut": "sc",
+           "im": "im", "intramuscular": "im", "intramuscularly": "im", "inhaled": "inhaled", "topical": "topical"},
+    "fr": {"iv": "iv", "intraveineuse": "iv", "intraveineux": "iv", "ivd": "iv", "os": "oral", "orale": "oral",
+           "sc": "sc", "sous-cutanée": "sc", "sous-cutané": "sc", "im": "im", "intramusculaire": "im",
+           "inhalé": "inhaled", "inhalée": "inhaled"},
+}
+FREQUENCY = {
+    "en": re.compile(r"\b(?:once|twice|(?:\d+) times) (?:daily|a day|weekly|a week)\b|\bevery \d+ hours\b|"
+                     r"\b(?:b\.?i\.?d|t\.?i\.?d|q\.?i\.?d|q\d+h|prn)\b|\bas (?:needed|required)\b|"
+                     r"\bat (?:night|bedtime)\b|\bonce weekly\b|\bdaily\b"),
+    "fr": re.compile(r"\b(?:\d+|une|deux|trois) fois par (?:jour|semaine)\b|\btoutes les \d+ heures\b|"
+                     r"\bsi besoin\b|\bau coucher\b|\ble soir\b|\ble matin\b|\bpar jour\b"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class DrugMention:
+    canonical: str
+    surface: str
+    first: int          # token index
+    last: int           # token index, inclusive
+
+
+@dataclass(frozen=True, slots=True)
+class Dose:
+    value: float
+    unit: str
+    per: tuple[str, ...]
+    first: int
+    last: int
+    surface: str
+    high: float | None = None
+
+    def key(self) -> tuple[float, float | None, str, tuple[str, ...]]:
+        return (self.value, self.high, self.unit, self.per)
+
+    def base_amount(self) -> tuple[str, float] | None:
+        dim = UNIT_BASE.get(self.unit)
+        return (dim[0], self.value * dim[1]) if dim else None
+
+
+@dataclass
+class Extraction:
+    text: str
+    tokens: list[Token]
+    drugs: list[DrugMention]
+    doses: list[Dose]
+    numbers: list[tuple[int, float]]
+    routes: list[tuple[int, str]]
+    frequencies: list[str]
+    negations: list[int]
+    laterality: list[tuple[int, str]]
+    homophones: list[tuple[int, str]]
+
+
+def _lang(language: str) -> str:
+    lang = language.split("-")[0].lower()
+    return lang if lang in ("en", "fr") else "en"
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text.replace(",", "."))
+    except ValueError:
+        return None
+
+
+def tokenize(text: str, language: str) -> tuple[str, list[Token]]:
+    """Folded text with numbers in words turned into digits, and its tokens."""
+    lang = _lang(language)
+    folded = fold(text)
+    if lang == "fr":
+        folded = folded.replace("pour cent", "pourcent")
+    folded = alpha2digit(folded, lang, threshold=0)
+    # thousands separators: "1,000" in English, "5 000" in both; a French comma is a decimal point
+    folded = (_THOUSANDS_EN if lang == "en" else _THOUSANDS_FR).sub("", folded)
+    folded = folded.replace("'", " ")  # l'aspirine → l aspirine; n'est → n est
+    return folded, [Token(m.group(), m.start(), m.end()) for m in TOKEN.finditer(folded)]
+
+
+def _drugs(tokens: list[Token], lexicon: Lexicon) -> list[DrugMention]:
+    out = []
+    words = [t.text for t in tokens]
+    i = 0
+    while i < len(words):
+        found = None
+        for n in range(min(lexicon.max_words, len(words) - i), 0, -1):
+            phrase = " ".join(words[i:i + n])
+            canonical = lexicon.variants.get(phrase)
+            if canonical is None or (n == 1 and (phrase in lexicon.stopwords or len(phrase) < 3)):
+                continue
+            if words[i][0].isdigit():
+                continue
+            found = DrugMention(canonical, phrase, i, i + n - 1)
+            break
+        if found:
+            out.append(found)
+            i = found.last + 1
+        else:
+            i += 1
+    return out
+
+
+def _doses(tokens: list[Token], text: str) -> tuple[list[Dose], list[tuple[int, float]]]:
+    doses: list[Dose] = []
+    numbers: list[tuple[int, float]] = []
+    words = [t.text for t in tokens]
+    i = 0
+    while i < len(words):
+        value = _number(words[i]) if words[i][0].isdigit() else None
+        if value is None:
+            i += 1
+            continue
+        numbers.append((i, value))
+        j = i + 1
+        high = None
+        if j + 1 < len(words) and words[j] in RANGE_WORDS and words[j + 1][0].isdigit():
+            high = _number(words[j + 1])
+            j += 2
+        unit = UNITS.get(words[j]) if j < len(words) else None
+        if unit is None and j + 1 < len(words) and words[j] == "per" and words[j + 1] == "cent":
+            unit, j = "%", j + 1
+        if unit is None:
+            i += 1
+            continue
+        last = j
+        per: list[str] = []
+        k = j + 1
+        while k + 1 < len(words):
+            if words[k] in ("et", "and") and k + 2 < len(words) and words[k + 1] in PER_WORDS:
+                k += 1  # "par kilo et par jour"
+            if not (words[k] in PER_WORDS and words[k + 1] in PER_UNITS):
+                break
+            if words[k] == "a" and PER_UNITS[words[k + 1]] in ("day", "week"):
+                break  # "500 mg a day" reads as a frequency
+            per.append(PER_UNITS[words[k + 1]])
+            last = k + 1
+            k += 2
+        surface = text[tokens[i].start:tokens[last].end]
+        doses.append(Dose(value, unit, tuple(per), i, last, surface, high))
+        i = last + 1
+    return doses, numbers
+
+
+@lru_cache(maxsize=1 << 14)
+def extract(text: str, language: str, lexicon: Lexicon) -> Extraction:
+    """Every clinical mention in `text`. Cached: references are analysed once."""
+    lang = _lang(language)
+    folded, tokens = tokenize(text, lang)
+    terms = critical_terms()
+    words = [t.text for t in tokens]
+    drugs = _drugs(tokens, lexicon)
+    doses, numbers = _doses(tokens, folded)
+    routes = [(i, ROUTES[lang][w]) for i, w in enumerate(words) if w in ROUTES[lang]]
+    negation_words = set(terms["negation"][lang])  # type: ignore[index]
+    laterality = terms["laterality"][lang]  # type: ignore[index]
+    homophones = {w for pair in terms["near_homophones"][lang] for w in pair}  # type: ignore[index]
+    return Extraction(
+        text=folded, tokens=tokens, drugs=drugs, doses=doses, numbers=numbers, routes=routes,
+        frequencies=[m.group() for m in FREQUENCY[lang].finditer(folded)],
+        negations=[i for i, w in enumerate(words) if w in negation_words],
+        laterality=[(i, w) for i, w in enumerate(words) if w in laterality],
+        homophones=[(i, w) for i, w in enumerate(words) if w in homophones])

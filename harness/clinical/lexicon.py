@@ -1,0 +1,108 @@
+"""Drug lexicon: the `drug-named-entity-recognition` dictionary (MIT; brands and synonyms
+mapped to canonical names), a bundled French supplement, an optional user formulary, and
+the bundled list of known look-alike / sound-alike pairs."""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import importlib.util
+import pickle
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+
+import yaml
+
+DATA = Path(str(files("harness.clinical") / "data"))
+#: words the lexicon lists as drugs that, in clinical prose, are almost always something else
+EXTRA_STOPWORDS = {"max", "iv", "pain", "plan", "today", "once", "daily", "units", "unit", "dose", "doses", "tab",
+                   "patch", "night", "level", "film", "base", "left", "right", "clear", "check", "stop", "start",
+                   "give", "mg", "ml", "bid", "tid", "prn", "ice", "hope", "will", "may", "over", "soft", "sun",
+                   "flu", "line", "cold", "weekly", "monday", "mondays", "after", "before", "every", "minute",
+                   "hour", "hours", "week", "weeks", "month", "day", "days", "heure", "heures", "jour", "jours",
+                   "soir", "matin", "par", "pour", "dans", "avec", "sans", "le", "la", "les", "des", "une", "un"}
+SALT_WORDS = {"sodium", "hydrochloride", "axetil", "sulfate", "sulphate", "hyclate", "disodium", "potassium",
+              "calcium", "magnesium", "mesylate", "maleate", "tartrate", "succinate", "citrate", "acetate",
+              "phosphate", "bromide", "anhydrous", "monohydrate", "trihydrate", "dihydrate", "hcl"}
+
+
+def fold(text: str) -> str:
+    """Lowercase, NFKC, typographic apostrophes to ASCII."""
+    return unicodedata.normalize("NFKC", text).replace("’", "'").lower()
+
+
+def _package_stopwords() -> set[str]:
+    """The stopword list of drug-named-entity-recognition, read without importing the package
+    (whose import builds an n-gram index for seconds and touches the home directory)."""
+    spec = importlib.util.find_spec("drug_named_entity_recognition")
+    if spec is None or not spec.submodule_search_locations:
+        return set()
+    path = Path(next(iter(spec.submodule_search_locations))) / "util.py"
+    util_spec = importlib.util.spec_from_file_location("_dner_util", path)
+    if util_spec is None or util_spec.loader is None:
+        return set()
+    module = importlib.util.module_from_spec(util_spec)
+    util_spec.loader.exec_module(module)
+    return set(getattr(module, "stopwords", set()))
+
+
+@dataclass(eq=False)  # hashed by identity: one lexicon object per formulary, cached
+class Lexicon:
+    variants: dict[str, str]                 # folded surface form → canonical name
+    max_words: int
+    stopwords: set[str]
+    confusables: dict[frozenset[str], str] = field(default_factory=dict)
+
+    def canonical(self, name: str) -> str:
+        return self.variants.get(fold(name), fold(name))
+
+    def known_confusable(self, a: str, b: str) -> str | None:
+        return self.confusables.get(frozenset((a, b)))
+
+
+def _base_name(canonical: str, canonicals: set[str]) -> str:
+    """'cefuroxime axetil' → 'cefuroxime' when the base is itself a drug: salts are one drug."""
+    words = canonical.split()
+    kept = [w for w in words if w not in SALT_WORDS]
+    base = " ".join(kept)
+    return base if kept and len(kept) < len(words) and base in canonicals else canonical
+
+
+def _read_pairs(path: Path) -> list[tuple[str, str]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return [(fold(r["variant"]), fold(r["canonical"])) for r in csv.DictReader(fh)]
+
+
+@lru_cache(maxsize=8)
+def load_lexicon(formulary: str | None = None) -> Lexicon:
+    """The merged lexicon; `formulary` is a CSV with columns variant,canonical (optional)."""
+    spec = importlib.util.find_spec("drug_named_entity_recognition")
+    variants: dict[str, str] = {}
+    if spec is not None and spec.submodule_search_locations:
+        pkl = Path(next(iter(spec.submodule_search_locations))) / "drug_ner_dictionary.pkl.bz2"
+        with bz2.open(pkl, "rb") as fh:
+            data = pickle.load(fh)  # noqa: S301 - the file ships inside a pinned PyPI package
+        canonicals = set(data["drug_canonical_to_data"])
+        for variant, targets in data["drug_variant_to_canonical"].items():
+            if targets:
+                variants[fold(variant)] = _base_name(fold(targets[0]), canonicals)
+    for variant, canonical in _read_pairs(DATA / "drugs_fr.csv"):
+        variants[variant] = canonical
+    if formulary:
+        for variant, canonical in _read_pairs(Path(formulary)):
+            variants[variant] = canonical
+    stop = {fold(w) for w in _package_stopwords()} | EXTRA_STOPWORDS
+    confusables: dict[frozenset[str], str] = {}
+    with (DATA / "confusables.csv").open(encoding="utf-8", newline="") as fh:
+        for r in csv.DictReader(fh):
+            confusables[frozenset((fold(r["drug_a"]), fold(r["drug_b"])))] = r["source"]
+    max_words = max((len(v.split()) for v in variants), default=1)
+    return Lexicon(variants, min(max_words, 5), stop, confusables)
+
+
+@lru_cache(maxsize=1)
+def critical_terms() -> dict[str, dict[str, object]]:
+    return yaml.safe_load((DATA / "critical_terms.yaml").read_text(encoding="utf-8"))  # type: ignore[no-any-return]

@@ -108,6 +108,9 @@ class TaskConfig(Strict):
     choices: list[str] | None = None
     answer_pattern: str | None = None
     normalizer: NormalizerSpec = Field(default_factory=NormalizerSpec)
+    formulary: str | None = Field(default=None, description="CSV (variant,canonical) of local drug names")
+    critical_terms: list[tuple[str, str]] = Field(default_factory=list,
+                                                  description="extra near-homophone pairs, e.g. [[ileum, ilium]]")
 
     @field_validator("answer_pattern")
     @classmethod

@@ -76,5 +76,6 @@ KINDS: dict[str, TaskKind] = {
     k.name: k for k in (
         TaskKind("transcription", "audio", ("id", "audio", "reference"), ("wer", "cer")),
         TaskKind("qa", "text", ("id", "reference"), ("exact_match",), needs_prompt=True),
+        TaskKind("generation", "text", ("id", "source"), ("numeric_fidelity",), needs_prompt=True),
     )
 }

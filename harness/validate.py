@@ -52,6 +52,12 @@ def _load_task(path: Path, problems: list[Problem]) -> LoadedTask | None:
         return None
     task = LoadedTask(config, path, lines)
     file = str(path)
+    if config.formulary is not None:
+        formulary = resolve(path.parent, config.formulary)
+        if not formulary.is_file():
+            problems.append(Problem(file, "formulary", "formulary file not found", lines.get(("formulary",)),
+                                    found=str(formulary)))
+        config.formulary = str(formulary)
     if config.kind not in KINDS:
         problems.append(Problem(file, "kind", "unknown task kind", lines.get(("kind",)),
                                 expected="one of: " + ", ".join(KINDS), found=repr(config.kind),

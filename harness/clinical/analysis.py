@@ -35,7 +35,7 @@ def phonetic_key(word: str) -> str:
     for a, b in (("ph", "f"), ("qu", "k"), ("ch", "k"), ("ck", "k"), ("x", "ks"), ("h", ""), ("y", "i"),
                  ("z", "s"), ("c", "k"), ("q", "k")):
         w = w.replace(a, b)
-    out = []
+    out: list[str] = []
     for ch in w:
         ch = "a" if ch in "aeiouéèêëàâîïôûù" else ch
         if not out or out[-1] != ch:
@@ -88,7 +88,8 @@ def _alignment(ref: Extraction, out: Extraction) -> tuple[list[tuple[int, int]],
     """For each reference token, the output token span [j1, j2) it aligns with; word errors."""
     spans: list[tuple[int, int]] = [(0, 0)] * len(ref.tokens)
     errors = 0
-    ops = Levenshtein.opcodes([t.text for t in ref.tokens], [t.text for t in out.tokens]).as_list()
+    ops: list[tuple[str, int, int, int, int]] = Levenshtein.opcodes(  # type: ignore[assignment]
+        [t.text for t in ref.tokens], [t.text for t in out.tokens]).as_list()
     for tag, i1, i2, j1, j2 in ops:
         if tag == "equal":
             for k in range(i2 - i1):
@@ -225,10 +226,10 @@ def _critical(a: Analysis, ref: Extraction, out: Extraction, spans: list[tuple[i
               extra_pairs: tuple[tuple[str, str], ...]) -> None:
     terms = critical_terms()
     words_out = [t.text for t in out.tokens]
-    negation_words = set(terms["negation"][lang])  # type: ignore[index]
-    opposite = terms["laterality"][lang]  # type: ignore[index]
+    negation_words = set(terms["negation"][lang])
+    opposite = terms["laterality"][lang]
     pairs = {}
-    for x, y in [*terms["near_homophones"][lang], *extra_pairs]:  # type: ignore[index]
+    for x, y in [*terms["near_homophones"][lang], *extra_pairs]:
         pairs[x], pairs[y] = y, x
     ref_words = [t.text for t in ref.tokens]
     homophones = [(i, w) for i, w in enumerate(ref_words) if w in pairs]

@@ -207,9 +207,9 @@ def extract(text: str, language: str, lexicon: Lexicon) -> Extraction:
     drugs = _drugs(tokens, lexicon)
     doses, numbers = _doses(tokens, folded)
     routes = [(i, ROUTES[lang][w]) for i, w in enumerate(words) if w in ROUTES[lang]]
-    negation_words = set(terms["negation"][lang])  # type: ignore[index]
-    laterality = terms["laterality"][lang]  # type: ignore[index]
-    homophones = {w for pair in terms["near_homophones"][lang] for w in pair}  # type: ignore[index]
+    negation_words = set(terms["negation"][lang])
+    laterality = terms["laterality"][lang]
+    homophones = {w for pair in terms["near_homophones"][lang] for w in pair}
     return Extraction(
         text=folded, tokens=tokens, drugs=drugs, doses=doses, numbers=numbers, routes=routes,
         frequencies=[m.group() for m in FREQUENCY[lang].finditer(folded)],

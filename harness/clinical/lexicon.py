@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -84,7 +85,7 @@ def load_lexicon(formulary: str | None = None) -> Lexicon:
     if spec is not None and spec.submodule_search_locations:
         pkl = Path(next(iter(spec.submodule_search_locations))) / "drug_ner_dictionary.pkl.bz2"
         with bz2.open(pkl, "rb") as fh:
-            data = pickle.load(fh)  # noqa: S301 - the file ships inside a pinned PyPI package
+            data = pickle.load(fh)
         canonicals = set(data["drug_canonical_to_data"])
         for variant, targets in data["drug_variant_to_canonical"].items():
             if targets:
@@ -104,5 +105,5 @@ def load_lexicon(formulary: str | None = None) -> Lexicon:
 
 
 @lru_cache(maxsize=1)
-def critical_terms() -> dict[str, dict[str, object]]:
-    return yaml.safe_load((DATA / "critical_terms.yaml").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+def critical_terms() -> dict[str, Any]:
+    return dict(yaml.safe_load((DATA / "critical_terms.yaml").read_text(encoding="utf-8")))

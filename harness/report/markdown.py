@@ -57,6 +57,18 @@ def render_markdown(card: dict[str, Any]) -> str:
             out.append(f"| {r['metric']} {arrow} | {r['adapter']} | {fmt(r['value'])} | {_ci(r)} "
                        f"| {r['n']} | {flag} |")
         out.append("")
+    for m in card.get("medical_findings", []):
+        kinds = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in m["by_kind"].items())
+        out += [f"## Errors that matter in medicine — {m['task']} × {m['adapter']}", "", kinds, ""]
+        if m["top_drug_errors"]:
+            out += ["| Reference drug | Heard / written | Times | Why flagged |", "|---|---|---|---|"]
+            out += [f"| {fmt(e['reference'])} | {fmt(e['output'])} | {e['count']} | {fmt(e['detail'])} |"
+                    for e in m["top_drug_errors"]]
+            out.append("")
+        for kind, examples in m["examples"].items():
+            shown = "; ".join(f"{fmt(e['reference'])} → {fmt(e['output'])} ({e['item_id']})" for e in examples)
+            out.append(f"- {kind.replace('_', ' ')}: {shown}")
+        out.append("")
     if card["objectives"]:
         out += ["## Objectives (HAS 1.6: success and stop criteria set before the run)", "",
                 "| Metric | Adapter | Value | Success | Stop | Status | Conclusive |", "|---|---|---|---|---|---|---|"]

@@ -257,6 +257,39 @@ def stability(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues
     return out
 
 
+TOP_FINDINGS = 10
+
+
+def medical_findings(run_dir: Path) -> list[dict[str, Any]]:
+    """Per task × adapter: medically critical findings by kind, the most frequent drug
+    substitutions (reference → heard), dose errors by class, and examples of the others."""
+    from collections import Counter
+
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for rec in iter_jsonl(run_dir / SCORES):
+        for scorer_details in (rec.get("details") or {}).values():
+            for f in scorer_details.get("findings", []) if isinstance(scorer_details, dict) else []:
+                g = groups.setdefault((rec["task"], rec["adapter"]), {"kinds": Counter(), "pairs": Counter(),
+                                                                      "examples": {}, "lasa": {}})
+                g["kinds"][f["kind"]] += 1
+                if f["kind"].startswith("drug_"):
+                    pair = (f["reference"], f["output"])
+                    g["pairs"][pair] += 1
+                    g["lasa"][pair] = f["detail"]
+                else:
+                    g["examples"].setdefault(f["kind"], []).append(
+                        {"item_id": rec["item_id"], "reference": f["reference"], "output": f["output"]})
+    out = []
+    for (task, adapter), g in sorted(groups.items()):
+        out.append({
+            "task": task, "adapter": adapter, "by_kind": dict(g["kinds"].most_common()),
+            "top_drug_errors": [{"reference": r, "output": o, "count": n, "detail": g["lasa"][(r, o)]}
+                                for (r, o), n in g["pairs"].most_common(TOP_FINDINGS)],
+            "examples": {k: v[:3] for k, v in g["examples"].items()},
+        })
+    return out
+
+
 def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
     """Recompute the whole scorecard from `run_dir`'s manifest and scores."""
     run_dir = Path(run_dir)
@@ -282,6 +315,7 @@ def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
         "gates_failed": sum(1 for g in gates if not g["passed"]),
         "power": power_notes(suite, rows),
         "stability": stability(manifest, values),
+        "medical_findings": medical_findings(run_dir),
     }
 
 

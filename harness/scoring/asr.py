@@ -15,7 +15,7 @@ from harness.scoring.base import MetricSpec, Scorer, register_scorer
 from harness.scoring.normalize import normalizer
 from harness.types import Item, Score
 
-TEXT_KINDS = frozenset({"transcription", "generation", "translation"})
+TEXT_KINDS = frozenset({"transcription", "generation", "translation"})  # generation: against its reference
 
 
 def edit_counts(ref: list[str] | str, hyp: list[str] | str) -> tuple[int, int, int, int]:

@@ -50,7 +50,7 @@ class Scorer(ABC):
 
 
 SCORERS: Registry[type[Scorer]] = Registry(
-    "scorer", "harness.scorers", builtins=("harness.scoring.asr", "harness.scoring.qa"))
+    "scorer", "harness.scorers", builtins=("harness.scoring.asr", "harness.scoring.qa", "harness.scoring.medical"))
 
 
 def register_scorer(name: str) -> Any:

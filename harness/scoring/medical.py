@@ -1,0 +1,132 @@
+"""Medical scorers (HAS key 2.6, Vérifier): drug names, doses and units, critical terms,
+and numeric fidelity of generated text to its source. See harness/clinical/analysis.py for
+how errors are found and classified."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from harness.clinical.analysis import Analysis, analyse
+from harness.clinical.extract import extract
+from harness.clinical.lexicon import load_lexicon
+from harness.config import TaskConfig
+from harness.scoring.base import MetricSpec, Scorer, register_scorer
+from harness.types import Item, Score
+
+MEDICAL_KINDS = frozenset({"transcription", "generation", "qa", "translation"})
+DOSE_CLASSES = ("unit_magnitude", "decimal_slip", "per_unit", "value", "unit_dropped", "dropped", "invented")
+
+
+class _Medical(Scorer):
+    kinds = MEDICAL_KINDS
+    prefixes: tuple[str, ...] = ()
+
+    def __init__(self, task: TaskConfig) -> None:
+        super().__init__(task)
+        self.lexicon = load_lexicon(task.formulary)
+        self.extra_pairs = tuple(tuple(p) for p in task.critical_terms)  # type: ignore[misc]
+
+    def analysis(self, item: Item, output: str) -> Analysis:
+        return analyse(str(item.reference or ""), output, self.task.language, self.lexicon, self.extra_pairs)
+
+    def findings(self, a: Analysis) -> list[dict[str, Any]]:
+        return [asdict(f) for f in a.findings if f.kind.startswith(self.prefixes)]
+
+
+@register_scorer("drug_names")
+class DrugNames(_Medical):
+    """Recall and precision of reference drugs after canonicalization to an INN; every
+    substitution listed, flagged look-alike / sound-alike."""
+
+    prefixes = ("drug_",)
+    metrics = (
+        MetricSpec("drug_recall", "ratio", "drug_matched", "drug_ref", description="reference drugs found"),
+        MetricSpec("drug_precision", "ratio", "drug_matched", "drug_out", description="output drugs that were said"),
+        MetricSpec("drug_substitution_rate", "ratio", "drug_substituted", "drug_ref", higher_is_better=False,
+                   description="reference drugs replaced by another drug or by other words"),
+    )
+
+    def score(self, item: Item, output: str) -> Score:
+        a = self.analysis(item, output)
+        subs = sum(1 for f in a.findings if f.kind in ("drug_substitution", "drug_lost"))
+        lasa = sum(1 for f in a.findings if f.kind in ("drug_substitution", "drug_lost")
+                   and ("alike" in f.detail or "confusable" in f.detail))
+        return Score({"drug_ref": a.drug_ref, "drug_out": a.drug_out, "drug_matched": a.drug_matched,
+                      "drug_substituted": subs, "drug_lasa": lasa}, {"findings": self.findings(a)})
+
+
+@register_scorer("doses")
+class Doses(_Medical):
+    """A dose is correct only if value, unit and per-unit match (1 g = 1000 mg); errors by class."""
+
+    prefixes = ("dose_",)
+    metrics = (
+        MetricSpec("dose_accuracy", "ratio", "dose_correct", "dose_ref",
+                   description="reference doses rendered exactly"),
+        MetricSpec("dose_magnitude_error_rate", "ratio", "dose_err_critical", "dose_ref", higher_is_better=False,
+                   description="unit magnitude (mg↔µg), decimal slip (×10) or per-unit change"),
+        MetricSpec("dose_invented_per_item", "mean", "dose_err_invented", higher_is_better=False,
+                   description="doses in the output that the reference does not have"),
+    )
+
+    def score(self, item: Item, output: str) -> Score:
+        a = self.analysis(item, output)
+        values: dict[str, float | None] = {"dose_ref": a.dose_ref, "dose_correct": a.dose_correct,
+                                           "dose_out": a.dose_out}
+        for cls in DOSE_CLASSES:
+            values[f"dose_err_{cls}"] = a.dose_errors(cls)
+        values["dose_err_critical"] = sum(a.dose_errors(c) for c in ("unit_magnitude", "decimal_slip", "per_unit"))
+        return Score(values, {"findings": self.findings(a)})
+
+
+@register_scorer("critical_terms")
+class CriticalTerms(_Medical):
+    """Negation flips, laterality flips, near-homophone swaps; and the severity-weighted
+    error score of the whole output (critical ×5, major ×2, other word errors ×1, per
+    reference word), to read beside WER."""
+
+    prefixes = ("negation_", "laterality_", "near_homophone")
+    metrics = (
+        MetricSpec("critical_term_error_rate", "ratio", "critical_errors", "critical_ref", higher_is_better=False,
+                   description="critical errors / critical terms in the reference"),
+        MetricSpec("severity_weighted_error_rate", "ratio", "severity_points", "severity_words",
+                   higher_is_better=False, description="(5·critical + 2·major + minor word errors) / reference words"),
+    )
+
+    def score(self, item: Item, output: str) -> Score:
+        a = self.analysis(item, output)
+        score = a.severity_score
+        return Score({"critical_ref": a.critical_ref, "critical_errors": a.critical_errors,
+                      "severity_points": None if score is None else score * a.ref_words,
+                      "severity_words": a.ref_words or None,
+                      "critical_findings": a.count("critical"), "major_findings": a.count("major")},
+                     {"findings": self.findings(a)})
+
+
+@register_scorer("numeric_fidelity")
+class NumericFidelity(Scorer):
+    """Every dose and number in a generated text must be supported by the source document."""
+
+    kinds = frozenset({"generation"})
+    metrics = (MetricSpec("unsupported_number_rate", "ratio", "numbers_unsupported", "numbers_out",
+                          higher_is_better=False, description="doses and numbers absent from the source"),
+               MetricSpec("outputs_with_unsupported_numbers", "proportion", "has_unsupported",
+                          higher_is_better=False))
+
+    def __init__(self, task: TaskConfig) -> None:
+        super().__init__(task)
+        self.lexicon = load_lexicon(task.formulary)
+
+    def score(self, item: Item, output: str) -> Score:
+        from harness.clinical.analysis import _same_quantity
+
+        source = extract(str(item.data.get("source") or ""), self.task.language, self.lexicon)
+        out = extract(output, self.task.language, self.lexicon)
+        source_values = {v for _, v in source.numbers}
+        unsupported = [d.surface for d in out.doses if not any(_same_quantity(d, s) for s in source.doses)]
+        in_doses = {j for d in out.doses for j in range(d.first, d.last + 1)}
+        unsupported += [out.tokens[j].text for j, v in out.numbers if j not in in_doses and v not in source_values]
+        total = len(out.doses) + sum(1 for j, _ in out.numbers if j not in in_doses)
+        return Score({"numbers_out": total, "numbers_unsupported": len(unsupported),
+                      "has_unsupported": int(bool(unsupported))}, {"unsupported": unsupported})

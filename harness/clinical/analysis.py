@@ -13,6 +13,7 @@ invented; minor — any other word error.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -29,9 +30,9 @@ CRITICAL_DOSE_ERRORS = {"unit_magnitude", "decimal_slip", "per_unit"}
 
 
 def phonetic_key(word: str) -> str:
-    """A coarse sound skeleton shared by English and French drug names: ph→f, c/k/q→k,
-    y→i, z→s, x→ks, no h, no doubled letters, vowels kept as one 'a'."""
-    w = word.lower()
+    """A coarse sound skeleton shared by English and French drug names: ph→f, soft c→s,
+    hard c/k/q→k, y→i, z→s, x→ks, no h, no doubled letters, vowels kept as one 'a'."""
+    w = re.sub(r"c(?=[eiyéè])", "s", word.lower())
     for a, b in (("ph", "f"), ("qu", "k"), ("ch", "k"), ("ck", "k"), ("x", "ks"), ("h", ""), ("y", "i"),
                  ("z", "s"), ("c", "k"), ("q", "k")):
         w = w.replace(a, b)

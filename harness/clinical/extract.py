@@ -172,12 +172,16 @@ def _doses(tokens: list[Token], text: str) -> tuple[list[Dose], list[tuple[int, 
         if j + 1 < len(words) and words[j] in RANGE_WORDS and words[j + 1][0].isdigit():
             high = _number(words[j + 1])
             j += 2
+        if j + 1 < len(words) and words[j] == "international":
+            j += 1  # "international units"
         unit = UNITS.get(words[j]) if j < len(words) else None
         if unit is None and j + 1 < len(words) and words[j] == "per" and words[j + 1] == "cent":
             unit, j = "%", j + 1
         if unit is None:
             i += 1
             continue
+        if unit == "units" and j + 1 < len(words) and words[j + 1] in ("internationales", "internationale"):
+            j += 1  # "unités internationales"
         last = j
         per: list[str] = []
         k = j + 1
@@ -186,8 +190,8 @@ def _doses(tokens: list[Token], text: str) -> tuple[list[Dose], list[tuple[int, 
                 k += 1  # "par kilo et par jour"
             if not (words[k] in PER_WORDS and words[k + 1] in PER_UNITS):
                 break
-            if words[k] == "a" and PER_UNITS[words[k + 1]] in ("day", "week"):
-                break  # "500 mg a day" reads as a frequency
+            if PER_UNITS[words[k + 1]] in ("day", "week") and words[k] != "/" and not per:
+                break  # "500 mg a day", "75 mg par jour": a frequency, not a per-unit dose
             per.append(PER_UNITS[words[k + 1]])
             last = k + 1
             k += 2

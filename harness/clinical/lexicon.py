@@ -25,14 +25,18 @@ EXTRA_STOPWORDS = {"max", "iv", "pain", "plan", "today", "once", "daily", "units
                    "flu", "line", "cold", "weekly", "monday", "mondays", "after", "before", "every", "minute",
                    "hour", "hours", "week", "weeks", "month", "day", "days", "heure", "heures", "jour", "jours",
                    "soir", "matin", "par", "pour", "dans", "avec", "sans", "le", "la", "les", "des", "une", "un"}
-SALT_WORDS = {"sodium", "hydrochloride", "axetil", "sulfate", "sulphate", "hyclate", "disodium", "potassium",
-              "calcium", "magnesium", "mesylate", "maleate", "tartrate", "succinate", "citrate", "acetate",
-              "phosphate", "bromide", "anhydrous", "monohydrate", "trihydrate", "dihydrate", "hcl"}
+FORM_WORDS = {"patch", "patches", "tablet", "tablets", "injection", "solution", "cream", "spray", "syrup",
+              "capsule", "capsules", "suppository", "drops", "infusion", "oral"}
+SALT_WORDS = FORM_WORDS | {
+    "sodium", "hydrochloride", "axetil", "sulfate", "sulphate", "hyclate", "disodium", "potassium", "calcium",
+    "magnesium", "mesylate", "maleate", "tartrate", "succinate", "citrate", "acetate", "phosphate", "bromide",
+    "anhydrous", "monohydrate", "trihydrate", "dihydrate", "hcl"}
 
 
 def fold(text: str) -> str:
     """Lowercase, NFKC, typographic apostrophes to ASCII."""
-    return unicodedata.normalize("NFKC", text).replace("’", "'").lower()
+    # NFKC turns the micro sign into a Greek mu; units are written with the micro sign
+    return unicodedata.normalize("NFKC", text).replace("’", "'").replace("μ", "µ").lower()
 
 
 def _package_stopwords() -> set[str]:
@@ -86,12 +90,13 @@ def load_lexicon(formulary: str | None = None) -> Lexicon:
         pkl = Path(next(iter(spec.submodule_search_locations))) / "drug_ner_dictionary.pkl.bz2"
         with bz2.open(pkl, "rb") as fh:
             data = pickle.load(fh)
-        canonicals = set(data["drug_canonical_to_data"])
+        canonicals = {fold(c) for c in data["drug_canonical_to_data"]}
         for variant, targets in data["drug_variant_to_canonical"].items():
             if targets:
                 variants[fold(variant)] = _base_name(fold(targets[0]), canonicals)
-    for variant, canonical in _read_pairs(DATA / "drugs_fr.csv"):
-        variants[variant] = canonical
+    for supplement in ("drugs_en.csv", "drugs_fr.csv"):
+        for variant, canonical in _read_pairs(DATA / supplement):
+            variants[variant] = canonical
     if formulary:
         for variant, canonical in _read_pairs(Path(formulary)):
             variants[variant] = canonical

@@ -19,6 +19,16 @@ def test_default_suite_runs_offline_and_reports(tmp_path: Path) -> None:
     assert wer["n"] >= 40 and wer["clusters"] == 16
     assert 0 < wer["ci_low"] <= wer["value"] <= wer["ci_high"]
     assert rows[("dictation-en", "error_rate")]["value"] == 0
+    # the medical scorers run on the default dictation task
+    for metric in ("drug_recall", "dose_accuracy", "critical_term_error_rate", "severity_weighted_error_rate"):
+        assert rows[("dictation-en", metric)]["n"] == 48
+    # the French path: a replayed cloud service whose errors are the HAS guide's examples
+    assert rows[("dictation-fr", "wer")]["value"] < 0.10
+    assert rows[("dictation-fr", "critical_term_error_rate")]["value"] > 0.5
+    fr = next(m for m in card["medical_findings"] if m["task"] == "dictation-fr")
+    assert {"reference": "cefuroxime", "output": "ceftriaxone"}.items() <= fr["top_drug_errors"][0].items() or any(
+        e["reference"] == "cefuroxime" and e["output"] == "ceftriaxone" for e in fr["top_drug_errors"])
+    assert fr["by_kind"]["dose_unit_magnitude"] == 1 and fr["by_kind"]["near_homophone_swap"] == 2
     acc = rows[("drug-qa-en", "accuracy")]
     # 39 exported answers: 6 wrong on purpose, 2 unextractable → 31 / 39
     assert acc["value"] == 31 / 39 and acc["n"] == 39
@@ -31,7 +41,7 @@ def test_default_suite_runs_offline_and_reports(tmp_path: Path) -> None:
     assert len(digest) == 64 and n_audio == 48
     assert manifest["packages"]["faster-whisper"]
     responses = (out / "responses.jsonl").read_text().splitlines()
-    assert len(responses) == 48 + 40
+    assert len(responses) == 48 + 20 + 40
     # the Markdown scorecard is what the CLI printed, and `report` recomputes it
     assert "| wer ↓ | whisper-tiny-local |" in res.stdout
     again = run_cli("report", str(out), "--format", "json")
@@ -42,9 +52,10 @@ def test_validate_default_suite() -> None:
     res = run_cli("validate", "suite.yaml")
     assert res.returncode == 0, res.stderr
     assert "dictation-en (48 items) × whisper-tiny-local" in res.stdout
+    assert "dictation-fr (20 items) × dictee-cloud" in res.stdout
 
 
 def test_audio_is_small_and_committed() -> None:
-    audio = list((ROOT / "tasks" / "dictation-en" / "audio").glob("*.ogg"))
-    assert len(audio) == 48
+    audio = list((ROOT / "tasks").glob("dictation-*/audio/*.ogg"))
+    assert len(audio) == 48 + 20
     assert sum(p.stat().st_size for p in audio) < 3_000_000

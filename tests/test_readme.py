@@ -49,7 +49,7 @@ def test_shard_and_merge_example(tmp_path: Path) -> None:
                          env=_env(tmp_path), timeout=600)
     assert res.returncode == 0, res.stderr
     merged = project / "runs" / "merged"
-    assert len((merged / "responses.jsonl").read_text().splitlines()) == 48 + 40
+    assert len((merged / "responses.jsonl").read_text().splitlines()) == 48 + 20 + 40
     card = json.loads((merged / "scorecard.json").read_text())
     assert next(r for r in card["rows"] if r["metric"] == "wer")["n"] == 48
 

@@ -33,6 +33,17 @@ def _env(tmp: Path) -> dict[str, str]:
             "PYTHONPATH": str(ROOT)}
 
 
+def _run_block(containing: str, tmp_path: Path, *, stop_on_error: bool,
+               timeout: int = 600) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """Run the README's first sh block that contains `containing`, in a copy of the project."""
+    block = next(b for b in _blocks("sh") if containing in b)
+    project = _copy_project(tmp_path)
+    flags = "-euo" if stop_on_error else "-uo"
+    res = subprocess.run(["bash", flags, "pipefail", "-c", block], cwd=project, capture_output=True, text=True,
+                         env=_env(tmp_path), timeout=timeout)
+    return project, res
+
+
 def test_python_example(tmp_path: Path) -> None:
     (code,) = _blocks("python")
     project = _copy_project(tmp_path)
@@ -43,10 +54,7 @@ def test_python_example(tmp_path: Path) -> None:
 
 
 def test_shard_and_merge_example(tmp_path: Path) -> None:
-    block = next(b for b in _blocks("sh") if "harness merge" in b)
-    project = _copy_project(tmp_path)
-    res = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=project, capture_output=True, text=True,
-                         env=_env(tmp_path), timeout=600)
+    project, res = _run_block("harness merge", tmp_path, stop_on_error=True)
     assert res.returncode == 0, res.stderr
     merged = project / "runs" / "merged"
     assert len((merged / "responses.jsonl").read_text().splitlines()) == 48 + 20 + 40
@@ -63,10 +71,7 @@ def test_validate_example(tmp_path: Path) -> None:
 
 
 def test_drift_example_exits_1(tmp_path: Path) -> None:
-    block = next(b for b in _blocks("sh") if "harness compare" in b)
-    project = _copy_project(tmp_path)
-    res = subprocess.run(["bash", "-uo", "pipefail", "-c", block], cwd=project, capture_output=True, text=True,
-                         env=_env(tmp_path), timeout=300)
+    project, res = _run_block("harness compare", tmp_path, stop_on_error=False, timeout=300)
     assert res.returncode == 1, res.stderr
     assert "**1 regression(s)**: drug-qa-en/accuracy (chatbot)" in res.stdout
     assert "-0.359 [-0.5128, -0.2051]" in res.stdout and "| 0.000488 |" in res.stdout

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,53 +120,56 @@ def _adapters_for(manifest: dict[str, Any], task: str, only: str | None) -> list
     return [a for t, a in manifest["pairs"] if t == task and (only is None or a == only)]
 
 
+def _rule_rows(rules: list[Any], manifest: dict[str, Any], rows: list[dict[str, Any]]
+               ) -> Iterator[tuple[Any, str, str, str, dict[str, Any] | None]]:
+    """(rule, task, metric, adapter, scorecard row) for every adapter a rule applies to."""
+    for rule in rules:
+        task, metric = rule.metric.split("/", 1)
+        for adapter in _adapters_for(manifest, task, rule.adapter):
+            yield rule, task, metric, adapter, _row(rows, task, metric, adapter)
+
+
 def evaluate_objectives(suite: SuiteConfig, manifest: dict[str, Any],
                         rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
-    for obj in suite.objectives:
-        task, metric = obj.metric.split("/", 1)
-        for adapter in _adapters_for(manifest, task, obj.adapter):
-            row = _row(rows, task, metric, adapter)
-            value = row["value"] if row else None
-            entry: dict[str, Any] = {"metric": obj.metric, "adapter": adapter, "value": value,
-                                     "success": obj.success, "stop": obj.stop}
-            if value is None:
-                entry["status"] = "no data"
-            elif obj.stop and criterion_holds(obj.stop, value):
-                entry["status"] = "stop"
-            elif obj.success and criterion_holds(obj.success, value):
-                entry["status"] = "met"
-            else:
-                entry["status"] = "not met"
-            # Conclusive when the whole CI lies on the same side of the success bound.
-            if row and obj.success and row["ci_low"] is not None:
-                ends = [criterion_holds(obj.success, row["ci_low"]), criterion_holds(obj.success, row["ci_high"])]
-                entry["conclusive"] = ends[0] == ends[1]
-            out.append(entry)
+    for obj, _, _, adapter, row in _rule_rows(suite.objectives, manifest, rows):
+        value = row["value"] if row else None
+        entry: dict[str, Any] = {"metric": obj.metric, "adapter": adapter, "value": value,
+                                 "success": obj.success, "stop": obj.stop}
+        if value is None:
+            entry["status"] = "no data"
+        elif obj.stop and criterion_holds(obj.stop, value):
+            entry["status"] = "stop"
+        elif obj.success and criterion_holds(obj.success, value):
+            entry["status"] = "met"
+        else:
+            entry["status"] = "not met"
+        # Conclusive when the whole CI lies on the same side of the success bound.
+        if row and obj.success and row["ci_low"] is not None:
+            ends = [criterion_holds(obj.success, row["ci_low"]), criterion_holds(obj.success, row["ci_high"])]
+            entry["conclusive"] = ends[0] == ends[1]
+        out.append(entry)
     return out
 
 
 def evaluate_gates(suite: SuiteConfig, manifest: dict[str, Any], rows: list[dict[str, Any]],
                    run_dir: Path) -> list[dict[str, Any]]:
     out = []
-    for gate in suite.gates:
-        task, metric = gate.metric.split("/", 1)
-        for adapter in _adapters_for(manifest, task, gate.adapter):
-            row = _row(rows, task, metric, adapter)
-            value = row["value"] if row else None
-            entry: dict[str, Any] = {"metric": gate.metric, "adapter": adapter, "value": value}
-            if value is None:
-                entry.update(passed=False, reason="no data")
-            elif gate.max is not None and value > gate.max:
-                entry.update(passed=False, reason=f"{value:.4g} > max {gate.max:g}")
-            elif gate.min is not None and value < gate.min:
-                entry.update(passed=False, reason=f"{value:.4g} < min {gate.min:g}")
-            elif gate.non_inferior_to:
-                entry.update(_non_inferiority(manifest, run_dir, task, metric, adapter, gate.margin))
-            else:
-                bound = f"max {gate.max:g}" if gate.max is not None else f"min {gate.min:g}"
-                entry.update(passed=True, reason=f"{value:.4g} within {bound}")
-            out.append(entry)
+    for gate, task, metric, adapter, row in _rule_rows(suite.gates, manifest, rows):
+        value = row["value"] if row else None
+        entry: dict[str, Any] = {"metric": gate.metric, "adapter": adapter, "value": value}
+        if value is None:
+            entry.update(passed=False, reason="no data")
+        elif gate.max is not None and value > gate.max:
+            entry.update(passed=False, reason=f"{value:.4g} > max {gate.max:g}")
+        elif gate.min is not None and value < gate.min:
+            entry.update(passed=False, reason=f"{value:.4g} < min {gate.min:g}")
+        elif gate.non_inferior_to:
+            entry.update(_non_inferiority(manifest, run_dir, task, metric, adapter, gate.margin))
+        else:
+            bound = f"max {gate.max:g}" if gate.max is not None else f"min {gate.min:g}"
+            entry.update(passed=True, reason=f"{value:.4g} within {bound}")
+        out.append(entry)
     return out
 
 

@@ -86,14 +86,16 @@ def load_lexicon(formulary: str | None = None) -> Lexicon:
     """The merged lexicon; `formulary` is a CSV with columns variant,canonical (optional)."""
     spec = importlib.util.find_spec("drug_named_entity_recognition")
     variants: dict[str, str] = {}
-    if spec is not None and spec.submodule_search_locations:
-        pkl = Path(next(iter(spec.submodule_search_locations))) / "drug_ner_dictionary.pkl.bz2"
-        with bz2.open(pkl, "rb") as fh:
-            data = pickle.load(fh)
-        canonicals = {fold(c) for c in data["drug_canonical_to_data"]}
-        for variant, targets in data["drug_variant_to_canonical"].items():
-            if targets:
-                variants[fold(variant)] = _base_name(fold(targets[0]), canonicals)
+    if spec is None or not spec.submodule_search_locations:
+        # never degrade silently to a lexicon of a few French names
+        raise RuntimeError("the drug lexicon needs the package drug-named-entity-recognition (pip install it)")
+    pkl = Path(next(iter(spec.submodule_search_locations))) / "drug_ner_dictionary.pkl.bz2"
+    with bz2.open(pkl, "rb") as fh:
+        data = pickle.load(fh)
+    canonicals = {fold(c) for c in data["drug_canonical_to_data"]}
+    for variant, targets in data["drug_variant_to_canonical"].items():
+        if targets:
+            variants[fold(variant)] = _base_name(fold(targets[0]), canonicals)
     for supplement in ("drugs_en.csv", "drugs_fr.csv"):
         for variant, canonical in _read_pairs(DATA / supplement):
             variants[variant] = canonical

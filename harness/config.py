@@ -7,6 +7,7 @@ user fixes them in one pass.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +96,27 @@ class NormalizerSpec(Strict):
     units: bool = True
 
 
+class OnlineResolvers(Strict):
+    """Online citation resolvers: off unless listed; cached, paced, identified."""
+
+    resolvers: list[Literal["crossref", "ncbi", "doi"]] = Field(default_factory=list)
+    contact: str = Field(description="an e-mail address the services can reach (Crossref and NCBI ask for one)")
+    requests_per_second: float = Field(default=3.0, gt=0)
+    base_urls: dict[str, str] = Field(default_factory=dict)
+
+
+class CitationsSpec(Strict):
+    """How the `citations` scorer checks the references an output cites (HAS key 2.5)."""
+
+    catalogue: list[str] = Field(default_factory=list, description="CSV, JSONL, BibTeX, RIS, PubMed XML files")
+    closed_world: bool = Field(default=False, description="a work absent from the catalogue does not exist")
+    registry: str | None = Field(default=None, description="YAML registry of guidelines and their status")
+    online: OnlineResolvers | None = None
+    max_age_years: float | None = Field(default=None, gt=0)
+    as_of: dt.date | None = Field(default=None, description="date for age checks (default: today)")
+    cache_dir: str | None = None
+
+
 class TaskConfig(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     kind: str
@@ -109,6 +131,7 @@ class TaskConfig(Strict):
     answer_pattern: str | None = None
     normalizer: NormalizerSpec = Field(default_factory=NormalizerSpec)
     formulary: str | None = Field(default=None, description="CSV (variant,canonical) of local drug names")
+    citations: CitationsSpec | None = None
     critical_terms: list[tuple[str, str]] = Field(default_factory=list,
                                                   description="extra near-homophone pairs, e.g. [[ileum, ilium]]")
 

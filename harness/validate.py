@@ -58,6 +58,25 @@ def _load_task(path: Path, problems: list[Problem]) -> LoadedTask | None:
             problems.append(Problem(file, "formulary", "formulary file not found", lines.get(("formulary",)),
                                     found=str(formulary)))
         config.formulary = str(formulary)
+    if config.citations is not None:
+        from harness.cache import default_cache_dir
+
+        spec = config.citations
+        files = [resolve(path.parent, p) for p in spec.catalogue]
+        for i, f in enumerate(files):
+            if not f.is_file():
+                problems.append(Problem(file, f"citations.catalogue[{i}]", "catalogue file not found", found=str(f)))
+            elif f.suffix.lower() not in (".csv", ".jsonl", ".bib", ".ris", ".xml"):
+                problems.append(Problem(file, f"citations.catalogue[{i}]", "unknown catalogue format",
+                                        expected=".csv, .jsonl, .bib, .ris or .xml (PubMed)", found=f.suffix))
+        spec.catalogue = [str(f) for f in files]
+        if spec.registry is not None:
+            registry = resolve(path.parent, spec.registry)
+            if not registry.is_file():
+                problems.append(Problem(file, "citations.registry", "guideline registry not found",
+                                        found=str(registry)))
+            spec.registry = str(registry)
+        spec.cache_dir = spec.cache_dir or str(default_cache_dir(path.parent))
     if config.kind not in KINDS:
         problems.append(Problem(file, "kind", "unknown task kind", lines.get(("kind",)),
                                 expected="one of: " + ", ".join(KINDS), found=repr(config.kind),

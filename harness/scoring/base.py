@@ -50,7 +50,8 @@ class Scorer(ABC):
 
 
 SCORERS: Registry[type[Scorer]] = Registry(
-    "scorer", "harness.scorers", builtins=("harness.scoring.asr", "harness.scoring.qa", "harness.scoring.medical"))
+    "scorer", "harness.scorers", builtins=("harness.scoring.asr", "harness.scoring.qa", "harness.scoring.medical",
+                                    "harness.scoring.citations"))
 
 
 def register_scorer(name: str) -> Any:

@@ -31,6 +31,20 @@ class Verdict:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
+_JOURNAL_STOP = {"the", "of", "and", "de", "la", "le", "des", "du", "et", "for", "in"}
+
+
+def journals_match(a: str, b: str) -> bool:
+    """Same journal, allowing ISO-style abbreviations ('N Engl J Med' = 'The New England
+    Journal of Medicine')."""
+    if fuzz.partial_token_sort_ratio(norm_title(a), norm_title(b)) >= JOURNAL_TOLERANCE:
+        return True
+    ta = [w for w in norm_title(a).split() if w not in _JOURNAL_STOP]
+    tb = [w for w in norm_title(b).split() if w not in _JOURNAL_STOP]
+    short, long = (ta, tb) if len(" ".join(ta)) <= len(" ".join(tb)) else (tb, ta)
+    return len(short) == len(long) and all(y.startswith(x) for x, y in zip(short, long, strict=True))
+
+
 def _mismatch(c: Citation, record: dict[str, Any]) -> str | None:
     """Which claimed field disagrees with the record, or None."""
     if c.title and record.get("title"):
@@ -39,10 +53,8 @@ def _mismatch(c: Citation, record: dict[str, Any]) -> str | None:
             return f"title differs ({score:.0f}%): the identifier belongs to \"{record['title']}\""
     if c.year and record.get("year") and abs(int(c.year) - int(record["year"])) > 1:
         return f"year differs: cited {c.year}, record {record['year']}"
-    if c.journal and record.get("journal"):
-        score = fuzz.partial_token_sort_ratio(norm_title(c.journal), norm_title(record["journal"]))
-        if score < JOURNAL_TOLERANCE:
-            return f"journal differs: cited {c.journal}, record {record['journal']}"
+    if c.journal and record.get("journal") and not journals_match(c.journal, record["journal"]):
+        return f"journal differs: cited {c.journal}, record {record['journal']}"
     return None
 
 

@@ -106,11 +106,12 @@ def _key(v: dict) -> str:
 class FakeScholarly:
     """Crossref, E-utilities and doi.org handle API, as far as the resolvers use them."""
 
-    WORKS: ClassVar[dict[str, dict]] = {"10.1056/nejmoa1511939": {"title": ["A Randomized Trial of Intensive versus Standard Blood-Pressure "
-                                                 "Control"], "container-title": ["New England Journal of Medicine"],
-                                       "issued": {"date-parts": [[2015, 11, 26]]}}}
-    PUBMED: ClassVar[dict[str, dict]] = {"26551272": {"title": "A Randomized Trial of Intensive versus Standard Blood-Pressure Control.",
-                           "fulljournalname": "The New England journal of medicine", "pubdate": "2015 Nov 26"}}
+    TITLE = "A Randomized Trial of Intensive versus Standard Blood-Pressure Control"
+    WORKS: ClassVar[dict[str, dict]] = {"10.1056/nejmoa1511939": {
+        "title": [TITLE], "container-title": ["New England Journal of Medicine"],
+        "issued": {"date-parts": [[2015, 11, 26]]}}}
+    PUBMED: ClassVar[dict[str, dict]] = {"26551272": {
+        "title": TITLE + ".", "fulljournalname": "The New England journal of medicine", "pubdate": "2015 Nov 26"}}
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str]] = []

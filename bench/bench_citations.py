@@ -13,7 +13,9 @@ from harness.citations.extract import Citation
 from harness.citations.verify import Verifier
 
 N = 30_000
-COMMON = ["trial", "effect", "outcome", "randomised", "heart", "failure", "diabetes", "stroke", "dementia", "infection", "sepsis", "kidney", "cancer", "therapy", "older", "adults", "children", "mortality", "cohort", "safety", "dose", "hospital"]
+_COMMON_TEXT = ("trial effect outcome randomised heart failure diabetes stroke dementia infection sepsis kidney "
+                "cancer therapy older adults children mortality cohort safety dose hospital")
+COMMON = tuple(_COMMON_TEXT.split())
 _SYLLABLES = ["car", "dio", "neu", "ro", "pha", "gen", "tox", "imm", "uno", "lip", "ost", "eo", "hep", "at",
               "nep", "hro", "pul", "mo", "der", "ma", "gas", "tro", "end", "ocr", "ine", "vas", "cul", "ar"]
 # Titles draw on a vocabulary of ~3,000 words with a Zipf-like skew, as real titles do:

@@ -41,7 +41,8 @@ def test_default_suite_runs_offline_and_reports(tmp_path: Path) -> None:
     assert len(digest) == 64 and n_audio == 48
     assert manifest["packages"]["faster-whisper"]
     responses = (out / "responses.jsonl").read_text().splitlines()
-    assert len(responses) == 48 + 20 + 40
+    assert len(responses) == 48 + 20 + 40 + 8
+    assert rows[("health-citations-en", "fabricated_rate")]["value"] > 0
     # the Markdown scorecard is what the CLI printed, and `report` recomputes it
     assert "| wer ↓ | whisper-tiny-local |" in res.stdout
     again = run_cli("report", str(out), "--format", "json")

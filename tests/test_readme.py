@@ -57,7 +57,7 @@ def test_shard_and_merge_example(tmp_path: Path) -> None:
     project, res = _run_block("harness merge", tmp_path, stop_on_error=True)
     assert res.returncode == 0, res.stderr
     merged = project / "runs" / "merged"
-    assert len((merged / "responses.jsonl").read_text().splitlines()) == 48 + 20 + 40
+    assert len((merged / "responses.jsonl").read_text().splitlines()) == 48 + 20 + 40 + 8
     card = json.loads((merged / "scorecard.json").read_text())
     assert next(r for r in card["rows"] if r["metric"] == "wer")["n"] == 48
 

@@ -113,6 +113,9 @@ class Verifier:
                     authoritative_miss.append("title not in the catalogue")
         if authoritative_miss:
             return Verdict("not_found", "; ".join(authoritative_miss))
+        if c.kind == "url" and not c.title:
+            return Verdict("unverifiable", "a web page absent from the catalogue and the registry; "
+                                           "web pages are not checked online")
         if not looked_up:
             return Verdict("unverifiable", f"no enabled resolver can look up a {c.kind} citation")
         return Verdict("unverifiable", "not found by resolvers that do not cover every work")

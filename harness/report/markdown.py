@@ -69,6 +69,14 @@ def render_markdown(card: dict[str, Any]) -> str:
             shown = "; ".join(f"{fmt(e['reference'])} → {fmt(e['output'])} ({e['item_id']})" for e in examples)
             out.append(f"- {kind.replace('_', ' ')}: {shown}")
         out.append("")
+    for c in card.get("citations", []):
+        counts = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in c["counts"].items())
+        out += [f"## Cited sources — {c['task']} × {c['adapter']}", "", counts, ""]
+        if c["flagged"]:
+            out += ["| Item | Cited | Verdict | Why | Outdated |", "|---|---|---|---|---|"]
+            out += [f"| {f['item_id']} | {fmt(f['cited'])} | **{f['status']}** | {fmt(f['reason'])} | "
+                    f"{fmt(f['outdated'])} |" for f in c["flagged"]]
+            out.append("")
     if card["objectives"]:
         out += ["## Objectives (HAS 1.6: success and stop criteria set before the run)", "",
                 "| Metric | Adapter | Value | Success | Stop | Status | Conclusive |", "|---|---|---|---|---|---|---|"]

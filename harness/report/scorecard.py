@@ -294,6 +294,28 @@ def medical_findings(run_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
+def citation_verdicts(run_dir: Path) -> list[dict[str, Any]]:
+    """Per task × adapter: every citation that is not plainly verified and current, with
+    its verdict and reason (HAS key 2.5), and the count of each verdict."""
+    from collections import Counter
+
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for rec in iter_jsonl(run_dir / SCORES):
+        verdicts = ((rec.get("details") or {}).get("citations") or {}).get("verdicts")
+        if verdicts is None:
+            continue
+        g = groups.setdefault((rec["task"], rec["adapter"]), {"counts": Counter(), "flagged": []})
+        for v in verdicts:
+            g["counts"][v["status"]] += 1
+            g["counts"]["outdated"] += int(bool(v.get("outdated")))
+            if v["status"] != "verified" or v.get("outdated"):
+                cited = v.get("title") or v.get("doi") or v.get("pmid") or v.get("pmcid") or v.get("url") or v["raw"]
+                g["flagged"].append({"item_id": rec["item_id"], "cited": cited, "status": v["status"],
+                                     "reason": v["reason"], "outdated": v.get("outdated_reason")})
+    return [{"task": t, "adapter": a, "counts": dict(g["counts"]), "flagged": g["flagged"]}
+            for (t, a), g in sorted(groups.items())]
+
+
 def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
     """Recompute the whole scorecard from `run_dir`'s manifest and scores."""
     run_dir = Path(run_dir)
@@ -320,6 +342,7 @@ def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
         "power": power_notes(suite, rows),
         "stability": stability(manifest, values),
         "medical_findings": medical_findings(run_dir),
+        "citations": citation_verdicts(run_dir),
     }
 
 

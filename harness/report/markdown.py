@@ -26,6 +26,16 @@ def _ci(row: dict[str, Any]) -> str:
     return f"[{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"
 
 
+def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    """A Markdown table (cells already formatted), followed by a blank line."""
+    return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers),
+            *("| " + " | ".join(str(c) for c in row) + " |" for row in rows), ""]
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in counts.items())
+
+
 def render_markdown(card: dict[str, Any]) -> str:
     out = [f"# Scorecard — {card['suite']}", ""]
     if card.get("description"):
@@ -58,25 +68,21 @@ def render_markdown(card: dict[str, Any]) -> str:
                        f"| {r['n']} | {flag} |")
         out.append("")
     for m in card.get("medical_findings", []):
-        kinds = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in m["by_kind"].items())
-        out += [f"## Errors that matter in medicine — {m['task']} × {m['adapter']}", "", kinds, ""]
+        out += [f"## Errors that matter in medicine — {m['task']} × {m['adapter']}", "", _counts(m["by_kind"]), ""]
         if m["top_drug_errors"]:
-            out += ["| Reference drug | Heard / written | Times | Why flagged |", "|---|---|---|---|"]
-            out += [f"| {fmt(e['reference'])} | {fmt(e['output'])} | {e['count']} | {fmt(e['detail'])} |"
-                    for e in m["top_drug_errors"]]
-            out.append("")
+            out += _table(["Reference drug", "Heard / written", "Times", "Why flagged"],
+                          [[fmt(e["reference"]), fmt(e["output"]), e["count"], fmt(e["detail"])]
+                           for e in m["top_drug_errors"]])
         for kind, examples in m["examples"].items():
             shown = "; ".join(f"{fmt(e['reference'])} → {fmt(e['output'])} ({e['item_id']})" for e in examples)
             out.append(f"- {kind.replace('_', ' ')}: {shown}")
         out.append("")
     for c in card.get("citations", []):
-        counts = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in c["counts"].items())
-        out += [f"## Cited sources — {c['task']} × {c['adapter']}", "", counts, ""]
+        out += [f"## Cited sources — {c['task']} × {c['adapter']}", "", _counts(c["counts"]), ""]
         if c["flagged"]:
-            out += ["| Item | Cited | Verdict | Why | Outdated |", "|---|---|---|---|---|"]
-            out += [f"| {f['item_id']} | {fmt(f['cited'])} | **{f['status']}** | {fmt(f['reason'])} | "
-                    f"{fmt(f['outdated'])} |" for f in c["flagged"]]
-            out.append("")
+            out += _table(["Item", "Cited", "Verdict", "Why", "Outdated"],
+                          [[f["item_id"], fmt(f["cited"]), f"**{f['status']}**", fmt(f["reason"]),
+                            fmt(f["outdated"])] for f in c["flagged"]])
     if card["objectives"]:
         out += ["## Objectives (HAS 1.6: success and stop criteria set before the run)", "",
                 "| Metric | Adapter | Value | Success | Stop | Status | Conclusive |", "|---|---|---|---|---|---|---|"]

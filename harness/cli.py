@@ -19,6 +19,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 class Format(StrEnum):
     md = "md"
     json = "json"
+    html = "html"
+    junit = "junit"
 
 
 def _fail(exc: Exception, code: int) -> None:
@@ -82,7 +84,20 @@ def report(run_dir: Path = typer.Argument(..., help="runs/<run-id>"),
     if not (run_dir / "manifest.json").is_file():
         _fail(Exception(f"{run_dir}: not a run record (no manifest.json)"), 2)
     card = build_scorecard(run_dir)
-    text = render_markdown(card) if format == Format.md else json.dumps(card, indent=2, ensure_ascii=False)
+    if format == Format.junit:
+        import tempfile
+
+        from harness.report.comparison import gate_cases, write_junit
+
+        with tempfile.TemporaryDirectory() as tmp:
+            write_junit(Path(tmp) / "gates.xml", card["suite"], gate_cases(card))
+            text = (Path(tmp) / "gates.xml").read_text(encoding="utf-8")
+    elif format == Format.html:
+        from harness.report.html import render_html
+
+        text = render_html(card)
+    else:
+        text = render_markdown(card) if format == Format.md else json.dumps(card, indent=2, ensure_ascii=False)
     if out:
         out.write_text(text + "\n", encoding="utf-8")
     else:

@@ -180,3 +180,17 @@ def test_mcnemar_and_holm() -> None:
     assert mcnemar_exact(a, b) == pytest.approx(binomtest(3, 8, 0.5).pvalue)
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm([0.5, 0.001]) == pytest.approx([0.5, 0.002])
+
+
+def test_html_report_puts_systems_side_by_side(tmp_path: Path) -> None:
+    suite = write_yaml(tmp_path / "suite.yaml", {
+        "name": "tender", "tasks": [str(ROOT / "tasks/drug-qa-en/task.yaml")],
+        "adapters": [str(ROOT / "adapters/chatbot-export-replay.yaml"), str(DRIFT / "chatbot-2026-11.yaml")]})
+    assert run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / "run")).returncode == 0
+    page = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+    assert "<th>chatbot-export</th><th>chatbot</th>" in page.replace("\n", "")
+    row = next(line for line in page.splitlines() if line.startswith("<tr><td>accuracy ↑"))
+    assert "0.7949" in page and "0.4359" in page and row
+    assert "Example vendor (fictitious)" in page and "<script" not in page
+    res = run_cli("report", str(tmp_path / "run"), "--format", "junit")
+    assert res.returncode == 0 and res.stdout.startswith("<?xml")

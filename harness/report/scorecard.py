@@ -347,7 +347,9 @@ def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
 
 
 def write_reports(run_dir: Path, scorecard: dict[str, Any]) -> None:
+    from harness.report.html import render_html
     from harness.report.markdown import render_markdown
 
     write_json(run_dir / "scorecard.json", scorecard)
     (run_dir / "scorecard.md").write_text(render_markdown(scorecard), encoding="utf-8")
+    (run_dir / "report.html").write_text(render_html(scorecard), encoding="utf-8")

@@ -241,8 +241,12 @@ def _critical(a: Analysis, ref: Extraction, out: Extraction, spans: list[tuple[i
             a.findings.append(Finding("negation_lost", "critical", ref_words[i], " ".join(words_out[j1:j2])
                                       or "(nothing)"))
     covered = {j for i in range(len(ref_words)) for j in range(*spans[i]) if ref_words[i] in negation_words}
+    previous = -2
     for j in out.negations:
         aligned_ref = [i for i, s in enumerate(spans) if s[0] <= j < s[1]]
+        run_continues, previous = j == previous + 1, j
+        if run_continues:
+            continue  # "no no no no": one added negation, not one per repetition
         if j not in covered and not any(ref_words[i] in negation_words for i in aligned_ref):
             a.findings.append(Finding("negation_added", "critical", " ".join(ref_words[i] for i in aligned_ref)
                                       or "(nothing)", words_out[j]))

@@ -84,35 +84,28 @@ def render_markdown(card: dict[str, Any]) -> str:
                           [[f["item_id"], fmt(f["cited"]), f"**{f['status']}**", fmt(f["reason"]),
                             fmt(f["outdated"])] for f in c["flagged"]])
     if card["objectives"]:
-        out += ["## Objectives (HAS 1.6: success and stop criteria set before the run)", "",
-                "| Metric | Adapter | Value | Success | Stop | Status | Conclusive |", "|---|---|---|---|---|---|---|"]
-        for o in card["objectives"]:
-            out.append(f"| {o['metric']} | {o['adapter']} | {fmt(o['value'])} | {fmt(o['success'])} | "
-                       f"{fmt(o['stop'])} | **{o['status']}** | {fmt(o.get('conclusive'))} |")
-        out.append("")
+        out += ["## Objectives (HAS 1.6: success and stop criteria set before the run)", ""]
+        out += _table(["Metric", "Adapter", "Value", "Success", "Stop", "Status", "Conclusive"],
+                      [[o["metric"], o["adapter"], fmt(o["value"]), fmt(o["success"]), fmt(o["stop"]),
+                        f"**{o['status']}**", fmt(o.get("conclusive"))] for o in card["objectives"]])
     if card["gates"]:
         verdict = "all passed" if not card["gates_failed"] else f"{card['gates_failed']} failed"
-        out += [f"## Gates ({verdict})", "", "| Metric | Adapter | Result | Why |", "|---|---|---|---|"]
-        for g in card["gates"]:
-            result = "pass" if g["passed"] else "**FAIL**"
-            out.append(f"| {g['metric']} | {g['adapter']} | {result} | {fmt(g['reason'])} |")
-        out.append("")
+        out += [f"## Gates ({verdict})", ""]
+        out += _table(["Metric", "Adapter", "Result", "Why"],
+                      [[g["metric"], g["adapter"], "pass" if g["passed"] else "**FAIL**", fmt(g["reason"])]
+                       for g in card["gates"]])
     if card.get("power"):
-        out += ["## Power", "",
-                "Smallest difference a paired comparison at this n detects (α 0.05, power 0.8), beside the margin "
-                "that matters.", "", "| Metric | Adapter | Margin | Detectable | n | |", "|---|---|---|---|---|---|"]
-        for p in card["power"]:
-            warn = "⚠ too few items to conclude at this margin" if p["underpowered"] else "ok"
-            out.append(f"| {p['metric']} | {p['adapter']} | {fmt(p['margin'])} | {fmt(p['mdd'])} | {p['n']} | {warn} |")
-        out.append("")
+        out += ["## Power", "", "Smallest difference a paired comparison at this n detects (α 0.05, power 0.8), "
+                "beside the margin that matters.", ""]
+        out += _table(["Metric", "Adapter", "Margin", "Detectable", "n", ""],
+                      [[p["metric"], p["adapter"], fmt(p["margin"]), fmt(p["mdd"]), p["n"],
+                        "⚠ too few items to conclude at this margin" if p["underpowered"] else "ok"]
+                       for p in card["power"]])
     if card.get("stability"):
-        out += ["## Stability across repeats", "",
-                "| Task | Metric | Adapter | Repeats | Items | Agreement | Flip rate | Run-to-run SD |",
-                "|---|---|---|---|---|---|---|---|"]
-        for s in card["stability"]:
-            out.append(f"| {s['task']} | {s['metric']} | {s['adapter']} | {s['repeats']} | {s['items']} | "
-                       f"{fmt(s['agreement'])} | {fmt(s['flip_rate'])} | {fmt(s['run_to_run_sd'])} |")
-        out.append("")
+        out += ["## Stability across repeats", ""]
+        out += _table(["Task", "Metric", "Adapter", "Repeats", "Items", "Agreement", "Flip rate", "Run-to-run SD"],
+                      [[s["task"], s["metric"], s["adapter"], s["repeats"], s["items"], fmt(s["agreement"]),
+                        fmt(s["flip_rate"]), fmt(s["run_to_run_sd"])] for s in card["stability"]])
     out += ["## Method", "",
             "- Ratios (WER, CER) are corpus-level: total errors / total reference units.",
             "- Proportions: Wilson interval; when items share a cluster (a consultation, the repeats of an item), "

@@ -24,7 +24,14 @@ import numpy as np
 from scipy import stats as sps
 
 from harness.report.scorecard import load_values
-from harness.stats import DELTA_METHOD_UNITS, Z95, _units, paired_ratio_difference
+from harness.stats import (
+    DELTA_METHOD_UNITS,
+    Z95,
+    delta_se,
+    paired_ratio_difference,
+    ratio_influence,
+    unit_sums,
+)
 from harness.store import read_manifest
 
 ALPHA = 0.05
@@ -83,8 +90,8 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> float:
 def permutation_p(pv: PairedValues, seed: int = 0, permutations: int = PERMUTATIONS) -> tuple[float, str]:
     """Paired sign-flip permutation test of ratio(B) − ratio(A): under the null, A and B
     are exchangeable within each unit (cluster or item)."""
-    na, da = _units(pv.num_a, pv.den_a, pv.clusters)
-    nb, db = _units(pv.num_b, pv.den_b, pv.clusters)
+    na, da = unit_sums(pv.num_a, pv.den_a, pv.clusters)
+    nb, db = unit_sums(pv.num_b, pv.den_b, pv.clusters)
     m = len(na)
     observed = _ratio(nb, db) - _ratio(na, da)
     if m >= DELTA_METHOD_UNITS:
@@ -112,15 +119,12 @@ def permutation_p(pv: PairedValues, seed: int = 0, permutations: int = PERMUTATI
 
 def _delta_se(na: np.ndarray, da: np.ndarray, nb: np.ndarray, db: np.ndarray) -> float:
     """Delta-method standard error of ratio(B) − ratio(A) over paired units."""
-    m = len(na)
-    ra, rb = _ratio(na, da), _ratio(nb, db)
-    infl = (nb - rb * db) / db.mean() - (na - ra * da) / da.mean()
-    return float(math.sqrt(np.var(infl, ddof=1) / m)) if m > 1 else math.nan
+    return delta_se(ratio_influence(nb, db) - ratio_influence(na, da))
 
 
 def paired_difference_ci(pv: PairedValues, seed: int = 0) -> tuple[float, float]:
-    na, da = _units(pv.num_a, pv.den_a, pv.clusters)
-    nb, db = _units(pv.num_b, pv.den_b, pv.clusters)
+    na, da = unit_sums(pv.num_a, pv.den_a, pv.clusters)
+    nb, db = unit_sums(pv.num_b, pv.den_b, pv.clusters)
     diff = _ratio(nb, db) - _ratio(na, da)
     if len(na) >= DELTA_METHOD_UNITS:
         se = _delta_se(na, da, nb, db)
@@ -295,7 +299,8 @@ def _compare_metric(task: str, adapter: str, spec: dict[str, Any], pa: Any, pb: 
         if len(a) < 2 or len(b) < 2:
             return None
         va, vb = _ratio(a[:, 0], a[:, 1]), _ratio(b[:, 0], b[:, 1])
-        se = math.sqrt(_delta_se_single(a) ** 2 + _delta_se_single(b) ** 2)
+        se = math.sqrt(delta_se(ratio_influence(a[:, 0], a[:, 1])) ** 2
+                       + delta_se(ratio_influence(b[:, 0], b[:, 1])) ** 2)
         diff = vb - va
         p = float(2 * sps.norm.sf(abs(diff) / se)) if se > 0 else (1.0 if diff == 0 else 0.0)
         return MetricComparison(**base, n_paired=0, baseline=va, candidate=vb, difference=diff,
@@ -323,10 +328,3 @@ def _compare_metric(task: str, adapter: str, spec: dict[str, Any], pa: Any, pb: 
             "failed_to_passed": [f"{k[0]}#{k[1]}" if k[1] else k[0] for k, x, y in zip(keys, good_a, good_b,
                                                                                         strict=True) if y and not x]}
     return result
-
-
-def _delta_se_single(arr: np.ndarray) -> float:
-    num, den = arr[:, 0], arr[:, 1]
-    r = _ratio(num, den)
-    m = len(num)
-    return float(math.sqrt(np.var((num - r * den) / den.mean(), ddof=1) / m)) if m > 1 else math.nan

@@ -180,11 +180,6 @@ class ItemMaker:
                     subgroup=None if subgroup is None else str(subgroup))
 
 
-def make_item(task: LoadedTask, row: dict[str, Any]) -> Item:
-    """Map one row to an Item (see ItemMaker for many)."""
-    return ItemMaker(task)(row)
-
-
 def iter_items(task: LoadedTask) -> Iterator[Item]:
     """Stream the task's items. Assumes `scan_dataset` passed."""
     make = ItemMaker(task)

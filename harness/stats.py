@@ -46,25 +46,37 @@ def wilson(successes: float, n: int) -> tuple[float, float]:
     return (low, high)
 
 
-def _units(num: np.ndarray, den: np.ndarray, clusters: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def unit_sums(num: np.ndarray, den: np.ndarray, clusters: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     if clusters is None:
         return num, den
     _, inverse = np.unique(clusters, return_inverse=True)
     return np.bincount(inverse, weights=num), np.bincount(inverse, weights=den)
 
 
+def ratio_influence(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """Per-unit influence of sum(num)/sum(den) (delta method): its variance over m gives the
+    ratio's variance; for paired runs, the difference of the two influences gives the
+    difference's."""
+    r = float(num.sum() / den.sum())
+    return (num - r * den) / den.mean()
+
+
+def delta_se(influence: np.ndarray) -> float:
+    m = len(influence)
+    return float(math.sqrt(np.var(influence, ddof=1) / m)) if m > 1 else math.nan
+
+
 def ratio_ci(num: np.ndarray, den: np.ndarray, clusters: np.ndarray | None = None,
              seed: int = 0, samples: int = BOOTSTRAP_SAMPLES,
              delta_from: int = DELTA_METHOD_UNITS) -> tuple[float, float, int, str]:
     """95% CI of sum(num)/sum(den), resampling clusters (or items). Returns (low, high, units, method)."""
-    u_num, u_den = _units(num, den, clusters)
+    u_num, u_den = unit_sums(num, den, clusters)
     m = len(u_num)
     if m < 2 or u_den.sum() == 0:
         return (math.nan, math.nan, m, "none")
     if m >= delta_from:
-        r = u_num.sum() / u_den.sum()
-        resid = u_num - r * u_den
-        se = math.sqrt(m / (m - 1) * float((resid**2).sum())) / u_den.sum()
+        r = float(u_num.sum() / u_den.sum())
+        se = delta_se(ratio_influence(u_num, u_den))
         return (r - Z95 * se, r + Z95 * se, m, "delta")
     rng = np.random.default_rng(seed)
     stats = np.empty(samples)
@@ -93,7 +105,7 @@ def _proportion_ci(values: np.ndarray, clusters: np.ndarray | None, n_clusters: 
     if p in (0.0, 1.0):
         n_eff = float(n_clusters)  # no within-cluster variance to estimate: be conservative
     else:
-        u_num, u_den = _units(values, np.ones(n), clusters)
+        u_num, u_den = unit_sums(values, np.ones(n), clusters)
         resid = u_num - p * u_den
         m = len(u_num)
         var_cluster = m / max(m - 1, 1) * float((resid**2).sum()) / n**2
@@ -125,8 +137,8 @@ def paired_ratio_difference(num_a: np.ndarray, den_a: np.ndarray, num_b: np.ndar
                             samples: int = BOOTSTRAP_SAMPLES) -> tuple[float, float, float]:
     """Difference B − A of two ratios measured on the same items, with a paired
     bootstrap 95% CI (the same resampled items on both sides). Returns (diff, low, high)."""
-    na, da = _units(num_a, den_a, clusters)
-    nb, db = _units(num_b, den_b, clusters)
+    na, da = unit_sums(num_a, den_a, clusters)
+    nb, db = unit_sums(num_b, den_b, clusters)
     diff = nb.sum() / db.sum() - na.sum() / da.sum()
     m = len(na)
     rng = np.random.default_rng(seed)

@@ -168,7 +168,7 @@ def _drugs(a: Analysis, ref: Extraction, out: Extraction, spans: list[tuple[int,
             a.findings.append(Finding("drug_invented", "major", "(none)", o.canonical))
 
 
-def _same_quantity(x: Dose, y: Dose) -> bool:
+def same_quantity(x: Dose, y: Dose) -> bool:
     bx, by = x.base_amount(), y.base_amount()
     if bx and by and bx[0] == by[0]:
         return math.isclose(bx[1], by[1], rel_tol=1e-9) and x.per == y.per
@@ -177,7 +177,7 @@ def _same_quantity(x: Dose, y: Dose) -> bool:
 
 def classify_dose(ref: Dose, out: Dose) -> str | None:
     """None when the doses are the same quantity; else the class of error."""
-    if _same_quantity(ref, out):
+    if same_quantity(ref, out):
         return None
     if ref.per != out.per and math.isclose(ref.value, out.value) and ref.unit == out.unit:
         return "per_unit"
@@ -201,9 +201,9 @@ def _doses(a: Analysis, ref: Extraction, out: Extraction, spans: list[tuple[int,
         span = _span(spans, d.first, d.last, len(out.tokens))
         cands = [k for k, o in enumerate(out.doses) if k not in used and _overlaps(o.first, o.last, span)]
         if not cands:  # the same dose said elsewhere in the sentence still counts
-            cands = [k for k, o in enumerate(out.doses) if k not in used and _same_quantity(d, o)]
+            cands = [k for k, o in enumerate(out.doses) if k not in used and same_quantity(d, o)]
         if cands:
-            k = next((c for c in cands if _same_quantity(d, out.doses[c])), cands[0])
+            k = next((c for c in cands if same_quantity(d, out.doses[c])), cands[0])
             used.add(k)
             error = classify_dose(d, out.doses[k])
             if error is None:
@@ -219,7 +219,7 @@ def _doses(a: Analysis, ref: Extraction, out: Extraction, spans: list[tuple[int,
             heard = " ".join(t.text for t in out.tokens[span[0]:span[1]])
             a.findings.append(Finding("dose_dropped", "major", d.surface, heard or "(nothing)"))
     for k, o in enumerate(out.doses):
-        if k not in used and not any(_same_quantity(o, d) for d in ref.doses):
+        if k not in used and not any(same_quantity(o, d) for d in ref.doses):
             a.findings.append(Finding("dose_invented", "major", "(none)", o.surface))
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from harness.clinical.analysis import Analysis, analyse
+from harness.clinical.analysis import Analysis, analyse, same_quantity
 from harness.clinical.extract import extract
 from harness.clinical.lexicon import load_lexicon
 from harness.config import TaskConfig
@@ -119,12 +119,10 @@ class NumericFidelity(Scorer):
         self.lexicon = load_lexicon(task.formulary)
 
     def score(self, item: Item, output: str) -> Score:
-        from harness.clinical.analysis import _same_quantity
-
         source = extract(str(item.data.get("source") or ""), self.task.language, self.lexicon)
         out = extract(output, self.task.language, self.lexicon)
         source_values = {v for _, v in source.numbers}
-        unsupported = [d.surface for d in out.doses if not any(_same_quantity(d, s) for s in source.doses)]
+        unsupported = [d.surface for d in out.doses if not any(same_quantity(d, s) for s in source.doses)]
         in_doses = {j for d in out.doses for j in range(d.first, d.last + 1)}
         unsupported += [out.tokens[j].text for j, v in out.numbers if j not in in_doses and v not in source_values]
         total = len(out.doses) + sum(1 for j, _ in out.numbers if j not in in_doses)

@@ -86,7 +86,16 @@ def _redacted_settings(adapter: LoadedAdapter) -> dict[str, Any]:
     return data
 
 
-def audio_digest(task: LoadedTask) -> tuple[str, int] | None:
+class FileHashes(dict[Path, str]):
+    """SHA-256 of files, computed once per run: the manifest's audio digest and the request
+    hashes read the same audio files."""
+
+    def __missing__(self, path: Path) -> str:
+        self[path] = digest = sha256_file(path)
+        return digest
+
+
+def audio_digest(task: LoadedTask, hashes: FileHashes) -> tuple[str, int] | None:
     """One digest over every audio file a task uses (path and content), and their count."""
     if KINDS[task.config.kind].modality != "audio":
         return None
@@ -94,7 +103,7 @@ def audio_digest(task: LoadedTask) -> tuple[str, int] | None:
     count = 0
     for item in iter_items(task):
         if item.audio is not None:
-            h.update(f"{item.id}\0{sha256_file(item.audio)}\n".encode())
+            h.update(f"{item.id}\0{hashes[item.audio]}\n".encode())
             count += 1
     return h.hexdigest(), count
 
@@ -108,7 +117,9 @@ def _digest(hashes: dict[str, str], paths: list[Path]) -> str:
     return h.hexdigest()
 
 
-def build_manifest(suite: LoadedSuite, validation: Validation, run_id: str) -> dict[str, Any]:
+def build_manifest(suite: LoadedSuite, validation: Validation, run_id: str,
+                   hashes: FileHashes | None = None) -> dict[str, Any]:
+    hashes = FileHashes() if hashes is None else hashes
     files: dict[str, str] = {str(suite.path): sha256_file(suite.path)}
     for task in suite.tasks:
         files[str(task.path)] = sha256_file(task.path)
@@ -124,7 +135,7 @@ def build_manifest(suite: LoadedSuite, validation: Validation, run_id: str) -> d
                   "config": suite.config.model_dump(mode="json")},
         "tasks": {t.name: {"path": str(t.path), "config": t.config.model_dump(mode="json"),
                            "items": validation.item_counts.get(t.name),
-                           "audio_digest": audio_digest(t),
+                           "audio_digest": audio_digest(t, hashes),
                            "dataset_digest": _digest(files, dataset_files(t)),
                            "scorers": {s: SCORERS.get(s).version for s in task_scorers(t.config)},
                            "metrics": [m.to_dict() for m in task_metrics(t.config)]} for t in suite.tasks},
@@ -235,7 +246,8 @@ def in_shard(item_id: str, shard: tuple[int, int] | None) -> bool:
 
 class Runner:
     def __init__(self, validation: Validation, run_dir: Path, run_id: str, *, quiet: bool, resume: bool,
-                 cache: ResponseCache | None, shard: tuple[int, int] | None) -> None:
+                 cache: ResponseCache | None, shard: tuple[int, int] | None,
+                 hashes: FileHashes | None = None) -> None:
         self.validation = validation
         self.suite = validation.suite
         self.run_dir = run_dir
@@ -248,14 +260,10 @@ class Runner:
         self.models_seen: dict[str, set[str]] = {}
         self.limiters: dict[str, AdaptiveLimiter] = {}
         self.requests_sent = 0
-        self._audio_hashes: dict[Path, str] = {}
+        self._hashes = FileHashes() if hashes is None else hashes
 
     def _audio_hash(self, path: Path | None) -> str | None:
-        if path is None:
-            return None
-        if path not in self._audio_hashes:
-            self._audio_hashes[path] = sha256_file(path)
-        return self._audio_hashes[path]
+        return None if path is None else self._hashes[path]
 
     def _load_previous(self, pairs: list[_Pair]) -> None:
         """Resume: responses already recorded are final; scores missing for them are recomputed."""
@@ -470,7 +478,8 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: b
     else:
         run_id = new_run_id()
         run_dir = Path(out) if out else resolve(suite.base_dir, suite.config.output_dir) / run_id
-    manifest = build_manifest(suite, validation, run_id)
+    hashes = FileHashes()
+    manifest = build_manifest(suite, validation, run_id, hashes)
     manifest["shard"] = list(shard_spec) if shard_spec else None
     if previous:
         manifest["started_at"] = previous["started_at"]
@@ -479,7 +488,7 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: b
     use_cache = suite.config.cache if cache is None else cache
     response_cache = ResponseCache(default_cache_dir(suite.base_dir)) if use_cache else None
     runner = Runner(validation, run_dir, run_id, quiet=quiet, resume=resume is not None,
-                    cache=response_cache, shard=shard_spec)
+                    cache=response_cache, shard=shard_spec, hashes=hashes)
     runner.writer.manifest(manifest)
     try:
         asyncio.run(runner.run(manifest))

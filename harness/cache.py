@@ -1,8 +1,9 @@
 """Response cache in SQLite: an unchanged rerun sends no request.
 
-The key is a hash of the adapter kind, the settings that change the output (model,
-temperature, prompt options; not the endpoint or timeouts), and the exact request
-(messages or audio content, language, repeat seed). Only successful responses are
+The key is a hash of the adapter's identity (kind, adapter version, every setting
+that can change an output: endpoint, model, sampling, headers that select a deployment,
+hashed; not timeouts) and the exact request (messages or audio content, language,
+repeat seed). Only successful responses are
 kept. WAL mode and a busy timeout make it safe for several runs at once: two
 processes writing the same key write the same value, and nothing is lost.
 
@@ -35,15 +36,20 @@ def default_cache_dir(base: Path) -> Path:
     return Path(env) if env else base / ".harness-cache"
 
 
-def cache_key(adapter_kind: str, output_settings: dict[str, Any], request_hash: str) -> str:
-    payload = orjson.dumps([adapter_kind, output_settings, request_hash], option=orjson.OPT_SORT_KEYS, default=str)
+def cache_key(identity: dict[str, Any], request_hash: str) -> str:
+    """Key of one request to one adapter identity (see `Adapter.cache_identity`)."""
+    payload = orjson.dumps([identity, request_hash], option=orjson.OPT_SORT_KEYS, default=str)
     return hashlib.sha256(payload).hexdigest()
 
 
 class ResponseCache:
     def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        # model outputs on health data: the owner alone reads them (SQLite gives its WAL
+        # and shared-memory files the database file's permissions)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = directory / CACHE_FILE
+        if not self.path.exists():
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")

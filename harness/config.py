@@ -219,6 +219,12 @@ class SuiteConfig(Strict):
     baseline: str | None = None
     output_dir: str = "runs"
     cache: bool = Field(default=True, description="reuse identical earlier responses (SQLite, .harness-cache/)")
+    share_records_with_group: bool = Field(default=False,
+                                           description="run folders 0750 instead of 0700 (files 0640, not 0600)")
+    max_field_bytes: int = Field(default=1_000_000, gt=0,
+                                 description="largest text field an item may hold (a guard against runaway data)")
+    data_roots: list[str] = Field(default_factory=list,
+                                  description="folders outside the suite's own tree that tasks and adapters may read")
     margins: dict[str, float] = Field(default_factory=dict,
                                       description="task/metric → the smallest change that matters (harness compare)")
 

@@ -17,6 +17,7 @@ import orjson
 
 from harness.config import LoadedTask, resolve
 from harness.errors import ConfigError, Problem
+from harness.paths import Roots, audio_problem
 from harness.types import Item
 
 LOGICAL_FIELDS = ("id", "reference", "audio", "input", "source", "choices", "cluster", "subgroup")
@@ -193,9 +194,11 @@ class DatasetSummary:
     problems: list[Problem] = field(default_factory=list)
 
 
-def scan_dataset(task: LoadedTask, required: tuple[str, ...]) -> DatasetSummary:
+def scan_dataset(task: LoadedTask, required: tuple[str, ...], roots: Roots | None = None,
+                 max_field_bytes: int | None = None, decode_audio: bool = False) -> DatasetSummary:
     """One streaming pass that checks what a run needs before any model is called:
-    required fields present, ids unique, audio files present, dataset not empty."""
+    required fields present, ids unique, audio files present, inside the suite's roots
+    and decodable, no field larger than `max_field_bytes`, dataset not empty."""
     summary = DatasetSummary()
     where = str(dataset_location(task) or task.path)
     seen: set[str] = set()
@@ -220,10 +223,23 @@ def scan_dataset(task: LoadedTask, required: tuple[str, ...]) -> DatasetSummary:
                 add(Problem(where, _column(task, "id"), "duplicate id", lineno, expected="unique ids",
                             found=repr(item_id)))
             seen.add(item_id)
+            if max_field_bytes is not None:
+                for column, value in row.items():
+                    size = len(value.encode("utf-8", "replace")) if isinstance(value, str) else 0
+                    if size > max_field_bytes:
+                        add(Problem(where, str(column), f"field of {size:,} bytes in item {item_id!r}", lineno,
+                                    expected=f"at most {max_field_bytes:,} bytes (suite `max_field_bytes`)"))
             if "audio" in required and row.get(columns["audio"]):
                 audio = make(row).audio
-                if audio is not None and not audio.is_file():
+                if audio is None:
+                    continue
+                outside = roots.problem(audio, where, columns["audio"], lineno) if roots is not None else None
+                if outside is not None:
+                    add(outside)
+                elif not audio.is_file():
                     add(Problem(where, columns["audio"], "audio file not found", lineno, found=str(audio)))
+                elif decode_audio and (why := audio_problem(audio)) is not None:
+                    add(Problem(where, columns["audio"], f"audio file {why}", lineno, found=str(audio)))
     except _RowError as exc:
         add(exc.problem)
         return summary

@@ -21,6 +21,8 @@ CREATE TABLE IF NOT EXISTS metrics (run_id TEXT, task TEXT, adapter TEXT, metric
     ci_low REAL, ci_high REAL, n INTEGER, PRIMARY KEY (run_id, task, adapter, metric));
 CREATE TABLE IF NOT EXISTS adapters (run_id TEXT, adapter TEXT, profile_hash TEXT, provider_models TEXT,
     PRIMARY KEY (run_id, adapter));
+CREATE TABLE IF NOT EXISTS within_run_changes (run_id TEXT, adapter TEXT, before TEXT, after TEXT, at_item TEXT,
+    PRIMARY KEY (run_id, adapter, before, after));
 """
 
 
@@ -33,6 +35,9 @@ class Event:
     after: list[str]
 
     def __str__(self) -> str:
+        if self.run_id == self.previous_run_id:
+            return (f"silent model change within run {self.run_id}: adapter '{self.adapter}' returned "
+                    f"{', '.join(self.after)} after {', '.join(self.before)}")
         return (f"silent model change: adapter '{self.adapter}' profile unchanged, but the provider returned "
                 f"{', '.join(self.after) or 'nothing'} in {self.run_id} instead of "
                 f"{', '.join(self.before) or 'nothing'} in {self.previous_run_id}")
@@ -71,6 +76,9 @@ def index_runs(runs_dir: Path) -> Path:
             db.execute("INSERT OR REPLACE INTO adapters VALUES (?, ?, ?, ?)",
                        (run_id, name, profile_hash(adapter),
                         json.dumps(manifest.get("provider_models", {}).get(name, []))))
+        for change in manifest.get("model_changes", []):
+            db.execute("INSERT OR REPLACE INTO within_run_changes VALUES (?, ?, ?, ?, ?)",
+                       (run_id, change["adapter"], change["before"], change["after"], change.get("at_item")))
     db.commit()
     db.close()
     return db_path
@@ -82,8 +90,10 @@ def model_change_events(db_path: Path) -> list[Event]:
     db = sqlite3.connect(db_path)
     rows = db.execute("SELECT a.adapter, a.run_id, a.profile_hash, a.provider_models FROM adapters a "
                       "JOIN runs r USING (run_id) ORDER BY a.adapter, r.started_at").fetchall()
+    within = db.execute("SELECT c.adapter, c.run_id, c.before, c.after FROM within_run_changes c "
+                        "JOIN runs r USING (run_id) ORDER BY r.started_at, c.adapter").fetchall()
     db.close()
-    events = []
+    events = [Event(adapter, run_id, run_id, [before], [after]) for adapter, run_id, before, after in within]
     previous: dict[str, tuple[str, str, list[str]]] = {}
     for adapter, run_id, phash, models_json in rows:
         models = json.loads(models_json)

@@ -9,11 +9,23 @@ from typing import Any
 
 import jinja2
 import jinja2.meta
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from harness.config import TaskConfig
 from harness.types import Item, Request
 
-_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+# Task files come from others: templates run in Jinja2's immutable sandbox (no attribute
+# starting with "_", no mutation, no globals but `range`), with only the filters a prompt needs.
+PROMPT_FILTERS = ("capitalize", "center", "count", "default", "d", "first", "float", "format", "indent", "int",
+                  "join", "last", "length", "list", "lower", "map", "reject", "rejectattr", "replace", "reverse",
+                  "round", "select", "selectattr", "slice", "sort", "string", "title", "tojson", "trim",
+                  "truncate", "unique", "upper", "wordcount", "wordwrap", "batch")
+_ENV = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
+                                     keep_trailing_newline=False)
+_ENV.filters = {name: _ENV.filters[name] for name in PROMPT_FILTERS}
+_ENV.tests = {name: _ENV.tests[name] for name in ("defined", "undefined", "none", "number", "string", "in",
+                                                   "eq", "ne", "lt", "gt", "le", "ge", "odd", "even")}
+_ENV.globals = {"range": _ENV.globals["range"]}
 
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")

@@ -18,9 +18,11 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Name → component, filled by `register` and by the entry-point group."""
 
-    def __init__(self, what: str, group: str | None, builtins: tuple[str, ...] = ()) -> None:
+    def __init__(self, what: str, group: str | None, builtins: tuple[str, ...] = (),
+                 name_attr: str | None = None) -> None:
         self.what = what
         self.group = group
+        self.name_attr = name_attr  # class attribute that carries the registered name
         self._builtins = builtins
         self._items: dict[str, T] = {}
         self._loaded = False
@@ -40,7 +42,10 @@ class Registry(Generic[T]):
         if self.group:
             for ep in entry_points(group=self.group):
                 if ep.name not in self._items:
-                    self._items[ep.name] = ep.load()
+                    obj = ep.load()
+                    if self.name_attr and isinstance(obj, type) and not getattr(obj, self.name_attr, None):
+                        setattr(obj, self.name_attr, ep.name)
+                    self._items[ep.name] = obj
 
     def names(self) -> list[str]:
         self._load()

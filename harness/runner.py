@@ -17,6 +17,7 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -33,7 +34,18 @@ from harness.kinds import KINDS
 from harness.limits import AdaptiveLimiter
 from harness.report.scorecard import build_scorecard, write_reports
 from harness.scoring.base import SCORERS, Scorer
-from harness.store import RESPONSES, SCORES, RunWriter, iter_jsonl, new_run_id, read_manifest, sha256_file
+from harness.store import (
+    REQUESTS,
+    RESPONSES,
+    SCORES,
+    RunWriter,
+    count_lines,
+    iter_jsonl,
+    make_run_dir,
+    new_run_id,
+    read_manifest,
+    sha256_file,
+)
 from harness.types import Item, Request, Response, Score
 from harness.validate import Validation, load_suite, task_metrics, task_scorers
 
@@ -57,7 +69,7 @@ class _Pair:
     limiter: AdaptiveLimiter
     total: int
     cacheable: bool = True
-    output_settings: dict[str, Any] = field(default_factory=dict)
+    identity: dict[str, Any] = field(default_factory=dict)
     done: set[tuple[str, int]] = field(default_factory=set)
     recorded: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
 
@@ -164,16 +176,28 @@ def _scrub(text: str, secrets: list[str]) -> str:
     return text
 
 
+def scrub_response(response: Response, secrets: list[str]) -> Response:
+    """A provider may echo a key inside a normal answer: no secret reaches the record or the cache."""
+    if secrets:
+        for name in ("output", "error", "model_id", "system_fingerprint"):
+            value = getattr(response, name)
+            if isinstance(value, str):
+                setattr(response, name, _scrub(value, secrets))
+    return response
+
+
 async def call_with_retries(adapter: Adapter, request: Request, timeout: float, policy: RetryPolicy,
-                            limiter: AdaptiveLimiter) -> Response:
+                            limiter: AdaptiveLimiter, on_attempt: Callable[[int], None] | None = None) -> Response:
     """Call the adapter under the retry policy; failures end as an error Response, never raise.
 
     A slot of the limiter is held per attempt, not across the backoff sleep, so waiting
-    items do not starve the others."""
+    items do not starve the others. `on_attempt` is told of each attempt just before it is made."""
     attempts: list[dict[str, Any]] = []
     waited = 0.0
     for attempt in range(1, policy.max_attempts + 1):
         started = await limiter.acquire()
+        if on_attempt is not None:
+            on_attempt(attempt)
         start = time.perf_counter()
         try:
             response = await asyncio.wait_for(adapter.generate(request), timeout)
@@ -258,6 +282,8 @@ class Runner:
         self.shard = shard
         self.writer = RunWriter(run_dir)
         self.models_seen: dict[str, set[str]] = {}
+        self.live_model: dict[str, str] = {}
+        self.model_changes: list[dict[str, Any]] = []
         self.limiters: dict[str, AdaptiveLimiter] = {}
         self.requests_sent = 0
         self._hashes = FileHashes() if hashes is None else hashes
@@ -287,23 +313,49 @@ class Runner:
                 **response.to_dict(), "time": datetime.now(UTC).isoformat()},
                 flush=not response.cache_hit)  # what would cost a request to redo goes to disk at once
         if response.model_id:
-            self.models_seen.setdefault(pair.adapter.name, set()).add(
-                response.model_id + (f" ({response.system_fingerprint})" if response.system_fingerprint else ""))
+            label = response.model_id + (f" ({response.system_fingerprint})" if response.system_fingerprint else "")
+            self.models_seen.setdefault(pair.adapter.name, set()).add(label)
+            if new and not response.cache_hit:
+                self._note_model(pair.adapter.name, label, f"{pair.task.name}/{item.id}#{job.repeat}")
         score = score_item(pair.scorers, item, response)
         self.writer.append(SCORES, {
             "task": pair.task.name, "adapter": pair.adapter.name, "item_id": item.id, "repeat": job.repeat,
             "cluster": item.cluster, "subgroup": item.subgroup, "status": response.status,
+            **({"cached": True} if response.cache_hit else {}),
             "values": score.values, "details": score.details}, flush=False)  # rescored on resume if lost
         if bar is not None:
             bar.update(1)
 
+    def _note_model(self, adapter: str, label: str, where: str) -> None:
+        """A provider that starts answering with another model id in the middle of a run is a
+        silent model change, as between runs."""
+        first = self.live_model.setdefault(adapter, label)
+        if label != first and not any(c["adapter"] == adapter and c["after"] == label for c in self.model_changes):
+            self.model_changes.append({"adapter": adapter, "before": first, "after": label, "at_item": where,
+                                       "time": datetime.now(UTC).isoformat()})
+
+    def _sent(self, pair: _Pair, job: _Job) -> Callable[[int], None] | None:
+        """Log each attempt before it is made, unbuffered: the count of requests that left the
+        machine survives a SIGKILL (requests.jsonl, one line per attempt)."""
+        if not pair.instance.sends_requests:
+            return None
+
+        def log(attempt: int) -> None:
+            self.requests_sent += 1
+            self.writer.append(REQUESTS, {"task": pair.task.name, "adapter": pair.adapter.name,
+                                          "item_id": job.item.id, "repeat": job.repeat, "attempt": attempt,
+                                          "time": time.time()})
+        return log
+
     async def _worker(self, pair: _Pair, queue: asyncio.Queue[_Job | None], bar: Any) -> None:
         ref = pair.adapter.ref
         timeout = ref.timeout_s or self.suite.config.timeout_s
+        secrets = pair.instance.secrets()
         while (job := await queue.get()) is not None:
             assert job.request is not None
-            self.requests_sent += 1
-            response = await call_with_retries(pair.instance, job.request, timeout, ref.retry, pair.limiter)
+            response = await call_with_retries(pair.instance, job.request, timeout, ref.retry, pair.limiter,
+                                               self._sent(pair, job))
+            scrub_response(response, secrets)
             if response.cost is None and response.status == "ok":
                 response.cost = pair.instance.cost(response)
             if job.cache_key is not None and self.cache is not None:
@@ -323,10 +375,15 @@ class Runner:
             if previous is not None:
                 self._finish(pair, job, _response_from_record(previous), new=False, bar=bar)
                 continue
-            job.request = kind.build_request(pair.task.config, item, repeat, seed)
+            try:
+                job.request = kind.build_request(pair.task.config, item, repeat, seed)
+            except Exception as exc:  # a template that fails on this item's data: an item error, nothing sent
+                self._finish(pair, job, Response(error=f"request could not be built: {type(exc).__name__}: {exc}"),
+                             new=True, bar=bar)
+                continue
             job.request_hash = job.request.content_hash(self._audio_hash(job.request.audio))
             if self.cache is not None and pair.cacheable:
-                job.cache_key = cache_key(pair.adapter.profile.kind, pair.output_settings, job.request_hash)
+                job.cache_key = cache_key(pair.identity, job.request_hash)
             jobs.append(job)
         cached = self.cache.get_many([j.cache_key for j in jobs if j.cache_key]) if self.cache is not None else {}
         for job in jobs:
@@ -395,31 +452,31 @@ class Runner:
                       [SCORERS.get(s)(task.config) for s in task_scorers(task.config)],
                       self.limiters[adapter.name], self.validation.item_counts.get(task.name, 0),
                       cacheable=ADAPTERS.get(adapter.profile.kind).cacheable,
-                      output_settings=output_settings(adapter))
+                      identity=instances[adapter.name].cache_identity())
                 for task, adapter in self.suite.pairs]
             if self.resume:
                 self._load_previous(pairs)
+                self.live_model.update(manifest.get("first_models") or {})
             await asyncio.gather(*(self._run_pair(p, i) for i, p in enumerate(pairs)))
         finally:
             for instance in instances.values():
                 with contextlib.suppress(Exception):
                     await instance.close()
             self.writer.close()
-            manifest["provider_models"] = {k: sorted(v) for k, v in self.models_seen.items()}
-            manifest["requests_sent"] = manifest.get("requests_sent", 0) + self.requests_sent
+            previous_models = manifest.get("provider_models") or {}
+            manifest["provider_models"] = {k: sorted(set(previous_models.get(k, [])) | self.models_seen.get(k, set()))
+                                           for k in sorted(set(previous_models) | set(self.models_seen))}
+            manifest["model_changes"] = [*manifest.get("model_changes", []), *self.model_changes]
+            manifest["first_models"] = {**self.live_model, **(manifest.get("first_models") or {})}
+            manifest["requests_sent"] = count_lines(self.run_dir / REQUESTS)
             if self.cache is not None:
-                manifest["cache"] = {"hits": self.cache.hits, "misses": self.cache.misses}
+                before = manifest.get("cache") or {}
+                manifest["cache"] = {"hits": before.get("hits", 0) + self.cache.hits,
+                                     "misses": before.get("misses", 0) + self.cache.misses}
             manifest["limits"] = {name: {"decreases": lim.stats.decreases, "min_concurrency": lim.stats.min_limit,
                                          "rate_limited": lim.stats.rate_limited,
                                          "paced_s": round(lim.stats.paced_s, 3)}
                                   for name, lim in self.limiters.items()}
-
-
-def output_settings(adapter: LoadedAdapter) -> dict[str, Any]:
-    """The settings that change an adapter's output: what the cache key includes."""
-    data = adapter.settings.model_dump(mode="json")
-    keys = ADAPTERS.get(adapter.profile.kind).output_settings
-    return data if keys is None else {k: data.get(k) for k in keys}
 
 
 def _response_from_record(rec: dict[str, Any]) -> Response:
@@ -428,7 +485,8 @@ def _response_from_record(rec: dict[str, Any]) -> Response:
 
 
 def find_resumable(suite: LoadedSuite, resume: str | Path) -> Path:
-    """A run directory from a path, a run id, or 'latest' (newest unfinished run)."""
+    """A run directory from a path, a run id, or 'latest' (newest unfinished run).
+    ConfigError (exit 2) when there is no such run: resuming is a user's request."""
     runs_root = resolve(suite.base_dir, suite.config.output_dir)
     if str(resume) == "latest":
         candidates = []
@@ -438,12 +496,41 @@ def find_resumable(suite: LoadedSuite, resume: str | Path) -> Path:
                 if data.get("status") != "complete" and data.get("suite", {}).get("name") == suite.config.name:
                     candidates.append((data.get("started_at", ""), manifest.parent))
         if not candidates:
-            raise RunIncomplete(f"no unfinished run of suite '{suite.config.name}' under {runs_root}")
+            raise ConfigError([Problem("--resume", "", f"no unfinished run of suite '{suite.config.name}' "
+                                                       f"under {runs_root}")])
         return max(candidates)[1]
     for candidate in (Path(resume), runs_root / str(resume)):
         if (candidate / "manifest.json").is_file():
             return candidate
-    raise RunIncomplete(f"no run to resume at {resume}")
+    raise ConfigError([Problem(str(resume), "--resume", "not a run record (no manifest.json)",
+                               expected="a run folder, a run id under " + str(runs_root) + ", or 'latest'")])
+
+
+def resume_differences(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """What changed since a run began that would make its record mix two configurations:
+    the suite, a task's definition or data, an adapter's kind, settings or declarations, or
+    any file the run read."""
+    out = []
+    if previous["suite"]["name"] != current["suite"]["name"]:
+        return [f"suite: the run is of suite '{previous['suite']['name']}', not '{current['suite']['name']}'"]
+    if previous["suite"]["config"] != current["suite"]["config"]:
+        keys = sorted(k for k in set(previous["suite"]["config"]) | set(current["suite"]["config"])
+                      if previous["suite"]["config"].get(k) != current["suite"]["config"].get(k))
+        out.append("suite settings: " + ", ".join(keys))
+    for what, compare_keys in (("task", ("config", "dataset_digest", "audio_digest", "scorers")),
+                               ("adapter", ("kind", "settings", "declarations"))):
+        before, after = previous[what + "s"], current[what + "s"]
+        for name in sorted(set(before) | set(after)):
+            if name not in before or name not in after:
+                out.append(f"{what} '{name}' {'added' if name in after else 'removed'}")
+                continue
+            changed = [k for k in compare_keys if before[name].get(k) != after[name].get(k)]
+            if changed:
+                out.append(f"{what} '{name}': " + ", ".join(changed))
+    for path, digest in sorted(previous.get("file_hashes", {}).items()):
+        if current["file_hashes"].get(path) != digest:
+            out.append(f"file changed or moved: {path}")
+    return out
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -463,14 +550,19 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: b
               shard: str | None = None) -> RunResult:
     """Run a suite end to end and write its record.
 
-    Raises ConfigError (exit 2) before any model is called when the input is bad, and
-    RunIncomplete (exit 3) when the run cannot finish; in that case everything finished
-    is on disk and `resume=` (a run directory, a run id or 'latest') picks it up."""
+    Raises ConfigError (exit 2) before any model is called when the input is bad (a run
+    folder that is not new, a resume whose configuration changed), and RunIncomplete
+    (exit 3) when the run cannot finish; in that case everything finished is on disk and
+    `resume=` (a run directory, a run id or 'latest') picks it up."""
     validation = load_suite(suite_path)
     suite = validation.suite
     shard_spec = parse_shard(shard)
+    hashes = FileHashes()
     previous: dict[str, Any] = {}
     if resume is not None:
+        if out is not None:
+            raise ConfigError([Problem("--out", "", "give --out or --resume, not both",
+                                       hint="a resumed run continues in its own folder")])
         run_dir = find_resumable(suite, resume)
         run_id = run_dir.name
         previous = read_manifest(run_dir)
@@ -478,26 +570,34 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: b
     else:
         run_id = new_run_id()
         run_dir = Path(out) if out else resolve(suite.base_dir, suite.config.output_dir) / run_id
-    hashes = FileHashes()
     manifest = build_manifest(suite, validation, run_id, hashes)
     manifest["shard"] = list(shard_spec) if shard_spec else None
     if previous:
-        manifest["started_at"] = previous["started_at"]
-        manifest["requests_sent"] = previous.get("requests_sent", 0)
+        changed = resume_differences(previous, manifest)
+        if changed:
+            raise ConfigError([Problem(str(run_dir / "manifest.json"), "", "cannot resume: " + c,
+                                       hint="start a new run; a run's record holds one configuration")
+                               for c in changed])
+        for key in ("started_at", "provider_models", "model_changes", "first_models", "cache"):
+            if key in previous:
+                manifest[key] = previous[key]
         manifest["resumed"] = previous.get("resumed", 0) + 1
+    else:
+        make_run_dir(run_dir, 0o750 if suite.config.share_records_with_group else 0o700)
     use_cache = suite.config.cache if cache is None else cache
     response_cache = ResponseCache(default_cache_dir(suite.base_dir)) if use_cache else None
     runner = Runner(validation, run_dir, run_id, quiet=quiet, resume=resume is not None,
                     cache=response_cache, shard=shard_spec, hashes=hashes)
     runner.writer.manifest(manifest)
     try:
-        asyncio.run(runner.run(manifest))
+        with _sigterm_as_interrupt():
+            asyncio.run(runner.run(manifest))
     except (KeyboardInterrupt, asyncio.CancelledError):
         manifest.update(status="interrupted", ended_at=datetime.now(UTC).isoformat())
         runner.writer.manifest(manifest)
         raise RunIncomplete(f"interrupted; everything finished is in {run_dir}. Resume with:\n"
                             f"  harness run {suite_path} --resume {run_dir}") from None
-    except RunIncomplete:
+    except BaseException:
         manifest.update(status="failed", ended_at=datetime.now(UTC).isoformat())
         runner.writer.manifest(manifest)
         raise
@@ -511,3 +611,20 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: b
     # A shard's figures are partial: its gates are shown but only the merged run decides.
     decides = shard_spec is None
     return RunResult(run_dir, scorecard, 1 if scorecard["gates_failed"] and decides else 0)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (what CI runners and schedulers send) stops a run like Ctrl-C: asyncio's SIGINT
+    handling cancels the run, the manifest is finalized and the resume command printed."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -22,6 +22,7 @@ import orjson
 MANIFEST = "manifest.json"
 RESPONSES = "responses.jsonl"
 SCORES = "scores.jsonl"
+REQUESTS = "requests.jsonl"
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -37,11 +38,63 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+PRIVATE_DIR = 0o700
+
+
+def file_mode(directory: Path) -> int:
+    """Files take their folder's permissions, less execute: a run folder created 0700 holds
+    0600 files (health outputs are readable by their owner only unless the suite says otherwise)."""
+    try:
+        return directory.stat().st_mode & 0o666
+    except OSError:
+        return 0o600
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write atomically, with the folder's permissions: a crash never leaves half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, file_mode(path.parent))
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write atomically: a crash never leaves half a manifest or scorecard."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def make_run_dir(path: Path, mode: int = PRIVATE_DIR) -> None:
+    """Create a new run folder. An existing empty folder is taken; anything else is refused,
+    so two runs never share a record and no user file is overwritten."""
+    from harness.errors import ConfigError, Problem
+
+    if path.exists() or path.is_symlink():
+        if not path.is_dir() or path.is_symlink():
+            raise ConfigError([Problem(str(path), "--out", "not a folder", expected="a new or empty folder")])
+        if any(path.iterdir()):
+            what = "a run record" if (path / MANIFEST).exists() else "files that are not a run record"
+            raise ConfigError([Problem(str(path), "--out", f"folder is not empty (it holds {what})",
+                                       expected="a new or empty folder; to finish that run, --resume it",
+                                       hint="nothing was written")])
+        path.chmod(mode)
+        return
+    try:
+        path.mkdir(parents=True, mode=mode)
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), "--out", f"cannot create the run folder: {exc.strerror}")]) from None
+    path.chmod(mode)  # mkdir's mode is filtered by the umask
+
+
+def count_lines(path: Path) -> int:
+    """Complete lines of a JSONL file (0 when absent)."""
+    if not path.exists():
+        return 0
+    count = 0
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            count += block.count(b"\n")
+    return count
 
 
 def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
@@ -63,7 +116,8 @@ class RunWriter:
 
     def __init__(self, run_dir: Path) -> None:
         self.dir = run_dir
-        run_dir.mkdir(parents=True, exist_ok=True)
+        if not run_dir.is_dir():
+            make_run_dir(run_dir)
         self._files: dict[str, IO[bytes]] = {}
 
     def _fh(self, name: str) -> IO[bytes]:
@@ -71,7 +125,8 @@ class RunWriter:
         if fh is None:
             path = self.dir / name
             self._truncate_partial_line(path)
-            fh = self._files[name] = path.open("ab")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, file_mode(self.dir))
+            fh = self._files[name] = os.fdopen(fd, "ab")
         return fh
 
     @staticmethod
@@ -102,4 +157,24 @@ class RunWriter:
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    """The manifest of a run; ConfigError (exit 2) when the folder is not a run or the
+    manifest is damaged, never a traceback."""
+    from harness.errors import ConfigError, Problem
+
+    path = run_dir / MANIFEST
+    if not path.is_file():
+        raise ConfigError([Problem(str(run_dir), "", "not a run record (no manifest.json)")])
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError([Problem(str(path), "", "damaged run manifest: not UTF-8 text")]) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError([Problem(str(path), "", f"damaged run manifest: {exc.msg}", exc.lineno,
+                                   hint="the responses and scores are kept; restore the manifest from a "
+                                        "backup or rerun")]) from None
+    required = ("run_id", "status", "suite", "tasks", "adapters", "pairs")
+    if not isinstance(data, dict) or any(k not in data for k in required):
+        missing = [k for k in required if not isinstance(data, dict) or k not in data]
+        raise ConfigError([Problem(str(path), ", ".join(missing), "damaged run manifest: fields missing",
+                                   expected="the manifest a run writes")])
+    return data

@@ -23,6 +23,7 @@ from harness.config import (
 from harness.data import scan_dataset
 from harness.errors import ConfigError, Problem, did_you_mean
 from harness.kinds import KINDS
+from harness.paths import Roots
 from harness.scoring.base import OPERATIONAL_METRICS, SCORERS, MetricSpec
 
 
@@ -44,7 +45,7 @@ def task_metrics(task: TaskConfig) -> list[MetricSpec]:
     return specs + list(OPERATIONAL_METRICS)
 
 
-def _load_task(path: Path, problems: list[Problem]) -> LoadedTask | None:
+def _load_task(path: Path, problems: list[Problem], roots: Roots) -> LoadedTask | None:
     try:
         config, lines = parse_file(path, TaskConfig, "task file")
     except ConfigError as exc:
@@ -52,11 +53,20 @@ def _load_task(path: Path, problems: list[Problem]) -> LoadedTask | None:
         return None
     task = LoadedTask(config, path, lines)
     file = str(path)
+
+    def confine(target: Path, field: str) -> None:
+        problem = roots.problem(target, file, field, lines.get(tuple(field.split("."))))
+        if problem is not None:
+            problems.append(problem)
+
+    if config.dataset.path is not None:
+        confine(resolve(path.parent, config.dataset.path), "dataset.path")
     if config.formulary is not None:
         formulary = resolve(path.parent, config.formulary)
         if not formulary.is_file():
             problems.append(Problem(file, "formulary", "formulary file not found", lines.get(("formulary",)),
                                     found=str(formulary)))
+        confine(formulary, "formulary")
         config.formulary = str(formulary)
     if config.citations is not None:
         from harness.cache import default_cache_dir
@@ -69,12 +79,14 @@ def _load_task(path: Path, problems: list[Problem]) -> LoadedTask | None:
             elif f.suffix.lower() not in (".csv", ".jsonl", ".bib", ".ris", ".xml"):
                 problems.append(Problem(file, f"citations.catalogue[{i}]", "unknown catalogue format",
                                         expected=".csv, .jsonl, .bib, .ris or .xml (PubMed)", found=f.suffix))
+            confine(f, f"citations.catalogue[{i}]")
         spec.catalogue = [str(f) for f in files]
         if spec.registry is not None:
             registry = resolve(path.parent, spec.registry)
             if not registry.is_file():
                 problems.append(Problem(file, "citations.registry", "guideline registry not found",
                                         found=str(registry)))
+            confine(registry, "citations.registry")
             spec.registry = str(registry)
         spec.cache_dir = spec.cache_dir or str(default_cache_dir(path.parent))
     if config.kind not in KINDS:
@@ -83,6 +95,10 @@ def _load_task(path: Path, problems: list[Problem]) -> LoadedTask | None:
                                 hint=did_you_mean(config.kind, KINDS)))
         return task
     kind = KINDS[config.kind]
+    template_problems = _check_templates(config, file, lines)
+    problems.extend(template_problems)
+    if template_problems:
+        return None
     if kind.needs_prompt and not config.prompt:
         problems.append(Problem(file, "prompt", f"a '{config.kind}' task needs a prompt template",
                                 expected="a template such as '{{ question }}'"))
@@ -98,7 +114,46 @@ def _load_task(path: Path, problems: list[Problem]) -> LoadedTask | None:
     return task
 
 
-def _load_adapter(path: Path, ref_index: int, suite: SuiteConfig, problems: list[Problem]) -> LoadedAdapter | None:
+def _check_templates(config: TaskConfig, file: str, lines: dict) -> list[Problem]:
+    """Prompt templates must parse in the sandbox; the line given is the template's own."""
+    import jinja2
+
+    from harness.kinds import template_fields
+
+    out = []
+    for name in ("system_prompt", "prompt"):
+        source = getattr(config, name)
+        if not source:
+            continue
+        try:
+            template_fields(source)
+        except jinja2.TemplateSyntaxError as exc:
+            out.append(Problem(file, name, f"template syntax error: {exc.message} (line {exc.lineno} of the template)",
+                               lines.get((name,)), expected="a Jinja2 template such as '{{ question }}'"))
+    return out
+
+
+def _first_request_problems(task: LoadedTask) -> list[Problem]:
+    """Render the first item's request: a template that reaches for something the sandbox
+    forbids, or a field the data lacks, is a configuration error found before any call."""
+    import jinja2
+
+    from harness.data import iter_items
+
+    kind = KINDS[task.config.kind]
+    for item in iter_items(task):
+        try:
+            kind.build_request(task.config, item, 0, 0)
+        except (jinja2.TemplateError, KeyError, TypeError, ValueError) as exc:
+            field = "prompt" if task.config.prompt else "system_prompt"
+            return [Problem(str(task.path), field, f"template cannot render item '{item.id}': "
+                            f"{type(exc).__name__}: {exc}", task.lines.get((field,)))]
+        break
+    return []
+
+
+def _load_adapter(path: Path, ref_index: int, suite: SuiteConfig, problems: list[Problem],
+                  roots: Roots) -> LoadedAdapter | None:
     try:
         profile, lines = parse_file(path, AdapterProfile, "adapter profile")
     except ConfigError as exc:
@@ -116,6 +171,10 @@ def _load_adapter(path: Path, ref_index: int, suite: SuiteConfig, problems: list
     except ValidationError as exc:
         problems.extend(problems_from_validation(exc, cls.Settings, file, lines, prefix=("settings",)))
         return None
+    for name, target in cls.read_paths(settings, path.parent).items():
+        problem = roots.problem(target, file, name, lines.get(tuple(name.split("."))))
+        if problem is not None:
+            problems.append(problem)
     checked = cls.check(settings, path.parent, file)
     for p in checked:
         p.line = p.line or lines.get(tuple(p.field.split(".")))
@@ -130,6 +189,7 @@ def load_suite(path: str | Path, *, scan: bool = True) -> Validation:
     base = suite_path.parent
     problems: list[Problem] = []
     file = str(suite_path)
+    roots = Roots([base, *(resolve(base, r) for r in config.data_roots)])
 
     tasks: list[LoadedTask] = []
     for i, rel in enumerate(config.tasks):
@@ -137,7 +197,7 @@ def load_suite(path: str | Path, *, scan: bool = True) -> Validation:
         if not p.is_file():
             problems.append(Problem(file, f"tasks[{i}]", "task file not found", lines.get(("tasks", i)), found=str(p)))
             continue
-        task = _load_task(p, problems)
+        task = _load_task(p, problems, roots)
         if task is not None:
             tasks.append(task)
     adapters: list[LoadedAdapter] = []
@@ -147,7 +207,7 @@ def load_suite(path: str | Path, *, scan: bool = True) -> Validation:
             problems.append(Problem(file, f"adapters[{i}]", "adapter profile not found",
                                     lines.get(("adapters", i)), found=str(p)))
             continue
-        adapter = _load_adapter(p, i, config, problems)
+        adapter = _load_adapter(p, i, config, problems, roots)
         if adapter is not None:
             adapters.append(adapter)
     _unique([t.name for t in tasks], "task", file, problems)
@@ -168,9 +228,14 @@ def load_suite(path: str | Path, *, scan: bool = True) -> Validation:
     if scan and not problems:
         for task in tasks:
             if task.config.kind in KINDS:
-                summary = scan_dataset(task, KINDS[task.config.kind].fields_needed(task.config))
+                # audio is decoded at validation only when some adapter will read it (not a replay)
+                reads_audio = any(t is task and ADAPTERS.get(a.profile.kind).sends_requests for t, a in pairs)
+                summary = scan_dataset(task, KINDS[task.config.kind].fields_needed(task.config), roots,
+                                       max_field_bytes=config.max_field_bytes, decode_audio=reads_audio)
                 problems.extend(summary.problems)
                 result.item_counts[task.name] = summary.count
+                if not summary.problems:
+                    problems.extend(_first_request_problems(task))
     if problems:
         raise ConfigError(problems)
     return result

@@ -75,3 +75,10 @@ def only_run(run_root: Path) -> Path:
     runs = [p for p in run_root.iterdir() if p.is_dir()]
     assert len(runs) == 1, runs
     return runs[0]
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own response cache outside the repository: a test must never
+    leave answers (or latencies) that a later `make run` would serve from the cache."""
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))

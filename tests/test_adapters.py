@@ -127,7 +127,7 @@ def test_adapter_that_cannot_start_exits_3(tmp_path: Path) -> None:
     model.mkdir()
     (model / "model.bin").write_bytes(b"not a CTranslate2 model")
     write_jsonl(tmp_path / "items.jsonl", [{"id": "a", "audio": "a.ogg", "text": "x"}])
-    (tmp_path / "a.ogg").write_bytes(b"")
+    (tmp_path / "a.ogg").write_bytes((ROOT / "tasks/dictation-en/audio/dict-001.ogg").read_bytes())
     write_yaml(tmp_path / "task.yaml", {"name": "d", "kind": "transcription", "data_class": "public",
                                         "dataset": {"path": "items.jsonl", "fields": {"reference": "text"}}})
     write_yaml(tmp_path / "asr.yaml", {"name": "asr", "kind": "faster-whisper", "settings": {"model": str(model)}})

@@ -80,7 +80,7 @@ def test_registry_outdated_with_successor() -> None:
 def test_bundled_example_verdicts_match_its_answers(tmp_path: Path) -> None:
     suite = write_yaml(tmp_path / "suite.yaml", {
         "name": "citations", "tasks": [str(EXAMPLE / "task.yaml")],
-        "adapters": [str(ROOT / "adapters" / "health-assistant-replay.yaml")]})
+        "adapters": [str(ROOT / "adapters" / "health-assistant-replay.yaml")], "data_roots": [str(ROOT)]})
     res = run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / "run"))
     assert res.returncode == 0, res.stderr
     expected = json.loads((EXAMPLE / "expected_verdicts.json").read_text(encoding="utf-8"))
@@ -225,6 +225,7 @@ def test_missing_catalogue_is_a_config_error(tmp_path: Path) -> None:
                                         .replace("registry: guidelines.yaml", f"registry: {EXAMPLE}/guidelines.yaml"),
                                         encoding="utf-8")
     suite = write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"],
-                                                 "adapters": [str(ROOT / "adapters/health-assistant-replay.yaml")]})
+                                                 "adapters": [str(ROOT / "adapters/health-assistant-replay.yaml")],
+                                                 "data_roots": [str(ROOT)]})
     res = run_cli("validate", str(suite))
     assert res.returncode == 2 and "citations.catalogue[0]" in res.stderr and "nope.csv" in res.stderr

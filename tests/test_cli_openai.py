@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import SENTINEL_KEY, only_run, run_cli, write_jsonl, write_yaml
+from conftest import ROOT, SENTINEL_KEY, only_run, run_cli, write_jsonl, write_yaml
 
 
 def test_chat_run_records_everything_and_leaks_no_key(qa_suite, server, tmp_path: Path) -> None:
@@ -48,8 +48,8 @@ def test_seeds_and_repeats_are_recorded(qa_suite, server, tmp_path: Path) -> Non
 def test_transcription_endpoint(tmp_path: Path, server) -> None:
     audio_dir = tmp_path / "audio"
     audio_dir.mkdir()
-    for name in ("a.ogg", "b.ogg"):
-        (audio_dir / name).write_bytes(b"OggS fake audio bytes")
+    for name, source in (("a.ogg", "dict-001.ogg"), ("b.ogg", "dict-002.ogg")):
+        (audio_dir / name).write_bytes((ROOT / "tasks/dictation-en/audio" / source).read_bytes())
     server.transcripts = {"a.ogg": "give five milligrams", "b.ogg": "left knee pain"}
     write_jsonl(tmp_path / "items.jsonl", [{"id": "a", "audio": "audio/a.ogg", "text": "Give 5 mg."},
                                            {"id": "b", "audio": "audio/b.ogg", "text": "Right knee pain."}])

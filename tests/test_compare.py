@@ -66,7 +66,7 @@ def test_different_task_definitions_are_not_comparable(drift_runs, tmp_path: Pat
     (tmp_path / "task.yaml").write_text(task.replace("path: items.jsonl", f"path: {ROOT}/tasks/drug-qa-en/items.jsonl")
                                         .replace("{{ question }}", "Question: {{ question }}"), encoding="utf-8")
     write_yaml(tmp_path / "suite.yaml", {"name": "changed", "tasks": ["task.yaml"],
-                                         "adapters": [str(DRIFT / "chatbot-2026-11.yaml")]})
+                                         "adapters": [str(DRIFT / "chatbot-2026-11.yaml")], "data_roots": [str(ROOT)]})
     assert run_cli("run", str(tmp_path / "suite.yaml"), "--out", str(tmp_path / "run"), "--quiet").returncode == 0
     res = run_cli("compare", str(base), str(tmp_path / "run"))
     assert res.returncode == 2
@@ -80,7 +80,7 @@ def test_changed_item_selection_is_not_comparable(drift_runs, tmp_path: Path) ->
         task.replace("path: items.jsonl", f"path: {ROOT}/tasks/drug-qa-en/items.jsonl\n  limit: 30"),
         encoding="utf-8")
     write_yaml(tmp_path / "suite.yaml", {"name": "fewer", "tasks": ["task.yaml"],
-                                         "adapters": [str(DRIFT / "chatbot-2026-10.yaml")]})
+                                         "adapters": [str(DRIFT / "chatbot-2026-10.yaml")], "data_roots": [str(ROOT)]})
     assert run_cli("run", str(tmp_path / "suite.yaml"), "--out", str(tmp_path / "run"), "--quiet").returncode == 0
     res = run_cli("compare", str(base), str(tmp_path / "run"))
     assert res.returncode == 2 and "task definitions differ (dataset)" in res.stdout
@@ -114,7 +114,8 @@ def test_non_inferiority_gate_uses_the_baseline(drift_runs, tmp_path: Path) -> N
     for version, expected in (("2026-11", 1), ("2026-10", 0)):
         suite = write_yaml(tmp_path / f"suite-{version}.yaml", {
             "name": "gated", "tasks": [str(ROOT / "tasks/drug-qa-en/task.yaml")],
-            "adapters": [str(DRIFT / f"chatbot-{version}.yaml")], "baseline": str(base), "gates": [gate]})
+            "adapters": [str(DRIFT / f"chatbot-{version}.yaml")], "baseline": str(base), "gates": [gate],
+            "data_roots": [str(ROOT)]})
         res = run_cli("run", str(suite), "--out", str(tmp_path / f"run-{version}"), "--quiet",
                       "--junit", str(tmp_path / f"gates-{version}.xml"))
         assert res.returncode == expected, res.stdout + res.stderr
@@ -185,7 +186,8 @@ def test_mcnemar_and_holm() -> None:
 def test_html_report_puts_systems_side_by_side(tmp_path: Path) -> None:
     suite = write_yaml(tmp_path / "suite.yaml", {
         "name": "tender", "tasks": [str(ROOT / "tasks/drug-qa-en/task.yaml")],
-        "adapters": [str(ROOT / "adapters/chatbot-export-replay.yaml"), str(DRIFT / "chatbot-2026-11.yaml")]})
+        "adapters": [str(ROOT / "adapters/chatbot-export-replay.yaml"), str(DRIFT / "chatbot-2026-11.yaml")],
+        "data_roots": [str(ROOT)]})
     assert run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / "run")).returncode == 0
     page = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
     assert "<th>chatbot-export</th><th>chatbot</th>" in page.replace("\n", "")

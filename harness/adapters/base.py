@@ -32,10 +32,15 @@ class Adapter(ABC):
     modalities: ClassVar[frozenset[str]] = frozenset({"text"})
     Settings: ClassVar[type[Settings]] = Settings
     default_concurrency: ClassVar[int | None] = None
-    #: settings that change the output; the rest (endpoint, timeouts) do not (cache key)
-    output_settings: ClassVar[tuple[str, ...] | None] = None
+    #: bump when a change to the adapter's code can change its outputs: it is part of the cache key
+    version: ClassVar[str] = "1"
+    #: settings that cannot change an output (timeouts, where the key is read from); every
+    #: other setting is part of the cache key, the endpoint and headers included
+    cache_ignores: ClassVar[tuple[str, ...]] = ()
     #: False for adapters whose answers are already stored (replay): caching them gains nothing
     cacheable: ClassVar[bool] = True
+    #: False for adapters that send nothing anywhere (replay): their calls are not logged as requests
+    sends_requests: ClassVar[bool] = True
 
     def __init__(self, name: str, settings: Any, declarations: Declarations, base_dir: Path) -> None:
         self.name = name
@@ -48,6 +53,12 @@ class Adapter(ABC):
         """Static checks on settings (files exist, callable importable); no model call."""
         return []
 
+    @classmethod
+    def read_paths(cls, settings: Any, base_dir: Path) -> dict[str, Path]:
+        """Local files the adapter reads, by settings field: validation confines them to the
+        suite's folder tree, since an adapter profile may come from someone else."""
+        return {}
+
     async def setup(self) -> None:  # noqa: B027 - optional hook
         """Load models, open sessions. Runs once per run."""
 
@@ -57,6 +68,16 @@ class Adapter(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release what `setup` took."""
+
+    def cache_identity(self) -> dict[str, Any]:
+        """Everything that can change this adapter's output, for the response cache key.
+
+        Defaults to the kind, the adapter's version and every setting not listed in
+        `cache_ignores`; adapters add what the settings do not show (resolved headers,
+        the code of a callable)."""
+        data = self.settings.model_dump(mode="json")
+        return {"kind": self.kind, "version": self.version,
+                "settings": {k: v for k, v in data.items() if k not in self.cache_ignores}}
 
     def secrets(self) -> list[str]:
         """Secret values this adapter holds, scrubbed from every error message."""
@@ -79,6 +100,7 @@ ADAPTERS: Registry[type[Adapter]] = Registry(
     builtins=("harness.adapters.faster_whisper", "harness.adapters.openai_chat",
               "harness.adapters.openai_transcription", "harness.adapters.replay",
               "harness.adapters.command", "harness.adapters.python_callable"),
+    name_attr="kind",
 )
 
 

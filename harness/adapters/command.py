@@ -34,7 +34,7 @@ class Command(Adapter):
     settings: CommandSettings
     modalities = frozenset({"text", "audio"})
     default_concurrency = 4
-    output_settings = ("command", "input", "env")
+    cache_ignores = ("timeout_s",)
 
     def argv(self) -> list[str]:
         cmd = self.settings.command

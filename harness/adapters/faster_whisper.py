@@ -55,8 +55,7 @@ class FasterWhisper(Adapter):
     settings: WhisperSettings
     modalities = frozenset({"audio"})
     default_concurrency = 1
-    output_settings = ("model", "compute_type", "beam_size", "language", "initial_prompt",
-                       "vad_filter", "temperature")
+    cache_ignores = ("cpu_threads",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -82,6 +81,23 @@ class FasterWhisper(Adapter):
         self.model = await asyncio.to_thread(
             WhisperModel, str(self.model_path), device=s.device, compute_type=s.compute_type,
             cpu_threads=s.cpu_threads, local_files_only=True)
+
+    def cache_identity(self) -> dict[str, Any]:
+        """The model's weights (size and modification time of model.bin) and the decoder
+        versions count too: a reinstalled model must not answer from the old cache."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        identity = super().cache_identity()
+        weights = self.model_path / "model.bin" if self.model_path else None
+        if weights is not None and weights.is_file():
+            st = weights.stat()
+            identity["weights"] = [st.st_size, int(st.st_mtime)]
+        for package in ("faster-whisper", "ctranslate2"):
+            try:
+                identity[package] = version(package)
+            except PackageNotFoundError:
+                identity[package] = None
+        return identity
 
     def transcribe(self, audio: Path, language: str | None) -> tuple[str, float]:
         """Blocking transcription of one file: (text, audio duration in seconds)."""

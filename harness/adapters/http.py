@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import os
 import re
 import time
@@ -48,6 +49,7 @@ class HTTPAdapter(Adapter):
 
     settings: HTTPSettings
     default_concurrency = None  # the suite decides: a remote API is not bound by this machine
+    cache_ignores = ("connect_timeout_s", "api_key_env")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -83,6 +85,16 @@ class HTTPAdapter(Adapter):
 
     def secrets(self) -> list[str]:
         return [v for v in (self._key, *self._headers.values()) if v]
+
+    def cache_identity(self) -> dict[str, Any]:
+        """The endpoint, the model and every header (a deployment or API version is often
+        chosen by a header) are part of the key; header values only as hashes, since they
+        may hold secrets."""
+        identity = super().cache_identity()
+        identity["settings"]["headers"] = {
+            k.lower(): hashlib.sha256(v.encode()).hexdigest() for k, v in sorted(self._headers.items())
+            if k.lower() != "authorization"}
+        return identity
 
     def url(self, path: str) -> str:
         return self.settings.base_url.rstrip("/") + path

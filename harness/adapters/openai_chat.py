@@ -28,7 +28,6 @@ class OpenAIChat(HTTPAdapter):
 
     Settings = ChatSettings
     settings: ChatSettings
-    output_settings = ("model", "temperature", "max_tokens", "top_p", "seed", "extra_body")
 
     async def generate(self, request: Request) -> Response:
         s = self.settings

@@ -23,7 +23,6 @@ class OpenAITranscription(HTTPAdapter):
     Settings = TranscriptionSettings
     settings: TranscriptionSettings
     modalities = frozenset({"audio"})
-    output_settings = ("model", "language", "temperature", "prompt")
 
     async def generate(self, request: Request) -> Response:
         assert request.audio is not None

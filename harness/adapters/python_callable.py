@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib
 import inspect
 import sys
@@ -47,7 +48,6 @@ class PythonCallable(Adapter):
     settings: PythonSettings
     modalities = frozenset({"text", "audio"})
     default_concurrency = 8
-    output_settings = ("callable", "kwargs")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -64,6 +64,17 @@ class PythonCallable(Adapter):
 
     async def setup(self) -> None:
         self.fn = load_callable(self.settings.callable, [self.base_dir / p for p in self.settings.path])
+
+    def cache_identity(self) -> dict[str, Any]:
+        """The callable's source file counts: editing the function must not answer from the cache."""
+        identity = super().cache_identity()
+        try:
+            source = inspect.getsourcefile(self.fn) if self.fn is not None else None
+        except TypeError:
+            source = None
+        if source and Path(source).is_file():
+            identity["source_sha256"] = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+        return identity
 
     async def generate(self, request: Request) -> Response:
         assert self.fn is not None

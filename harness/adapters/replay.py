@@ -52,10 +52,15 @@ class Replay(Adapter):
     modalities = frozenset({"text", "audio"})
     default_concurrency = 64
     cacheable = False
+    sends_requests = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._rows: dict[tuple[str | None, str], dict[str, Any]] = {}
+
+    @classmethod
+    def read_paths(cls, settings: Any, base_dir: Path) -> dict[str, Path]:
+        return {"settings.path": resolve(base_dir, settings.path)}
 
     @classmethod
     def check(cls, settings: Any, base_dir: Path, file: str) -> list[Problem]:

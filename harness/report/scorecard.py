@@ -14,7 +14,7 @@ import numpy as np
 
 from harness.config import SuiteConfig, criterion_holds
 from harness.stats import SMALL_N, estimate
-from harness.store import SCORES, iter_jsonl, read_manifest, write_json
+from harness.store import SCORES, iter_jsonl, read_manifest, write_json, write_text
 
 OPERATIONAL = {"error_rate", "missing_rate", "latency_s", "cost", "tokens_out"}
 
@@ -31,9 +31,11 @@ class _PairValues:
         self.clusters: list[str | None] = []
         self.values: dict[str, tuple[array, array]] = defaultdict(lambda: (array("d"), array("l")))
         self._rank: np.ndarray | None = None
+        self.cached = 0
 
     def add(self, rec: dict[str, Any]) -> None:
         row = len(self.keys)
+        self.cached += bool(rec.get("cached"))
         self.keys.append((rec["item_id"], rec["repeat"]))
         self.clusters.append(rec.get("cluster"))
         for name, value in rec["values"].items():
@@ -336,6 +338,9 @@ def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
                             "provider_models": manifest.get("provider_models", {}).get(name, [])}
                      for name, a in manifest["adapters"].items()},
         "rows": rows,
+        "responses": [{"task": t, "adapter": a, "responses": len(values[(t, a)].keys) if (t, a) in values else 0,
+                       "from_cache": values[(t, a)].cached if (t, a) in values else 0}
+                      for t, a in manifest["pairs"]],
         "objectives": evaluate_objectives(suite, manifest, rows),
         "gates": gates,
         "gates_failed": sum(1 for g in gates if not g["passed"]),
@@ -351,5 +356,5 @@ def write_reports(run_dir: Path, scorecard: dict[str, Any]) -> None:
     from harness.report.markdown import render_markdown
 
     write_json(run_dir / "scorecard.json", scorecard)
-    (run_dir / "scorecard.md").write_text(render_markdown(scorecard), encoding="utf-8")
-    (run_dir / "report.html").write_text(render_html(scorecard), encoding="utf-8")
+    write_text(run_dir / "scorecard.md", render_markdown(scorecard))
+    write_text(run_dir / "report.html", render_html(scorecard))

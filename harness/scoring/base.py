@@ -51,7 +51,7 @@ class Scorer(ABC):
 
 SCORERS: Registry[type[Scorer]] = Registry(
     "scorer", "harness.scorers", builtins=("harness.scoring.asr", "harness.scoring.qa", "harness.scoring.medical",
-                                    "harness.scoring.citations"))
+                                    "harness.scoring.citations"), name_attr="name")
 
 
 def register_scorer(name: str) -> Any:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import yaml
+from targets import verdict
 
 from harness import run_suite
 from harness.adapters.faster_whisper import bundled_model_path
@@ -59,7 +60,7 @@ def main() -> dict[str, float]:
     print(f"Transcription of {len(files)} dictations (whisper tiny.en, int8, beam 5), best of 2")
     print(f"  faster-whisper called directly: {d:.2f} s")
     print(f"  harness run_suite end to end:   {h:.2f} s")
-    print(f"  ratio harness / direct: {ratio:.3f} (target <= 1.10: {'PASS' if ratio <= 1.10 else 'FAIL'})")
+    print(f"  ratio harness / direct: {ratio:.3f} (target <= 1.10: {verdict(ratio <= 1.10, 'bench_asr')})")
     return {"direct_s": d, "harness_s": h, "ratio": ratio}
 
 

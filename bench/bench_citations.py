@@ -8,6 +8,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from targets import verdict
+
 from harness.citations.catalogue import Catalogue
 from harness.citations.extract import Citation
 from harness.citations.verify import Verifier
@@ -70,9 +72,9 @@ def main(n: int = N) -> dict[str, float]:
     assert all(v.status == "verified" for v in verdicts)
     rate = len(citations) / verify_s
     print(f"Catalogue ingest of {n:,} PubMed XML records: {ingest:.1f} s (target < 60 s: "
-          f"{'PASS' if ingest < 60 else 'FAIL'})")
+          f"{verdict(ingest < 60, 'bench_citations')})")
     print(f"Local verification (DOI, PMID and title search, 1/3 each): {rate:,.0f} citations/s "
-          f"(target >= 1,000: {'PASS' if rate >= 1000 else 'FAIL'})")
+          f"(target >= 1,000: {verdict(rate >= 1000, 'bench_citations')})")
     return {"ingest_s": ingest, "verifications_per_s": rate}
 
 

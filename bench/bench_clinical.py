@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 import time
 
+from targets import verdict
+
 from harness.clinical.analysis import analyse
 from harness.clinical.evaluate import ANNOTATED
 from harness.clinical.lexicon import load_lexicon
@@ -34,7 +36,7 @@ def main(n: int = N) -> dict[str, float]:
     elapsed = time.perf_counter() - start
     rate = n / elapsed
     print(f"Clinical analysis (drugs, doses, critical terms, severity) of {n:,} distinct EN/FR pairs: "
-          f"{rate:,.0f} sentences/s (target >= 2,000: {'PASS' if rate >= 2000 else 'FAIL'})")
+          f"{rate:,.0f} sentences/s (target >= 2,000: {verdict(rate >= 2000, 'bench_clinical')})")
     return {"sentences_per_s": rate}
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+from targets import verdict
 
 from harness.compare import compare_runs
 
@@ -60,7 +61,7 @@ def main() -> dict[str, float]:
         elapsed = time.perf_counter() - start
     assert result.comparable and len(result.metrics) == 5
     print(f"compare, {N:,} items × {len(result.metrics)} metrics: {elapsed:.2f} s "
-          f"(target < 10 s: {'PASS' if elapsed < 10 else 'FAIL'}); regressions found: "
+          f"(target < 10 s: {verdict(elapsed < 10, 'bench_compare')}); regressions found: "
           + ", ".join(m.metric for m in result.regressions))
     return {"seconds": elapsed}
 

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import yaml
+from targets import verdict
 
 N = 200_000
 
@@ -49,7 +50,7 @@ def main(n: int = N) -> dict[str, float]:
         missing = next(r for r in card["rows"] if r["metric"] == "missing_rate")
         assert missing["n"] == n
     print(f"Replay run of {n:,} items: {elapsed:.1f} s ({n / elapsed:,.0f} items/s), "
-          f"peak RSS {peak_mb:.0f} MB (target < 500 MB: {'PASS' if peak_mb < 500 else 'FAIL'})")
+          f"peak RSS {peak_mb:.0f} MB (target < 500 MB: {verdict(peak_mb < 500, 'bench_replay_memory')})")
     return {"peak_rss_mb": peak_mb, "seconds": elapsed}
 
 

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import yaml
+from targets import verdict
 
 from harness import run_suite
 
@@ -122,9 +123,9 @@ def main(with_inspect: bool = False) -> dict[str, float]:
             print(f"Runner (median of 3): {N} chat items, server latency {LATENCY * 1000:.0f} ms, "
                   f"concurrency {CONCURRENCY} (ideal {IDEAL:.3f} s)")
             print(f"  avec-harness first run: {t1:.2f} s = {t1 / IDEAL:.2f}x ideal "
-                  f"(target <= 1.15: {'PASS' if t1 / IDEAL <= 1.15 else 'FAIL'})")
+                  f"(target <= 1.15: {verdict(t1 / IDEAL <= 1.15, 'bench_runner')})")
             print(f"  avec-harness cached rerun: {t2:.3f} s = {100 * t2 / t1:.1f}% of the first run "
-                  f"(target <= 5%: {'PASS' if t2 / t1 <= 0.05 else 'FAIL'})")
+                  f"(target <= 5%: {verdict(t2 / t1 <= 0.05, 'bench_runner')})")
             if with_inspect:
                 ti = run_inspect(base_url, tmp)
                 if ti is not None:

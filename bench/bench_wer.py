@@ -12,6 +12,7 @@ import time
 
 import jiwer
 import orjson
+from targets import verdict
 
 from harness.config import TaskConfig
 from harness.scoring.asr import WER
@@ -58,7 +59,7 @@ def main(n: int = 20_000) -> dict[str, float]:
     rate = n / harness_s
     print(f"WER scoring, {n:,} pairs of 20 words")
     print(f"  harness scorer (EN normalizer + alignment + JSON record): {rate:,.0f} pairs/s "
-          f"(target >= 20,000: {'PASS' if rate >= 20_000 else 'FAIL'})")
+          f"(target >= 20,000: {verdict(rate >= 20_000, 'bench_wer')})")
     print(f"  jiwer.wer corpus call (its own default transform):        {n / jiwer_corpus_s:,.0f} pairs/s")
     print(f"  jiwer.process_words per pair:                              {n / jiwer_pair_s:,.0f} pairs/s")
     print(f"  ratio harness / jiwer per-pair throughput: {jiwer_pair_s / harness_s:.2f}x")

@@ -16,3 +16,9 @@ if __name__ == "__main__":
     for name in selected:
         importlib.import_module(name).main()
         print()
+    from targets import FAILED
+
+    if FAILED:
+        print(f"{len(FAILED)} target(s) missed: " + ", ".join(FAILED))
+        sys.exit(1)
+    print("every target met")

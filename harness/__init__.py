@@ -7,6 +7,8 @@
 
 __version__ = "0.1.0"
 
+from harness.errors import ConfigError, RunIncomplete
+
 
 def __getattr__(name: str):  # lazy: `import harness` stays cheap for the CLI
     if name == "run_suite":
@@ -20,4 +22,4 @@ def __getattr__(name: str):  # lazy: `import harness` stays cheap for the CLI
     raise AttributeError(name)
 
 
-__all__ = ["__version__", "load_suite", "run_suite"]
+__all__ = ["ConfigError", "RunIncomplete", "__version__", "load_suite", "run_suite"]

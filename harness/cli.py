@@ -70,6 +70,8 @@ def validate(suite: Path = typer.Argument(..., help="suite.yaml")) -> None:
         _fail(exc, 2)
     for task, adapter in v.suite.pairs:
         typer.echo(f"ok  {task.name} ({v.item_counts[task.name]} items) × {adapter.name} ({adapter.profile.kind})")
+    for note in v.notes:
+        typer.echo(f"note: {note}")
     typer.echo(f"{suite}: valid, {len(v.suite.pairs)} task × adapter pairs")
 
 
@@ -221,7 +223,23 @@ def cache_clear(where: Path = typer.Argument(Path("."), help="a suite file or it
 
 
 def main() -> None:
-    app()
+    """Entry point. Exit codes are a contract with CI: 1 means a gate failed or a regression
+    was found, so an unexpected error must never exit 1; it exits 3 with a message."""
+    try:
+        app()
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        sys.exit(2)
+    except RunIncomplete as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(3)
+    except Exception as exc:
+        import traceback
+
+        traceback.print_exc()
+        typer.echo(f"error: unexpected {type(exc).__name__}: {exc}\n(this is a bug in avec-harness; the run "
+                   "record, if any, is kept)", err=True)
+        sys.exit(3)
 
 
 if __name__ == "__main__":

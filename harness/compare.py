@@ -309,6 +309,8 @@ def _compare_metric(task: str, adapter: str, spec: dict[str, Any], pa: Any, pb: 
         return None
     arr_a = np.array([sa[k] for k in keys])
     arr_b = np.array([sb[k] for k in keys])
+    if not arr_a[:, 1].sum() or not arr_b[:, 1].sum():
+        return None  # a ratio with nothing to divide by on the shared items (e.g. no citation): no figure
     cluster_of = dict(zip(pb.keys, pb.clusters, strict=True))
     clusters = None
     if any(cluster_of.get(k) is not None for k in keys):

@@ -192,10 +192,12 @@ def iter_items(task: LoadedTask) -> Iterator[Item]:
 class DatasetSummary:
     count: int = 0
     problems: list[Problem] = field(default_factory=list)
+    ids: set[str] | None = None  # kept only when asked for (replay files are checked against them)
 
 
 def scan_dataset(task: LoadedTask, required: tuple[str, ...], roots: Roots | None = None,
-                 max_field_bytes: int | None = None, decode_audio: bool = False) -> DatasetSummary:
+                 max_field_bytes: int | None = None, decode_audio: bool = False,
+                 keep_ids: bool = False) -> DatasetSummary:
     """One streaming pass that checks what a run needs before any model is called:
     required fields present, ids unique, audio files present, inside the suite's roots
     and decodable, no field larger than `max_field_bytes`, dataset not empty."""
@@ -245,6 +247,8 @@ def scan_dataset(task: LoadedTask, required: tuple[str, ...], roots: Roots | Non
         return summary
     if summary.count == 0:
         add(Problem(where, "", "dataset is empty", expected="at least one item"))
+    if keep_ids:
+        summary.ids = seen
     return summary
 
 

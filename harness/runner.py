@@ -156,6 +156,7 @@ def build_manifest(suite: LoadedSuite, validation: Validation, run_id: str,
                               "declarations": a.profile.declarations.model_dump(mode="json", exclude_none=True)}
                      for a in suite.adapters},
         "pairs": [[t.name, a.name] for t, a in suite.pairs],
+        "validation_notes": validation.notes,
         "file_hashes": files,
         "git_revision": _git_revision(suite.base_dir),
         "packages": _package_versions(),

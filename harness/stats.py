@@ -87,6 +87,8 @@ def ratio_ci(num: np.ndarray, den: np.ndarray, clusters: np.ndarray | None = Non
         with np.errstate(invalid="ignore", divide="ignore"):
             stats[start:start + len(idx)] = u_num[idx].sum(axis=1) / d
     stats = stats[np.isfinite(stats)]
+    if len(stats) == 0:
+        return (math.nan, math.nan, m, "none")
     low, high = np.percentile(stats, [2.5, 97.5])
     return (float(low), float(high), m, "cluster-bootstrap" if clusters is not None else "bootstrap")
 
@@ -139,6 +141,8 @@ def paired_ratio_difference(num_a: np.ndarray, den_a: np.ndarray, num_b: np.ndar
     bootstrap 95% CI (the same resampled items on both sides). Returns (diff, low, high)."""
     na, da = unit_sums(num_a, den_a, clusters)
     nb, db = unit_sums(num_b, den_b, clusters)
+    if not da.sum() or not db.sum():  # nothing to divide by (e.g. no citation at all): no figure
+        return math.nan, math.nan, math.nan
     diff = nb.sum() / db.sum() - na.sum() / da.sum()
     m = len(na)
     rng = np.random.default_rng(seed)
@@ -149,5 +153,7 @@ def paired_ratio_difference(num_a: np.ndarray, den_a: np.ndarray, num_b: np.ndar
         with np.errstate(invalid="ignore", divide="ignore"):
             stats[start:start + len(idx)] = nb[idx].sum(1) / db[idx].sum(1) - na[idx].sum(1) / da[idx].sum(1)
     stats = stats[np.isfinite(stats)]
+    if len(stats) == 0:
+        return float(diff), math.nan, math.nan
     low, high = np.percentile(stats, [2.5, 97.5])
     return float(diff), float(low), float(high)

@@ -31,6 +31,7 @@ from harness.scoring.base import OPERATIONAL_METRICS, SCORERS, MetricSpec
 class Validation:
     suite: LoadedSuite
     item_counts: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # worth knowing, not errors (recorded in the manifest)
 
 
 def task_scorers(task: TaskConfig) -> list[str]:
@@ -45,7 +46,10 @@ def task_metrics(task: TaskConfig) -> list[MetricSpec]:
     return specs + list(OPERATIONAL_METRICS)
 
 
-def _load_task(path: Path, problems: list[Problem], roots: Roots) -> LoadedTask | None:
+MAX_LISTED = 20
+
+
+def _load_task(path: Path, problems: list[Problem], roots: Roots, notes: list[str]) -> LoadedTask | None:
     try:
         config, lines = parse_file(path, TaskConfig, "task file")
     except ConfigError as exc:
@@ -80,6 +84,8 @@ def _load_task(path: Path, problems: list[Problem], roots: Roots) -> LoadedTask 
                 problems.append(Problem(file, f"citations.catalogue[{i}]", "unknown catalogue format",
                                         expected=".csv, .jsonl, .bib, .ris or .xml (PubMed)", found=f.suffix))
             confine(f, f"citations.catalogue[{i}]")
+            if f.is_file() and roots.allows(f):
+                _survey_catalogue(f, f"citations.catalogue[{i}]", spec.closed_world, file, problems, notes)
         spec.catalogue = [str(f) for f in files]
         if spec.registry is not None:
             registry = resolve(path.parent, spec.registry)
@@ -112,6 +118,26 @@ def _load_task(path: Path, problems: list[Problem], roots: Roots) -> LoadedTask 
             problems.append(Problem(file, f"scorers[{i}]", f"scorer '{name}' does not apply to '{config.kind}' tasks",
                                     line, expected="a scorer for kinds " + ", ".join(sorted(SCORERS.get(name).kinds))))
     return task
+
+
+def _survey_catalogue(path: Path, field: str, closed_world: bool, file: str, problems: list[Problem],
+                      notes: list[str]) -> None:
+    """Entries read from a catalogue file, and each entry that could not be read with its line.
+    In a closed-world catalogue a lost entry turns every citation of it into 'fabricated', so
+    unreadable entries are errors there, notes otherwise; a file that yields nothing is an error."""
+    from harness.citations.catalogue import survey
+
+    read, unreadable = survey(path)
+    notes.append(f"{path}: {read} catalogue entries read, {len(unreadable)} unreadable")
+    for u in unreadable[:MAX_LISTED]:
+        where = Problem(str(path), "", u.reason, u.line)
+        if closed_world:
+            problems.append(Problem(str(path), "", f"{u.reason} (closed-world catalogue: citations of this work "
+                                                   "would be called fabricated)", u.line))
+        else:
+            notes.append(str(where))
+    if read == 0:
+        problems.append(Problem(file, field, "no entry could be read from the catalogue file", found=str(path)))
 
 
 def _check_templates(config: TaskConfig, file: str, lines: dict) -> list[Problem]:
@@ -190,6 +216,7 @@ def load_suite(path: str | Path, *, scan: bool = True) -> Validation:
     problems: list[Problem] = []
     file = str(suite_path)
     roots = Roots([base, *(resolve(base, r) for r in config.data_roots)])
+    notes: list[str] = []
 
     tasks: list[LoadedTask] = []
     for i, rel in enumerate(config.tasks):
@@ -197,7 +224,7 @@ def load_suite(path: str | Path, *, scan: bool = True) -> Validation:
         if not p.is_file():
             problems.append(Problem(file, f"tasks[{i}]", "task file not found", lines.get(("tasks", i)), found=str(p)))
             continue
-        task = _load_task(p, problems, roots)
+        task = _load_task(p, problems, roots, notes)
         if task is not None:
             tasks.append(task)
     adapters: list[LoadedAdapter] = []
@@ -224,18 +251,25 @@ def load_suite(path: str | Path, *, scan: bool = True) -> Validation:
         problems.append(Problem(file, "baseline", "a 'non_inferior_to: baseline' gate needs a baseline run",
                                 expected="baseline: runs/<run-id>"))
     suite = LoadedSuite(config, suite_path, tasks, adapters, pairs, lines)
-    result = Validation(suite)
+    result = Validation(suite, notes=notes)
     if scan and not problems:
         for task in tasks:
             if task.config.kind in KINDS:
                 # audio is decoded at validation only when some adapter will read it (not a replay)
                 reads_audio = any(t is task and ADAPTERS.get(a.profile.kind).sends_requests for t, a in pairs)
+                checks_ids = [a for t, a in pairs if t is task and ADAPTERS.get(a.profile.kind).checks_items]
                 summary = scan_dataset(task, KINDS[task.config.kind].fields_needed(task.config), roots,
-                                       max_field_bytes=config.max_field_bytes, decode_audio=reads_audio)
+                                       max_field_bytes=config.max_field_bytes, decode_audio=reads_audio,
+                                       keep_ids=bool(checks_ids))
                 problems.extend(summary.problems)
                 result.item_counts[task.name] = summary.count
                 if not summary.problems:
                     problems.extend(_first_request_problems(task))
+                    for adapter in checks_ids:
+                        found, notes = ADAPTERS.get(adapter.profile.kind).check_items(
+                            adapter.settings, adapter.base_dir, str(adapter.path), task.name, summary.ids or set())
+                        problems.extend(found)
+                        result.notes.extend(f"{adapter.name} × {task.name}: {n}" for n in notes)
     if problems:
         raise ConfigError(problems)
     return result

@@ -59,6 +59,15 @@ class Adapter(ABC):
         suite's folder tree, since an adapter profile may come from someone else."""
         return {}
 
+    #: True for adapters whose answers are keyed by item id (replay): `check_items` is called
+    checks_items: ClassVar[bool] = False
+
+    @classmethod
+    def check_items(cls, settings: Any, base_dir: Path, file: str, task: str,
+                    ids: set[str]) -> tuple[list[Problem], list[str]]:
+        """Check the adapter against the task's item ids: (problems, notes)."""
+        return [], []
+
     async def setup(self) -> None:  # noqa: B027 - optional hook
         """Load models, open sessions. Runs once per run."""
 

@@ -60,6 +60,10 @@ class HTTPAdapter(Adapter):
     @classmethod
     def check(cls, settings: Any, base_dir: Path, file: str) -> list[Problem]:
         _, problems = env_secret(settings.api_key_env, file, "settings.api_key_env")
+        if settings.api_key_env and any(k.lower() == "authorization" for k in settings.headers):
+            problems.append(Problem(file, "settings.headers.Authorization",
+                                    "both an Authorization header and api_key_env are given; which key to send "
+                                    "is ambiguous", expected="one of them"))
         for name, value in settings.headers.items():
             for var in _ENV_REF.findall(value):
                 if var not in os.environ:

@@ -45,6 +45,17 @@ def read_table(path: Path) -> Any:
     return table.cast(pa.schema([(f.name, pa.string()) for f in table.schema]))
 
 
+def _rows(table: Any, settings: ReplaySettings, task: str | None) -> Any:
+    """Rows kept by `where` (and, for one task, by `task_column`), as dicts."""
+    for batch in table.to_batches(max_chunksize=4096):
+        for row in batch.to_pylist():
+            if any(str(row.get(k)) != str(v) for k, v in settings.where.items()):
+                continue
+            if task is not None and settings.task_column and str(row[settings.task_column]) != task:
+                continue
+            yield row
+
+
 @register_adapter("replay")
 class Replay(Adapter):
     Settings = ReplaySettings
@@ -53,6 +64,7 @@ class Replay(Adapter):
     default_concurrency = 64
     cacheable = False
     sends_requests = False
+    checks_items = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -85,21 +97,59 @@ class Replay(Adapter):
                                         expected="one of: " + ", ".join(sorted(columns))))
         return problems
 
+    @classmethod
+    def check_items(cls, settings: Any, base_dir: Path, file: str, task: str,
+                    ids: set[str]) -> tuple[list[Problem], list[str]]:
+        """Duplicated ids with different outputs are an error (which answer would count?);
+        ids the dataset lacks, and items the file does not answer, are reported with counts."""
+        table = read_table(resolve(base_dir, settings.path))
+        outputs: dict[str, Any] = {}
+        conflicts: dict[str, int] = {}
+        repeated = 0
+        for row in _rows(table, settings, task):
+            key = str(row[settings.id_column])
+            value = row.get(settings.output_column)
+            if key in outputs:
+                repeated += 1
+                if outputs[key] != value:
+                    conflicts[key] = conflicts.get(key, 1) + 1
+            else:
+                outputs[key] = value
+        problems, notes = [], []
+
+        def examples(keys: Any) -> str:
+            shown = sorted(keys)[:5]
+            return ", ".join(repr(k) for k in shown) + (" …" if len(keys) > 5 else "")
+
+        if conflicts:
+            problems.append(Problem(
+                str(resolve(base_dir, settings.path)), settings.id_column,
+                f"{len(conflicts)} id(s) appear more than once with different outputs for task '{task}' "
+                f"(e.g. {examples(conflicts)})",
+                expected="one row per id, or `where` / `task_column` in " + file + " to tell the rows apart"))
+        if repeated and not conflicts:
+            notes.append(f"{repeated} repeated row(s) with identical outputs")
+        unknown = outputs.keys() - ids
+        if unknown:
+            notes.append(f"{len(unknown)} id(s) in the replay file are not in the dataset (e.g. {examples(unknown)})")
+        missing = ids - outputs.keys()
+        if missing:
+            notes.append(f"{len(missing)} of {len(ids)} item(s) have no row in the replay file and will count as "
+                         f"missing (e.g. {examples(missing)})")
+        return problems, notes
+
     async def setup(self) -> None:
         s = self.settings
         table = read_table(resolve(self.base_dir, s.path))
-        for batch in table.to_batches(max_chunksize=4096):
-            for row in batch.to_pylist():
-                if any(str(row.get(k)) != str(v) for k, v in s.where.items()):
-                    continue
-                task = str(row[s.task_column]) if s.task_column else None
-                self._rows[(task, str(row[s.id_column]))] = {
-                    "output": row.get(s.output_column),
-                    "latency": row.get(s.latency_column) if s.latency_column else None,
-                    "cost": row.get(s.cost_column) if s.cost_column else None,
-                    "model": row.get(s.model_column) if s.model_column else None,
-                    "tokens_in": row.get(s.tokens_in_column) if s.tokens_in_column else None,
-                    "tokens_out": row.get(s.tokens_out_column) if s.tokens_out_column else None,
+        for row in _rows(table, s, None):
+            task = str(row[s.task_column]) if s.task_column else None
+            self._rows[(task, str(row[s.id_column]))] = {
+                "output": row.get(s.output_column),
+                "latency": row.get(s.latency_column) if s.latency_column else None,
+                "cost": row.get(s.cost_column) if s.cost_column else None,
+                "model": row.get(s.model_column) if s.model_column else None,
+                "tokens_in": row.get(s.tokens_in_column) if s.tokens_in_column else None,
+                "tokens_out": row.get(s.tokens_out_column) if s.tokens_out_column else None,
                 }
 
     async def generate(self, request: Request) -> Response:

@@ -10,6 +10,7 @@ import re
 import sqlite3
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,37 +52,74 @@ def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield _record(**json.loads(line))
 
 
-_BIB_ENTRY = re.compile(r"@\w+\s*\{\s*[^,]*,(?P<body>.*?)\n\}", re.DOTALL)
-_BIB_FIELD = re.compile(r"(\w+)\s*=\s*(\{(?:[^{}]|\{[^{}]*\})*\}|\"[^\"]*\"|\d+)", re.DOTALL)
+@dataclass
+class Unreadable:
+    """An entry of a catalogue file that could not be read (its line, 1-based, and why)."""
+
+    line: int
+    reason: str
 
 
-def _bibtex(path: Path) -> Iterator[dict[str, Any]]:
-    text = path.read_text(encoding="utf-8")
-    for entry in _BIB_ENTRY.finditer(text):
-        fields = {k.lower(): re.sub(r"[{}\s]+", " ", v.strip('{}"')).strip()
-                  for k, v in _BIB_FIELD.findall(entry.group("body"))}
+def _bibtex(path: Path) -> Iterator[dict[str, Any] | Unreadable]:
+    """BibTeX through bibtexparser (nested braces, one-line entries, @string macros, LaTeX
+    accents decoded); every block it cannot parse is reported with its line."""
+    import bibtexparser
+    from bibtexparser import middlewares
+
+    library = bibtexparser.parse_string(path.read_text(encoding="utf-8"),
+                                        append_middleware=[middlewares.LatexDecodingMiddleware()])
+    for block in library.failed_blocks:
+        first = (block.raw or "").strip().splitlines()[0][:60] if (block.raw or "").strip() else ""
+        yield Unreadable((block.start_line or 0) + 1, f"BibTeX entry not parsed: {first!r}")
+    for entry in library.entries:
+        fields = {f.key.lower(): re.sub(r"[{}\s]+", " ", str(f.value)).strip() for f in entry.fields}
         yield _record(doi=fields.get("doi"), pmid=fields.get("pmid"), url=fields.get("url"),
                       title=fields.get("title"), journal=fields.get("journal") or fields.get("booktitle"),
                       year=fields.get("year"), authors=fields.get("author"))
 
 
-def _ris(path: Path) -> Iterator[dict[str, Any]]:
-    current: dict[str, list[str]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        m = re.match(r"^([A-Z][A-Z0-9])  - ?(.*)$", line)
-        if not m:
-            continue
-        tag, value = m.group(1), m.group(2).strip()
-        if tag == "ER":
-            def get(*tags: str, fields: dict[str, list[str]] = current) -> str | None:
-                return next((fields[t][0] for t in tags if t in fields), None)
+_RIS_START = re.compile(r"^TY  -")
 
-            yield _record(doi=get("DO"), url=get("UR"), title=get("TI", "T1"), journal=get("JO", "JF", "T2"),
-                          year=get("PY", "Y1", "DA"), authors="; ".join(current.get("AU", [])),
-                          pmid=get("AN") if (get("AN") or "").isdigit() else None)
-            current = {}
-        else:
-            current.setdefault(tag, []).append(value)
+
+def _ris(path: Path) -> Iterator[dict[str, Any] | Unreadable]:
+    """RIS through rispy, one entry at a time so that a damaged entry is reported with its line
+    and the others are still read."""
+    import rispy
+
+    chunks: list[tuple[int, list[str]]] = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        if _RIS_START.match(line):
+            chunks.append((lineno, []))
+        if chunks:
+            chunks[-1][1].append(line)
+        elif line.strip():
+            yield Unreadable(lineno, f"text outside any RIS entry: {line[:60]!r}")
+    for lineno, lines in chunks:
+        if not any(line.startswith("ER  -") for line in lines):
+            yield Unreadable(lineno, "RIS entry without its closing 'ER  -' line")
+            continue
+        try:
+            (entry,) = rispy.loads("\n".join(lines) + "\n", skip_unknown_tags=True, enforce_list_tags=False)
+        except Exception as exc:  # rispy raises several types on a damaged entry
+            yield Unreadable(lineno, f"RIS entry not parsed: {exc}")
+            continue
+
+        def get(*keys: str, e: dict[str, Any] = entry) -> Any:
+            for key in keys:
+                value = e.get(key)
+                if isinstance(value, list):
+                    value = value[0] if value else None
+                if value not in (None, ""):
+                    return value
+            return None
+
+        authors = entry.get("authors") or entry.get("first_authors") or []
+        accession = str(get("accession_number") or "")
+        yield _record(doi=get("doi"), url=get("urls", "url"), title=get("title", "primary_title"),
+                      journal=get("journal_name", "alternate_title3", "secondary_title", "alternate_title1"),
+                      year=get("year", "publication_year", "date"),
+                      authors="; ".join(authors) if isinstance(authors, list) else authors,
+                      pmid=accession if accession.isdigit() else None)
 
 
 def _pubmed_xml(path: Path) -> Iterator[dict[str, Any]]:
@@ -101,11 +139,33 @@ def _pubmed_xml(path: Path) -> Iterator[dict[str, Any]]:
 READERS = {".csv": _csv, ".jsonl": _jsonl, ".bib": _bibtex, ".ris": _ris, ".xml": _pubmed_xml}
 
 
-def read_records(path: Path) -> Iterator[dict[str, Any]]:
+def read_entries(path: Path) -> Iterator[dict[str, Any] | Unreadable]:
+    """Records of a catalogue file, and an `Unreadable` for each entry that could not be read."""
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         raise ValueError(f"{path}: unknown catalogue format (expected {', '.join(READERS)})")
-    yield from reader(path)
+    yield from reader(path)  # type: ignore[operator]
+
+
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The records that could be read (see `read_entries` for the others)."""
+    for entry in read_entries(path):
+        if not isinstance(entry, Unreadable):
+            yield entry
+
+
+def survey(path: Path) -> tuple[int, list[Unreadable]]:
+    """(entries read, entries that could not be read) of one catalogue file, for validation."""
+    read, unreadable = 0, []
+    try:
+        for entry in read_entries(path):
+            if isinstance(entry, Unreadable):
+                unreadable.append(entry)
+            else:
+                read += 1
+    except (ValueError, OSError, ET.ParseError) as exc:
+        unreadable.append(Unreadable(getattr(exc, "lineno", None) or 1, f"file not readable: {exc}"))
+    return read, unreadable
 
 
 class Catalogue:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.compare import Comparison
-from harness.report.markdown import fmt
+from harness.report.text import fmt, md
 
 MAX_FLIPS = 20
 
@@ -19,16 +19,16 @@ def _diff(m: Any) -> str:
 
 
 def render_comparison(c: Comparison) -> str:
-    out = ["# Comparison", "", f"Baseline `{c.baseline}` → candidate `{c.candidate}`", ""]
+    out = ["# Comparison", "", f"Baseline {md(c.baseline)} → candidate {md(c.candidate)}", ""]
     if not c.comparable:
-        out += ["**Not comparable:**", ""] + [f"- {p}" for p in c.problems] + [""]
+        out += ["**Not comparable:**", ""] + [f"- {md(p)}" for p in c.problems] + [""]
         return "\n".join(out)
     regressions = c.regressions
-    verdict = (f"**{len(regressions)} regression(s)**: " + ", ".join(f"{r.task}/{r.metric} ({r.adapter})"
+    verdict = (f"**{len(regressions)} regression(s)**: " + ", ".join(f"{md(r.task)}/{md(r.metric)} ({md(r.adapter)})"
                                                                      for r in regressions)
                if regressions else "No regression.")
     out += [verdict, ""]
-    out += [f"- warning: {w}" for w in c.warnings]
+    out += [f"- warning: {md(w)}" for w in c.warnings]
     if c.warnings:
         out.append("")
     out += ["| Task | Metric | Adapter | Baseline | Candidate | Δ [95% CI] | p (Holm) | Test | Margin | n | Verdict |",
@@ -36,8 +36,9 @@ def render_comparison(c: Comparison) -> str:
     for m in c.metrics:
         arrow = "↑" if m.higher_is_better else "↓"
         mark = f"**{m.verdict}**" if m.verdict in ("regression", "improvement") else m.verdict
-        out.append(f"| {m.task} | {m.metric} {arrow} | {m.adapter} | {fmt(m.baseline)} | {fmt(m.candidate)} | "
-                   f"{_diff(m)} | {fmt(m.p_adjusted, 3)} | {m.test} | {fmt(m.margin)} | {m.n_paired} | {mark} |")
+        out.append(f"| {md(m.task)} | {md(m.metric)} {arrow} | {md(m.adapter)} | {md(m.baseline)} | "
+                   f"{md(m.candidate)} | {_diff(m)} | {md(m.p_adjusted, 3)} | {md(m.test)} | {md(m.margin)} | "
+                   f"{m.n_paired} | {mark} |")
     flips = [m for m in c.metrics if m.flips and (m.flips["passed_to_failed"] or m.flips["failed_to_passed"])]
     if flips:
         out += ["", "## Items that flipped", ""]
@@ -46,8 +47,8 @@ def render_comparison(c: Comparison) -> str:
                                ("failed → passed", m.flips["failed_to_passed"])):
                 if ids:
                     more = f" … and {len(ids) - MAX_FLIPS} more" if len(ids) > MAX_FLIPS else ""
-                    out.append(f"- {m.task}/{m.metric}, {label} ({len(ids)}): "
-                               + ", ".join(ids[:MAX_FLIPS]) + more)
+                    out.append(f"- {md(m.task)}/{md(m.metric)}, {label} ({len(ids)}): "
+                               + ", ".join(md(i) for i in ids[:MAX_FLIPS]) + more)
     out += ["", "A regression is significant after Holm's correction (α = 0.05) and its whole 95% CI is worse "
             "than the margin; an improvement likewise. Paired on the shared items.", ""]
     return "\n".join(out)

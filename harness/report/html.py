@@ -7,7 +7,8 @@ from typing import Any
 
 import jinja2
 
-from harness.report.markdown import DECLARATION_COLUMNS, fmt
+from harness.report.markdown import DECLARATION_COLUMNS
+from harness.report.text import fmt
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"),
                           autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)

@@ -4,26 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.report.text import md
+
 DECLARATION_COLUMNS = (("provider", "Provider"), ("version", "Version"), ("hosting", "Hosting"),
                        ("hds_certified", "HDS"), ("ce_marking", "CE marking"),
                        ("data_clearance", "Data clearance"), ("intended_use", "Intended use"),
                        ("contact", "Contact"))
 
 
-def fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
 def _ci(row: dict[str, Any]) -> str:
     if row["ci_low"] is None:
         return "—"
-    return f"[{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"
+    return f"[{md(row['ci_low'])}, {md(row['ci_high'])}]"
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
@@ -33,16 +25,28 @@ def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
 
 
 def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in counts.items())
+    return ", ".join(f"{md(k.replace('_', ' '))} {n}" for k, n in counts.items())
+
+
+def _cache_line(card: dict[str, Any], task: str) -> list[str]:
+    """How many answers came from the response cache: their latency and cost are those of
+    the call that first produced them, not of this run."""
+    out = []
+    for r in card.get("responses", []):
+        if r["task"] == task and r["from_cache"]:
+            out.append(f"{md(r['adapter'])}: {r['from_cache']} of {r['responses']} answers from the response "
+                       "cache (latency and cost are those of the original call).")
+    return [*out, ""] if out else []
 
 
 def render_markdown(card: dict[str, Any]) -> str:
-    out = [f"# Scorecard — {card['suite']}", ""]
+    out = [f"# Scorecard — {md(card['suite'])}", ""]
     if card.get("description"):
-        out += [card["description"], ""]
-    out += [f"Run `{card['run_id']}` · status **{card['status']}** · {card['started_at']} → {card['ended_at']}",
-            f"· avec-harness {card['harness_version']}"
-            + (f" · git {card['git_revision'][:10]}" if card.get("git_revision") else ""),
+        out += [md(card["description"]), ""]
+    out += [f"Run {md(card['run_id'])} · status **{md(card['status'])}** · {md(card['started_at'])} → "
+            f"{md(card['ended_at'])}",
+            f"· avec-harness {md(card['harness_version'])}"
+            + (f" · git {md(card['git_revision'][:10])}" if card.get("git_revision") else ""),
             ""]
     out += ["## Systems under test", "",
             "What each provider declares (HAS 1.4 / 4.1), and the model ids the systems returned.", "",
@@ -50,62 +54,64 @@ def render_markdown(card: dict[str, Any]) -> str:
             "|" + "---|" * (len(DECLARATION_COLUMNS) + 3)]
     for name, a in card["adapters"].items():
         d = a["declarations"]
-        out.append(f"| {name} | {a['kind']} | " + " | ".join(fmt(d.get(k)) for k, _ in DECLARATION_COLUMNS)
-                   + f" | {fmt(', '.join(a['provider_models']) or None)} |")
+        out.append(f"| {md(name)} | {md(a['kind'])} | " + " | ".join(md(d.get(k)) for k, _ in DECLARATION_COLUMNS)
+                   + f" | {md(', '.join(a['provider_models']) or None)} |")
     out += ["", "## Results", "",
             "Every figure with its 95% confidence interval and n (items × repeats scored). "
             "⚠ marks n < 30: too few items to conclude.", ""]
     for task, info in card["tasks"].items():
-        out += [f"### {task}", "",
-                f"{info['kind']} · language {info['language']} · data class {info['data_class']} · "
+        out += [f"### {md(task)}", "",
+                f"{md(info['kind'])} · language {md(info['language'])} · data class {md(info['data_class'])} · "
                 f"{info['items']} items", "",
+                *_cache_line(card, task),
                 "| Metric | Adapter | Value | 95% CI | n | |", "|---|---|---|---|---|---|"]
         rows = [r for r in card["rows"] if r["task"] == task]
         for r in sorted(rows, key=lambda r: (r["operational"], r["metric"], r["adapter"])):
             arrow = "↑" if r["higher_is_better"] else "↓"
             flag = "⚠" if r["small_n"] else ""
-            out.append(f"| {r['metric']} {arrow} | {r['adapter']} | {fmt(r['value'])} | {_ci(r)} "
+            out.append(f"| {md(r['metric'])} {arrow} | {md(r['adapter'])} | {md(r['value'])} | {_ci(r)} "
                        f"| {r['n']} | {flag} |")
         out.append("")
     for m in card.get("medical_findings", []):
-        out += [f"## Errors that matter in medicine — {m['task']} × {m['adapter']}", "", _counts(m["by_kind"]), ""]
+        out += [f"## Errors that matter in medicine — {md(m['task'])} × {md(m['adapter'])}", "",
+                _counts(m["by_kind"]), ""]
         if m["top_drug_errors"]:
             out += _table(["Reference drug", "Heard / written", "Times", "Why flagged"],
-                          [[fmt(e["reference"]), fmt(e["output"]), e["count"], fmt(e["detail"])]
+                          [[md(e["reference"]), md(e["output"]), e["count"], md(e["detail"])]
                            for e in m["top_drug_errors"]])
         for kind, examples in m["examples"].items():
-            shown = "; ".join(f"{fmt(e['reference'])} → {fmt(e['output'])} ({e['item_id']})" for e in examples)
-            out.append(f"- {kind.replace('_', ' ')}: {shown}")
+            shown = "; ".join(f"{md(e['reference'])} → {md(e['output'])} ({md(e['item_id'])})" for e in examples)
+            out.append(f"- {md(kind.replace('_', ' '))}: {shown}")
         out.append("")
     for c in card.get("citations", []):
-        out += [f"## Cited sources — {c['task']} × {c['adapter']}", "", _counts(c["counts"]), ""]
+        out += [f"## Cited sources — {md(c['task'])} × {md(c['adapter'])}", "", _counts(c["counts"]), ""]
         if c["flagged"]:
             out += _table(["Item", "Cited", "Verdict", "Why", "Outdated"],
-                          [[f["item_id"], fmt(f["cited"]), f"**{f['status']}**", fmt(f["reason"]),
-                            fmt(f["outdated"])] for f in c["flagged"]])
+                          [[md(f["item_id"]), md(f["cited"]), f"**{md(f['status'])}**", md(f["reason"]),
+                            md(f["outdated"])] for f in c["flagged"]])
     if card["objectives"]:
         out += ["## Objectives (HAS 1.6: success and stop criteria set before the run)", ""]
         out += _table(["Metric", "Adapter", "Value", "Success", "Stop", "Status", "Conclusive"],
-                      [[o["metric"], o["adapter"], fmt(o["value"]), fmt(o["success"]), fmt(o["stop"]),
-                        f"**{o['status']}**", fmt(o.get("conclusive"))] for o in card["objectives"]])
+                      [[md(o["metric"]), md(o["adapter"]), md(o["value"]), md(o["success"]), md(o["stop"]),
+                        f"**{md(o['status'])}**", md(o.get("conclusive"))] for o in card["objectives"]])
     if card["gates"]:
         verdict = "all passed" if not card["gates_failed"] else f"{card['gates_failed']} failed"
         out += [f"## Gates ({verdict})", ""]
         out += _table(["Metric", "Adapter", "Result", "Why"],
-                      [[g["metric"], g["adapter"], "pass" if g["passed"] else "**FAIL**", fmt(g["reason"])]
+                      [[md(g["metric"]), md(g["adapter"]), "pass" if g["passed"] else "**FAIL**", md(g["reason"])]
                        for g in card["gates"]])
     if card.get("power"):
         out += ["## Power", "", "Smallest difference a paired comparison at this n detects (α 0.05, power 0.8), "
                 "beside the margin that matters.", ""]
         out += _table(["Metric", "Adapter", "Margin", "Detectable", "n", ""],
-                      [[p["metric"], p["adapter"], fmt(p["margin"]), fmt(p["mdd"]), p["n"],
+                      [[md(p["metric"]), md(p["adapter"]), md(p["margin"]), md(p["mdd"]), p["n"],
                         "⚠ too few items to conclude at this margin" if p["underpowered"] else "ok"]
                        for p in card["power"]])
     if card.get("stability"):
         out += ["## Stability across repeats", ""]
         out += _table(["Task", "Metric", "Adapter", "Repeats", "Items", "Agreement", "Flip rate", "Run-to-run SD"],
-                      [[s["task"], s["metric"], s["adapter"], s["repeats"], s["items"], fmt(s["agreement"]),
-                        fmt(s["flip_rate"]), fmt(s["run_to_run_sd"])] for s in card["stability"]])
+                      [[md(s["task"]), md(s["metric"]), md(s["adapter"]), s["repeats"], s["items"], md(s["agreement"]),
+                        md(s["flip_rate"]), md(s["run_to_run_sd"])] for s in card["stability"]])
     out += ["## Method", "",
             "- Ratios (WER, CER) are corpus-level: total errors / total reference units.",
             "- Proportions: Wilson interval; when items share a cluster (a consultation, the repeats of an item), "

@@ -52,6 +52,10 @@ def run(suite: Path = typer.Argument(..., help="suite.yaml"),
         write_junit(junit, result.scorecard["suite"], gate_cases(result.scorecard))
     typer.echo((result.run_dir / "scorecard.md").read_text(encoding="utf-8"))
     typer.echo(f"run record: {result.run_dir}")
+    for row in result.scorecard["rows"]:
+        if row["metric"] == "scoring_error_rate" and row["value"]:
+            typer.echo(f"warning: {row['task']} × {row['adapter']}: a scorer failed on {row['value']:.1%} of "
+                       f"{row['n']} items (error and traceback in scores.jsonl)", err=True)
     if result.exit_code:
         typer.echo(f"{result.scorecard['gates_failed']} gate(s) failed", err=True)
     elif shard and result.scorecard["gates_failed"]:

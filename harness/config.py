@@ -219,6 +219,7 @@ class SuiteConfig(Strict):
     baseline: str | None = None
     output_dir: str = "runs"
     cache: bool = Field(default=True, description="reuse identical earlier responses (SQLite, .harness-cache/)")
+    scoring_timeout_s: float = Field(default=60.0, gt=0, description="longest a scorer may take on one item")
     share_records_with_group: bool = Field(default=False,
                                            description="run folders 0750 instead of 0700 (files 0640, not 0600)")
     max_field_bytes: int = Field(default=1_000_000, gt=0,

@@ -66,6 +66,7 @@ class TaskKind:
     required: tuple[str, ...]       # logical item fields
     default_scorers: tuple[str, ...]
     needs_prompt: bool = False
+    inputs: tuple[str, ...] = ()     # item fields an adapter may read besides the rendered prompt
 
     def fields_needed(self, task: TaskConfig) -> tuple[str, ...]:
         extra = tuple(sorted(template_fields(task.prompt))) if task.prompt else ()
@@ -73,21 +74,39 @@ class TaskKind:
             extra += tuple(sorted(template_fields(task.system_prompt)))
         return tuple(dict.fromkeys(self.required + extra))
 
+    def input_fields(self, task: TaskConfig) -> tuple[str, ...]:
+        """Item fields an adapter may see: what the kind takes as input and what the prompt
+        templates read. The reference is never among them unless a template names it."""
+        return _input_fields(self.inputs, task.prompt, task.system_prompt,
+                             task.dataset.fields.get("reference", "reference"))
+
     def build_request(self, task: TaskConfig, item: Item, repeat: int, seed: int) -> Request:
+        inputs = {f: item.data[f] for f in self.input_fields(task) if f in item.data}
         if self.modality == "audio":
-            return Request(task.name, item.id, repeat, seed, audio=item.audio, language=task.language, item=item)
+            return Request(task.name, item.id, repeat, seed, audio=item.audio, language=task.language, inputs=inputs)
         messages = []
         if task.system_prompt:
             messages.append({"role": "system", "content": template(task.system_prompt).render(**item.data)})
         prompt = template(task.prompt).render(**item.data) if task.prompt else str(item.data.get("input", ""))
         messages.append({"role": "user", "content": prompt})
-        return Request(task.name, item.id, repeat, seed, messages=messages, language=task.language, item=item)
+        return Request(task.name, item.id, repeat, seed, messages=messages, language=task.language, inputs=inputs)
+
+
+@lru_cache(maxsize=256)
+def _input_fields(inputs: tuple[str, ...], prompt: str | None, system_prompt: str | None,
+                  reference: str) -> tuple[str, ...]:
+    named: set[str] = set()
+    for source in (prompt, system_prompt):
+        if source:
+            named |= template_fields(source)
+    return tuple(sorted((set(inputs) - {"reference", reference}) | named))
 
 
 KINDS: dict[str, TaskKind] = {
     k.name: k for k in (
         TaskKind("transcription", "audio", ("id", "audio", "reference"), ("wer", "cer")),
-        TaskKind("qa", "text", ("id", "reference"), ("exact_match",), needs_prompt=True),
-        TaskKind("generation", "text", ("id", "source"), ("numeric_fidelity",), needs_prompt=True),
+        TaskKind("qa", "text", ("id", "reference"), ("exact_match",), needs_prompt=True, inputs=("input", "choices")),
+        TaskKind("generation", "text", ("id", "source"), ("numeric_fidelity",), needs_prompt=True,
+                 inputs=("input", "source")),
     )
 }

@@ -11,6 +11,22 @@ from harness.report.scorecard import build_scorecard, write_reports
 from harness.store import MANIFEST, RESPONSES, SCORES, RunWriter, iter_jsonl, read_manifest
 
 
+def _replaceable(out: Path, first: dict[str, Any]) -> None:
+    """`--out` may be new, empty, or an earlier merge of the same suite (merging again
+    replaces it); anything else is refused, never deleted."""
+    if not out.exists() or (out.is_dir() and not out.is_symlink() and not any(out.iterdir())):
+        return
+    if out.is_dir() and (out / MANIFEST).is_file():
+        try:
+            previous = read_manifest(out)
+        except ConfigError:
+            previous = {}
+        if previous.get("merged_from") and previous.get("suite", {}).get("name") == first["suite"]["name"]:
+            return
+    raise ConfigError([Problem(str(out), "--out", "exists and is not an earlier merge of this suite; "
+                                                  "nothing was deleted", expected="a new or empty folder")])
+
+
 def merge_runs(run_dirs: list[Path], out: Path) -> dict[str, Any]:
     """Check that the shards ran the same suite on the same files and cover 1..n once,
     then concatenate their records (deduplicated by item key) and recompute the scorecard."""
@@ -38,6 +54,7 @@ def merge_runs(run_dirs: list[Path], out: Path) -> dict[str, Any]:
                                     found=", ".join(f"{i}/{n}" for i, n in shards)))
     if problems:
         raise ConfigError(problems)
+    _replaceable(out, first)
     if out.exists():
         shutil.rmtree(out)
     writer = RunWriter(out)

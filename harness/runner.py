@@ -208,6 +208,7 @@ async def call_with_retries(adapter: Adapter, request: Request, timeout: float, 
             err = exc
         except Exception as exc:  # an adapter bug must not abort the run
             err = AdapterError(f"{type(exc).__name__}: {exc}")
+            err.traceback = _error_detail(exc)["traceback"]  # type: ignore[attr-defined]
         else:
             await limiter.release(started, tokens=(response.tokens_in or 0) + (response.tokens_out or 0))
             response.attempts = [*attempts, {"attempt": attempt, "status": 200}] if attempts else []
@@ -216,6 +217,8 @@ async def call_with_retries(adapter: Adapter, request: Request, timeout: float, 
         message = _scrub(str(err), adapter.secrets())
         record: dict[str, Any] = {"attempt": attempt, "error": message, "status": err.status,
                                   "elapsed_s": round(time.perf_counter() - start, 4)}
+        if getattr(err, "traceback", None):
+            record["traceback"] = _scrub(err.traceback, adapter.secrets())  # type: ignore[attr-defined]
         attempts.append(record)
         if not err.retryable or attempt == policy.max_attempts:
             break
@@ -237,13 +240,56 @@ def _operational(response: Response) -> dict[str, float | None]:
             "latency_s": response.latency_s, "cost": response.cost, "tokens_out": response.tokens_out}
 
 
-def score_item(scorers: list[Scorer], item: Item, response: Response) -> Score:
-    """Operational values for every item, scorer values when there is an output."""
+class ScorerTimeout(Exception):
+    """A scorer ran past its time limit on one item."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float | None) -> Iterator[None]:
+    """Interrupt Python code that runs past `seconds` (SIGALRM, main thread only: the event
+    loop's thread, where scorers run). A scorer that never returns becomes an item error."""
+    import signal
+    import threading
+
+    if not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(*_: Any) -> None:
+        raise ScorerTimeout(f"scorer ran past {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _error_detail(exc: BaseException) -> dict[str, str]:
+    import traceback
+
+    return {"error": f"{type(exc).__name__}: {exc}",
+            "traceback": "".join(traceback.format_exception(exc, limit=-8))[-4000:]}
+
+
+def score_item(scorers: list[Scorer], item: Item, response: Response, timeout_s: float | None = None) -> Score:
+    """Operational values for every item, scorer values when there is an output. A scorer
+    that raises or runs past `timeout_s` costs that item its values from that scorer, with
+    the error and traceback kept in the details: never the run."""
     score = Score(_operational(response))
+    score.values["scoring_error"] = 0
     if response.output is None:
         return score
     for scorer in scorers:
-        s = scorer.score(item, response.output)
+        try:
+            with _deadline(timeout_s):
+                s = scorer.score(item, response.output)
+        except (Exception, ScorerTimeout) as exc:
+            score.values["scoring_error"] = 1
+            score.details[scorer.name] = _error_detail(exc)
+            continue
         score.values.update(s.values)
         if s.details:
             score.details[scorer.name] = s.details
@@ -318,7 +364,7 @@ class Runner:
             self.models_seen.setdefault(pair.adapter.name, set()).add(label)
             if new and not response.cache_hit:
                 self._note_model(pair.adapter.name, label, f"{pair.task.name}/{item.id}#{job.repeat}")
-        score = score_item(pair.scorers, item, response)
+        score = score_item(pair.scorers, item, response, self.suite.config.scoring_timeout_s)
         self.writer.append(SCORES, {
             "task": pair.task.name, "adapter": pair.adapter.name, "item_id": item.id, "repeat": job.repeat,
             "cluster": item.cluster, "subgroup": item.subgroup, "status": response.status,
@@ -357,10 +403,14 @@ class Runner:
             response = await call_with_retries(pair.instance, job.request, timeout, ref.retry, pair.limiter,
                                                self._sent(pair, job))
             scrub_response(response, secrets)
-            if response.cost is None and response.status == "ok":
-                response.cost = pair.instance.cost(response)
-            if job.cache_key is not None and self.cache is not None:
-                self.cache.put(job.cache_key, pair.adapter.profile.kind, response)
+            try:
+                if response.cost is None and response.status == "ok":
+                    response.cost = pair.instance.cost(response)
+                if job.cache_key is not None and self.cache is not None:
+                    self.cache.put(job.cache_key, pair.adapter.profile.kind, response)
+            except Exception as exc:  # a plugin's cost() or a full disk must not stop the other items
+                response = Response(error=f"recording failed: {type(exc).__name__}: {exc}",
+                                    attempts=response.attempts)
             self._finish(pair, job, response, new=True, bar=bar)
 
     async def _dispatch(self, pair: _Pair, batch: list[tuple[Item, int]], queue: asyncio.Queue[_Job | None],
@@ -404,9 +454,10 @@ class Runner:
         bar = None if self.quiet else tqdm(total=total, desc=f"{pair.task.name} × {pair.adapter.name}",
                                            position=position, leave=True, unit="item", dynamic_ncols=True)
         tasks = [asyncio.create_task(self._worker(pair, queue, bar)) for _ in range(workers)]
-        batch: list[tuple[Item, int]] = []
-        batch_size = max(64, workers * 2)
-        try:
+
+        async def produce() -> None:
+            batch: list[tuple[Item, int]] = []
+            batch_size = max(64, workers * 2)
             for item in iter_items(pair.task):
                 if not in_shard(item.id, self.shard):
                     continue
@@ -420,8 +471,13 @@ class Runner:
                     await self._dispatch(pair, batch, queue, bar)
                     batch = []
             await self._dispatch(pair, batch, queue, bar)
-            for _ in tasks:
+            for _ in range(workers):
                 await queue.put(None)
+
+        # the producer is a task beside the workers: if one of them fails, gather raises at
+        # once and the others are cancelled, instead of the producer waiting on a full queue
+        tasks.append(asyncio.create_task(produce()))
+        try:
             await asyncio.gather(*tasks)
         finally:
             for t in tasks:

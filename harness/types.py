@@ -24,7 +24,9 @@ class Item:
 
 @dataclass(slots=True)
 class Request:
-    """What an adapter receives: chat messages or an audio file, plus sampling seed."""
+    """What an adapter receives: chat messages or an audio file, the sampling seed, and the
+    item's input fields (those the task kind and its templates read). Never the reference:
+    the system under test must not be able to read the gold answer."""
 
     task: str
     item_id: str
@@ -33,7 +35,7 @@ class Request:
     messages: list[dict[str, str]] | None = None
     audio: Path | None = None
     language: str | None = None
-    item: Item | None = field(default=None, repr=False, compare=False)
+    inputs: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def prompt(self) -> str:

@@ -16,7 +16,7 @@ from harness.config import SuiteConfig, criterion_holds
 from harness.stats import SMALL_N, estimate
 from harness.store import SCORES, iter_jsonl, read_manifest, write_json, write_text
 
-OPERATIONAL = {"error_rate", "missing_rate", "latency_s", "cost", "tokens_out"}
+OPERATIONAL = {"error_rate", "scoring_error_rate", "missing_rate", "latency_s", "cost", "tokens_out"}
 
 
 class _PairValues:
@@ -266,13 +266,20 @@ def stability(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues
 TOP_FINDINGS = 10
 
 
+def _records_with_details(run_dir: Path) -> list[dict[str, Any]]:
+    """Score lines that carry details, in item order: the record's line order depends on
+    completion order (concurrency, resume, merged shards), and ties in the tables must not."""
+    recs = [rec for rec in iter_jsonl(run_dir / SCORES) if rec.get("details")]
+    return sorted(recs, key=lambda r: (r["task"], r["adapter"], r["item_id"], r["repeat"]))
+
+
 def medical_findings(run_dir: Path) -> list[dict[str, Any]]:
     """Per task × adapter: medically critical findings by kind, the most frequent drug
     substitutions (reference → heard), dose errors by class, and examples of the others."""
     from collections import Counter
 
     groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for rec in iter_jsonl(run_dir / SCORES):
+    for rec in _records_with_details(run_dir):
         for scorer_details in (rec.get("details") or {}).values():
             for f in scorer_details.get("findings", []) if isinstance(scorer_details, dict) else []:
                 g = groups.setdefault((rec["task"], rec["adapter"]), {"kinds": Counter(), "pairs": Counter(),
@@ -302,7 +309,7 @@ def citation_verdicts(run_dir: Path) -> list[dict[str, Any]]:
     from collections import Counter
 
     groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for rec in iter_jsonl(run_dir / SCORES):
+    for rec in _records_with_details(run_dir):
         verdicts = ((rec.get("details") or {}).get("citations") or {}).get("verdicts")
         if verdicts is None:
             continue

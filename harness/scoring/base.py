@@ -65,6 +65,8 @@ def register_scorer(name: str) -> Any:
 OPERATIONAL_METRICS = (
     MetricSpec("error_rate", "proportion", "error", higher_is_better=False,
                description="items whose request failed after retries"),
+    MetricSpec("scoring_error_rate", "proportion", "scoring_error", higher_is_better=False,
+               description="items a scorer raised on or timed out on (details in scores.jsonl)"),
     MetricSpec("missing_rate", "proportion", "missing", higher_is_better=False,
                description="items with no output (replay: absent from the file)"),
     MetricSpec("latency_s", "mean", "latency_s", higher_is_better=False,

@@ -43,7 +43,7 @@ def main(n: int = 20_000) -> dict[str, float]:
     sink = io.BytesIO()
     start = time.perf_counter()
     for i, (ref, hyp) in enumerate(pairs):
-        score = scorer.score(Item(str(i), {}, reference=ref), hyp)
+        score = scorer.score_text(Item(str(i), {}, reference=ref), hyp)
         sink.write(orjson.dumps({"item_id": str(i), "values": score.values, "details": score.details},
                                 option=orjson.OPT_APPEND_NEWLINE))
     harness_s = time.perf_counter() - start

@@ -259,7 +259,7 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, margin: float | None =
             continue
         for spec in mb["tasks"][task]["metrics"]:
             name = spec["name"]
-            if name in {"latency_s", "cost", "tokens_out"}:
+            if name in {"latency_s", "cost", "tokens_out", "scoring_error_rate"}:  # not properties of the system
                 continue
             res = _compare_metric(task, adapter_b, spec, pa, pb, shared, suite_margins.get(f"{task}/{name}", margin),
                                   unpaired, seed)

@@ -117,6 +117,17 @@ class CitationsSpec(Strict):
     cache_dir: str | None = None
 
 
+class ScorerEntry(BaseModel):
+    """A scorer with options: `{name: citations, catalogue: [refs.bib]}`; the options are
+    checked against the scorer's own `Settings` model."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
 class TaskConfig(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     kind: str
@@ -124,16 +135,17 @@ class TaskConfig(Strict):
     language: str = "en"
     data_class: DataClass
     dataset: DatasetSpec
-    scorers: list[str] | None = None
+    scorers: list[str | ScorerEntry] | None = None
     prompt: str | None = None
     system_prompt: str | None = None
     choices: list[str] | None = None
     answer_pattern: str | None = None
     normalizer: NormalizerSpec = Field(default_factory=NormalizerSpec)
-    formulary: str | None = Field(default=None, description="CSV (variant,canonical) of local drug names")
-    citations: CitationsSpec | None = None
+    # deprecated: these are the citations and medical scorers' options now (read, with a note)
+    formulary: str | None = Field(default=None, description="deprecated: the medical scorers' `formulary`")
+    citations: CitationsSpec | None = Field(default=None, description="deprecated: the citations scorer's options")
     critical_terms: list[tuple[str, str]] = Field(default_factory=list,
-                                                  description="extra near-homophone pairs, e.g. [[ileum, ilium]]")
+                                                  description="deprecated: the medical scorers' `critical_terms`")
 
     @field_validator("answer_pattern")
     @classmethod
@@ -322,6 +334,8 @@ class LoadedTask:
     config: TaskConfig
     path: Path
     lines: dict[Loc, int] = field(default_factory=dict)
+    #: (scorer name, validated settings with paths resolved), in the task's order
+    scorers: list[tuple[str, BaseModel]] = field(default_factory=list)
 
     @property
     def name(self) -> str:

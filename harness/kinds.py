@@ -12,6 +12,7 @@ import jinja2.meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from harness.config import TaskConfig
+from harness.registry import Registry
 from harness.types import Item, Request
 
 # Task files come from others: templates run in Jinja2's immutable sandbox (no attribute
@@ -102,11 +103,18 @@ def _input_fields(inputs: tuple[str, ...], prompt: str | None, system_prompt: st
     return tuple(sorted((set(inputs) - {"reference", reference}) | named))
 
 
-KINDS: dict[str, TaskKind] = {
-    k.name: k for k in (
-        TaskKind("transcription", "audio", ("id", "audio", "reference"), ("wer", "cer")),
-        TaskKind("qa", "text", ("id", "reference"), ("exact_match",), needs_prompt=True, inputs=("input", "choices")),
-        TaskKind("generation", "text", ("id", "source"), ("numeric_fidelity",), needs_prompt=True,
-                 inputs=("input", "source")),
-    )
-}
+#: task kinds; third-party kinds register through the entry-point group "harness.kinds"
+#: (a TaskKind instance), like adapters and scorers
+KINDS: Registry[TaskKind] = Registry("task kind", "harness.kinds")
+
+
+def register_kind(kind: TaskKind) -> TaskKind:
+    """Register a task kind under its name."""
+    return KINDS.register(kind.name)(kind)
+
+
+register_kind(TaskKind("transcription", "audio", ("id", "audio", "reference"), ("wer", "cer")))
+register_kind(TaskKind("qa", "text", ("id", "reference"), ("exact_match",), needs_prompt=True,
+                       inputs=("input", "choices")))
+register_kind(TaskKind("generation", "text", ("id", "source"), ("numeric_fidelity",), needs_prompt=True,
+                       inputs=("input", "source")))

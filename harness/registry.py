@@ -1,18 +1,38 @@
 """Typed registries for pluggable components (adapters, scorers, task kinds).
 
 Built-in components register with a decorator when their module is imported;
-third-party packages add theirs through an entry-point group, loaded lazily the
-first time a name is looked up, so a plugin needs no change to the runner.
+third-party packages add theirs through an entry-point group, loaded the first time
+a name is looked up, so a plugin needs no change to the runner. One registry
+mechanism serves the three kinds of component:
+
+- a plugin that fails to import is a warning naming it and its package, and an error
+  only for a suite that uses it (`broken`);
+- two components under one name (a plugin named like a built-in, or two plugins)
+  raise `RegistryClash` naming both packages: a silent choice would run the wrong code.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from importlib.metadata import entry_points
+import warnings
+from collections.abc import Callable, Iterator
+from importlib.metadata import EntryPoint, entry_points
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+
+class RegistryClash(Exception):
+    """Two components were registered under one name."""
+
+
+class PluginWarning(UserWarning):
+    """A plugin could not be loaded; suites that do not use it are unaffected."""
+
+
+def _origin(ep: EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return f"package '{dist.name}'" if dist is not None else f"entry point {ep.value}"
 
 
 class Registry(Generic[T]):
@@ -25,11 +45,18 @@ class Registry(Generic[T]):
         self.name_attr = name_attr  # class attribute that carries the registered name
         self._builtins = builtins
         self._items: dict[str, T] = {}
+        self._origins: dict[str, str] = {}
+        self.broken: dict[str, str] = {}  # name → why its plugin could not be loaded
         self._loaded = False
+        self._loading_origin = "avec-harness (built-in)"
 
     def register(self, name: str) -> Callable[[T], T]:
         def deco(obj: T) -> T:
+            if name in self._items and self._items[name] is not obj:
+                raise RegistryClash(f"two {self.what}s are named '{name}': {self._origins[name]} and "
+                                    f"{self._loading_origin}; rename one of them")
             self._items[name] = obj
+            self._origins[name] = self._loading_origin
             return obj
         return deco
 
@@ -39,13 +66,26 @@ class Registry(Generic[T]):
         self._loaded = True
         for module in self._builtins:
             importlib.import_module(module)
-        if self.group:
-            for ep in entry_points(group=self.group):
-                if ep.name not in self._items:
-                    obj = ep.load()
-                    if self.name_attr and isinstance(obj, type) and not getattr(obj, self.name_attr, None):
-                        setattr(obj, self.name_attr, ep.name)
-                    self._items[ep.name] = obj
+        if not self.group:
+            return
+        for ep in entry_points(group=self.group):
+            origin = _origin(ep)
+            if ep.name in self._items:
+                if self._origins.get(ep.name) == origin:
+                    continue
+                raise RegistryClash(f"two {self.what}s are named '{ep.name}': {self._origins[ep.name]} and "
+                                    f"{origin}; uninstall or rename one of them")
+            try:
+                obj = ep.load()
+            except Exception as exc:  # a broken plugin must not break suites that do not use it
+                self.broken[ep.name] = f"{origin} failed to load: {type(exc).__name__}: {exc}"
+                warnings.warn(f"{self.what} plugin '{ep.name}' from {self.broken[ep.name]}", PluginWarning,
+                              stacklevel=2)
+                continue
+            if self.name_attr and isinstance(obj, type) and not getattr(obj, self.name_attr, None):
+                setattr(obj, self.name_attr, ep.name)
+            self._items[ep.name] = obj
+            self._origins[ep.name] = origin
 
     def names(self) -> list[str]:
         self._load()
@@ -53,7 +93,20 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         self._load()
+        if name not in self._items and name in self.broken:
+            raise KeyError(f"{self.what} '{name}': {self.broken[name]}")
         return self._items[name]
+
+    def origin(self, name: str) -> str:
+        """Which package provides `name`."""
+        self._load()
+        return self._origins.get(name, "unknown")
+
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
 
     def __contains__(self, name: object) -> bool:
         self._load()

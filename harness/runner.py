@@ -46,7 +46,7 @@ from harness.store import (
     read_manifest,
     sha256_file,
 )
-from harness.types import Item, Request, Response, Score
+from harness.types import Item, Request, Response, Sample, Score
 from harness.validate import Validation, load_suite, task_metrics, task_scorers
 
 KEY_PACKAGES = ("avec-harness", "pydantic", "numpy", "jiwer", "rapidfuzz", "text2num", "faster-whisper",
@@ -150,6 +150,7 @@ def build_manifest(suite: LoadedSuite, validation: Validation, run_id: str,
                            "audio_digest": audio_digest(t, hashes),
                            "dataset_digest": _digest(files, dataset_files(t)),
                            "scorers": {s: SCORERS.get(s).version for s in task_scorers(t.config)},
+                           "scorer_settings": {name: settings.model_dump(mode="json") for name, settings in t.scorers},
                            "metrics": [m.to_dict() for m in task_metrics(t.config)]} for t in suite.tasks},
         "adapters": {a.name: {"path": str(a.path), "kind": a.profile.kind, "description": a.profile.description,
                               "settings": _redacted_settings(a),
@@ -274,18 +275,22 @@ def _error_detail(exc: BaseException) -> dict[str, str]:
             "traceback": "".join(traceback.format_exception(exc, limit=-8))[-4000:]}
 
 
-def score_item(scorers: list[Scorer], item: Item, response: Response, timeout_s: float | None = None) -> Score:
+async def score_item(scorers: list[Scorer], sample: Sample, timeout_s: float | None = None) -> Score:
     """Operational values for every item, scorer values when there is an output. A scorer
     that raises or runs past `timeout_s` costs that item its values from that scorer, with
     the error and traceback kept in the details: never the run."""
+    response = sample.response
     score = Score(_operational(response))
     score.values["scoring_error"] = 0
     if response.output is None:
         return score
     for scorer in scorers:
         try:
-            with _deadline(timeout_s):
-                s = scorer.score(item, response.output)
+            if type(scorer).score is Scorer.score:  # text scorers: no coroutine per item
+                with _deadline(timeout_s):
+                    s = scorer.score_text(sample.item, response.output)
+            else:
+                s = await asyncio.wait_for(scorer.score(sample), timeout_s)
         except (Exception, ScorerTimeout) as exc:
             score.values["scoring_error"] = 1
             score.details[scorer.name] = _error_detail(exc)
@@ -350,7 +355,7 @@ class Runner:
             if pair is not None:
                 pair.done.add((rec["item_id"], rec["repeat"]))
 
-    def _finish(self, pair: _Pair, job: _Job, response: Response, *, new: bool, bar: Any) -> None:
+    async def _finish(self, pair: _Pair, job: _Job, response: Response, *, new: bool, bar: Any) -> None:
         """Record a response (unless it was recorded before a resume) and its scores."""
         item = job.item
         if new:
@@ -364,7 +369,7 @@ class Runner:
             self.models_seen.setdefault(pair.adapter.name, set()).add(label)
             if new and not response.cache_hit:
                 self._note_model(pair.adapter.name, label, f"{pair.task.name}/{item.id}#{job.repeat}")
-        score = score_item(pair.scorers, item, response, self.suite.config.scoring_timeout_s)
+        score = await score_item(pair.scorers, Sample(item, job.request, response), self.suite.config.scoring_timeout_s)
         self.writer.append(SCORES, {
             "task": pair.task.name, "adapter": pair.adapter.name, "item_id": item.id, "repeat": job.repeat,
             "cluster": item.cluster, "subgroup": item.subgroup, "status": response.status,
@@ -411,7 +416,7 @@ class Runner:
             except Exception as exc:  # a plugin's cost() or a full disk must not stop the other items
                 response = Response(error=f"recording failed: {type(exc).__name__}: {exc}",
                                     attempts=response.attempts)
-            self._finish(pair, job, response, new=True, bar=bar)
+            await self._finish(pair, job, response, new=True, bar=bar)
 
     async def _dispatch(self, pair: _Pair, batch: list[tuple[Item, int]], queue: asyncio.Queue[_Job | None],
                         bar: Any) -> None:
@@ -424,13 +429,13 @@ class Runner:
             job = _Job(item, repeat, seed)
             previous = pair.recorded.get((item.id, repeat))
             if previous is not None:
-                self._finish(pair, job, _response_from_record(previous), new=False, bar=bar)
+                await self._finish(pair, job, _response_from_record(previous), new=False, bar=bar)
                 continue
             try:
                 job.request = kind.build_request(pair.task.config, item, repeat, seed)
             except Exception as exc:  # a template that fails on this item's data: an item error, nothing sent
-                self._finish(pair, job, Response(error=f"request could not be built: {type(exc).__name__}: {exc}"),
-                             new=True, bar=bar)
+                failed = Response(error=f"request could not be built: {type(exc).__name__}: {exc}")
+                await self._finish(pair, job, failed, new=True, bar=bar)
                 continue
             job.request_hash = job.request.content_hash(self._audio_hash(job.request.audio))
             if self.cache is not None and pair.cacheable:
@@ -440,7 +445,7 @@ class Runner:
         for job in jobs:
             hit = cached.get(job.cache_key) if job.cache_key else None
             if hit is not None:
-                self._finish(pair, job, hit, new=True, bar=bar)
+                await self._finish(pair, job, hit, new=True, bar=bar)
             else:
                 await queue.put(job)
 
@@ -506,7 +511,7 @@ class Runner:
                                                       tokens_per_minute=ref.tokens_per_minute)
             pairs = [
                 _Pair(task, adapter, instances[adapter.name],
-                      [SCORERS.get(s)(task.config) for s in task_scorers(task.config)],
+                      [SCORERS.get(name)(task.config, settings) for name, settings in task.scorers],
                       self.limiters[adapter.name], self.validation.item_counts.get(task.name, 0),
                       cacheable=ADAPTERS.get(adapter.profile.kind).cacheable,
                       identity=instances[adapter.name].cache_identity())

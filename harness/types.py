@@ -88,3 +88,13 @@ class Score:
 
     values: dict[str, float | None] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Sample:
+    """What a scorer sees: the item (with its reference), the request that was sent (None for
+    responses recorded before a resume) and the response."""
+
+    item: Item
+    request: Request | None
+    response: Response

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from harness.adapters.base import ADAPTERS
 from harness.config import (
@@ -14,6 +15,7 @@ from harness.config import (
     LoadedAdapter,
     LoadedSuite,
     LoadedTask,
+    ScorerEntry,
     SuiteConfig,
     TaskConfig,
     parse_file,
@@ -24,7 +26,8 @@ from harness.data import scan_dataset
 from harness.errors import ConfigError, Problem, did_you_mean
 from harness.kinds import KINDS
 from harness.paths import Roots
-from harness.scoring.base import OPERATIONAL_METRICS, SCORERS, MetricSpec
+from harness.registry import Registry
+from harness.scoring.base import OPERATIONAL_METRICS, SCORERS, CheckContext, MetricSpec
 
 
 @dataclass
@@ -35,7 +38,9 @@ class Validation:
 
 
 def task_scorers(task: TaskConfig) -> list[str]:
-    return list(task.scorers) if task.scorers is not None else list(KINDS[task.kind].default_scorers)
+    """Names of the task's scorers, in order."""
+    entries = task.scorers if task.scorers is not None else KINDS[task.kind].default_scorers
+    return [e if isinstance(e, str) else e.name for e in entries]
 
 
 def task_metrics(task: TaskConfig) -> list[MetricSpec]:
@@ -44,9 +49,6 @@ def task_metrics(task: TaskConfig) -> list[MetricSpec]:
     for name in task_scorers(task):
         specs.extend(SCORERS.get(name).metrics)
     return specs + list(OPERATIONAL_METRICS)
-
-
-MAX_LISTED = 20
 
 
 def _load_task(path: Path, problems: list[Problem], roots: Roots, notes: list[str]) -> LoadedTask | None:
@@ -65,40 +67,8 @@ def _load_task(path: Path, problems: list[Problem], roots: Roots, notes: list[st
 
     if config.dataset.path is not None:
         confine(resolve(path.parent, config.dataset.path), "dataset.path")
-    if config.formulary is not None:
-        formulary = resolve(path.parent, config.formulary)
-        if not formulary.is_file():
-            problems.append(Problem(file, "formulary", "formulary file not found", lines.get(("formulary",)),
-                                    found=str(formulary)))
-        confine(formulary, "formulary")
-        config.formulary = str(formulary)
-    if config.citations is not None:
-        from harness.cache import default_cache_dir
-
-        spec = config.citations
-        files = [resolve(path.parent, p) for p in spec.catalogue]
-        for i, f in enumerate(files):
-            if not f.is_file():
-                problems.append(Problem(file, f"citations.catalogue[{i}]", "catalogue file not found", found=str(f)))
-            elif f.suffix.lower() not in (".csv", ".jsonl", ".bib", ".ris", ".xml"):
-                problems.append(Problem(file, f"citations.catalogue[{i}]", "unknown catalogue format",
-                                        expected=".csv, .jsonl, .bib, .ris or .xml (PubMed)", found=f.suffix))
-            confine(f, f"citations.catalogue[{i}]")
-            if f.is_file() and roots.allows(f):
-                _survey_catalogue(f, f"citations.catalogue[{i}]", spec.closed_world, file, problems, notes)
-        spec.catalogue = [str(f) for f in files]
-        if spec.registry is not None:
-            registry = resolve(path.parent, spec.registry)
-            if not registry.is_file():
-                problems.append(Problem(file, "citations.registry", "guideline registry not found",
-                                        found=str(registry)))
-            confine(registry, "citations.registry")
-            spec.registry = str(registry)
-        spec.cache_dir = spec.cache_dir or str(default_cache_dir(path.parent))
     if config.kind not in KINDS:
-        problems.append(Problem(file, "kind", "unknown task kind", lines.get(("kind",)),
-                                expected="one of: " + ", ".join(KINDS), found=repr(config.kind),
-                                hint=did_you_mean(config.kind, KINDS)))
+        problems.append(_unknown(KINDS, config.kind, file, "kind", lines.get(("kind",))))
         return task
     kind = KINDS[config.kind]
     template_problems = _check_templates(config, file, lines)
@@ -108,36 +78,69 @@ def _load_task(path: Path, problems: list[Problem], roots: Roots, notes: list[st
     if kind.needs_prompt and not config.prompt:
         problems.append(Problem(file, "prompt", f"a '{config.kind}' task needs a prompt template",
                                 expected="a template such as '{{ question }}'"))
-    for i, name in enumerate(config.scorers or []):
-        line = lines.get(("scorers", i))
-        if name not in SCORERS:
-            problems.append(Problem(file, f"scorers[{i}]", "unknown scorer", line,
-                                    expected="one of: " + ", ".join(SCORERS.names()), found=repr(name),
-                                    hint=did_you_mean(name, SCORERS.names())))
-        elif config.kind not in SCORERS.get(name).kinds:
-            problems.append(Problem(file, f"scorers[{i}]", f"scorer '{name}' does not apply to '{config.kind}' tasks",
-                                    line, expected="a scorer for kinds " + ", ".join(sorted(SCORERS.get(name).kinds))))
+    task.scorers = _load_scorers(task, roots, problems, notes)
     return task
 
 
-def _survey_catalogue(path: Path, field: str, closed_world: bool, file: str, problems: list[Problem],
-                      notes: list[str]) -> None:
-    """Entries read from a catalogue file, and each entry that could not be read with its line.
-    In a closed-world catalogue a lost entry turns every citation of it into 'fabricated', so
-    unreadable entries are errors there, notes otherwise; a file that yields nothing is an error."""
-    from harness.citations.catalogue import survey
+_DEPRECATED = {"citations": ("citations",), "formulary": ("drug_names", "doses", "critical_terms", "numeric_fidelity"),
+               "critical_terms": ("drug_names", "doses", "critical_terms", "numeric_fidelity")}
 
-    read, unreadable = survey(path)
-    notes.append(f"{path}: {read} catalogue entries read, {len(unreadable)} unreadable")
-    for u in unreadable[:MAX_LISTED]:
-        where = Problem(str(path), "", u.reason, u.line)
-        if closed_world:
-            problems.append(Problem(str(path), "", f"{u.reason} (closed-world catalogue: citations of this work "
-                                                   "would be called fabricated)", u.line))
-        else:
-            notes.append(str(where))
-    if read == 0:
-        problems.append(Problem(file, field, "no entry could be read from the catalogue file", found=str(path)))
+
+def _load_scorers(task: LoadedTask, roots: Roots, problems: list[Problem],
+                  notes: list[str]) -> list[tuple[str, BaseModel]]:
+    """Each scorer's settings, validated by its own model and checked (files exist, inside the
+    suite, parse); the task-level options of earlier versions are read into their scorers'
+    settings with a deprecation note."""
+    config, file, lines = task.config, str(task.path), task.lines
+    entries: list[str | ScorerEntry] = (list(config.scorers) if config.scorers is not None
+                                        else list(KINDS[config.kind].default_scorers))
+    legacy: dict[str, dict[str, Any]] = {}
+    for key, owners in _DEPRECATED.items():
+        value = getattr(config, key)
+        if value:
+            data = value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) else {key: value}
+            for owner in owners:
+                legacy.setdefault(owner, {}).update(data)
+            notes.append(f"{file}: `{key}:` at task level is deprecated; write it as an option of its scorer, "
+                         f"e.g. scorers: [{{name: {owners[0]}, ...}}]")
+    out: list[tuple[str, BaseModel]] = []
+    for i, entry in enumerate(entries):
+        name, options = (entry, {}) if isinstance(entry, str) else (entry.name, entry.options())
+        field = f"scorers[{i}]"
+        line = lines.get(("scorers", i)) or lines.get(("scorers", i, "name"))
+        if name not in SCORERS:
+            problems.append(_unknown(SCORERS, name, file, field, line))
+            continue
+        cls = SCORERS.get(name)
+        if config.kind not in cls.kinds:
+            problems.append(Problem(file, field, f"scorer '{name}' does not apply to '{config.kind}' tasks",
+                                    line, expected="a scorer for kinds " + ", ".join(sorted(cls.kinds))))
+            continue
+        try:
+            settings = cls.Settings.model_validate({**legacy.get(name, {}), **options})
+        except ValidationError as exc:
+            found = problems_from_validation(exc, cls.Settings, file, lines, prefix=("scorers", i))
+            for p in found:
+                p.line = p.line or line
+            problems.extend(found)
+            continue
+        if name in legacy and not options:  # report problems where the user wrote them
+            field = "citations" if name == "citations" else ""
+            line = lines.get(("citations",)) if name == "citations" else lines.get(("formulary",))
+        ctx = CheckContext(file, task.base_dir, field, line, roots, notes)
+        problems.extend(cls.check(settings, ctx))
+        out.append((name, settings))
+    return out
+
+
+def _unknown(registry: Registry[Any], name: str, file: str, field: str, line: int | None) -> Problem:
+    """A name the registry does not hold: a plugin that failed to load says why; a typo gets
+    a suggestion."""
+    if name in registry.broken:
+        return Problem(file, field, f"the {registry.what} plugin '{name}' could not be loaded: "
+                                    f"{registry.broken[name]}", line)
+    return Problem(file, field, f"unknown {registry.what}", line, expected="one of: " + ", ".join(registry.names()),
+                   found=repr(name), hint=did_you_mean(name, registry.names()))
 
 
 def _check_templates(config: TaskConfig, file: str, lines: dict) -> list[Problem]:
@@ -187,9 +190,7 @@ def _load_adapter(path: Path, ref_index: int, suite: SuiteConfig, problems: list
         return None
     file = str(path)
     if profile.kind not in ADAPTERS:
-        problems.append(Problem(file, "kind", "unknown adapter kind", lines.get(("kind",)),
-                                expected="one of: " + ", ".join(ADAPTERS.names()), found=repr(profile.kind),
-                                hint=did_you_mean(profile.kind, ADAPTERS.names())))
+        problems.append(_unknown(ADAPTERS, profile.kind, file, "kind", lines.get(("kind",))))
         return None
     cls = ADAPTERS.get(profile.kind)
     try:

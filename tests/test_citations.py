@@ -92,8 +92,8 @@ def test_bundled_example_verdicts_match_its_answers(tmp_path: Path) -> None:
             assert v["reason"]
     rows = {r["metric"]: r for r in json.loads((tmp_path / "run" / "scorecard.json").read_text())["rows"]}
     report = (tmp_path / "run" / "scorecard.md").read_text(encoding="utf-8")
-    assert "## Cited sources — health-citations-en × health-assistant" in report
-    assert "| cit-03 | Hydroxychloroquine in hospitalized patients with Covid-19 | **mismatched** |" in report
+    assert "## Cited sources (HAS 2.5) — health-citations-en × health-assistant" in report
+    assert "| cit-03 | Hydroxychloroquine in hospitalized patients with Covid-19 | mismatched |" in report
     assert "HAS 2011 guideline withdrawn in 2018-05" in report
     assert rows["fabricated_rate"]["value"] == pytest.approx(2 / 11)
     assert rows["mismatched_rate"]["value"] == pytest.approx(2 / 11)

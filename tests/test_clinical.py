@@ -120,7 +120,7 @@ def test_user_formulary_and_extra_terms_through_a_run(tmp_path: Path) -> None:
     rows = {r["metric"]: r for r in card["rows"]}
     assert rows["drug_recall"]["value"] == 0.5 and rows["dose_accuracy"]["value"] == 1.0
     assert rows["critical_term_error_rate"]["value"] == 1.0  # ileum → ilium, the one critical term
-    (m,) = card["medical_findings"]
+    (m,) = [s["data"] for s in card["sections"] if s["scorer"] == "drug_names"]
     assert m["top_drug_errors"][0]["reference"] == "ceftriaxone" and m["top_drug_errors"][0]["output"] == "cefuroxime"
     assert "ceftriaxone | cefuroxime" in (tmp_path / "run" / "scorecard.md").read_text()
 

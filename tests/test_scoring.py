@@ -39,11 +39,11 @@ def _task(language: str = "en", **kw) -> TaskConfig:
 
 
 def test_wer_scorer_values() -> None:
-    score = WER(_task()).score(Item("1", {}, reference="Give five milligrams of ceftriaxone."),
+    score = WER(_task()).score_text(Item("1", {}, reference="Give five milligrams of ceftriaxone."),
                                "give 5 mg of cefuroxime")
     assert score.values["wer_errors"] == 1 and score.values["wer_ref"] == 5 and score.values["wer"] == 0.2
     assert score.values["wer_sub"] == 1
-    assert CER(_task()).score(Item("1", {}, reference="abc"), "abd").values["cer"] == pytest.approx(1 / 3)
+    assert CER(_task()).score_text(Item("1", {}, reference="abc"), "abd").values["cer"] == pytest.approx(1 / 3)
 
 
 @pytest.mark.parametrize(("language", "a", "b"), [
@@ -95,11 +95,11 @@ def test_choice_extraction(output: str, expected: str | None) -> None:
 
 def test_exact_match_counts_unextractable_as_wrong() -> None:
     scorer = ExactMatch(QA)
-    assert scorer.score(Item("1", {}, reference="B"), "The answer is B").values == {"correct": 1, "unextractable": 0}
-    assert scorer.score(Item("1", {}, reference="B"), "no idea").values == {"correct": 0, "unextractable": 1}
+    assert scorer.score_text(Item("1", {}, reference="B"), "The answer is B").values == {"correct": 1, "unextractable": 0}
+    assert scorer.score_text(Item("1", {}, reference="B"), "no idea").values == {"correct": 0, "unextractable": 1}
 
 
 def test_answer_pattern() -> None:
     task = QA.model_copy(update={"answer_pattern": r"dose:\s*([\d.]+ ?mg)", "choices": None})
     scorer = ExactMatch(task)
-    assert scorer.score(Item("1", {}, reference="2.5 mg"), "Dose: 2.5mg twice").values["correct"] == 1
+    assert scorer.score_text(Item("1", {}, reference="2.5 mg"), "Dose: 2.5mg twice").values["correct"] == 1

@@ -521,8 +521,8 @@ def test_merged_findings_equal_the_unsharded_run(tmp_path: Path) -> None:
     res = run_cli("merge", *map(str, shards), "--out", str(tmp_path / "merged"))
     assert res.returncode == 0, res.stderr
     merged = _card(tmp_path / "merged")
-    assert merged["medical_findings"] == whole.scorecard["medical_findings"]
-    assert merged["medical_findings"][0]["top_drug_errors"]
+    assert merged["sections"] == whole.scorecard["sections"]
+    assert next(s for s in merged["sections"] if s["scorer"] == "drug_names")["data"]["top_drug_errors"]
 
 
 # --- 11. small ones ---------------------------------------------------------------------

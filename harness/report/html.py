@@ -7,7 +7,7 @@ from typing import Any
 
 import jinja2
 
-from harness.report.markdown import DECLARATION_COLUMNS
+from harness.report.markdown import DECLARATION_COLUMNS, grouped_sections
 from harness.report.text import fmt
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"),
@@ -30,4 +30,5 @@ def side_by_side(card: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def render_html(card: dict[str, Any]) -> str:
     return _ENV.get_template("scorecard.html.j2").render(
-        card=card, fmt=fmt, declaration_columns=DECLARATION_COLUMNS, side_by_side=side_by_side(card))
+        card=card, fmt=fmt, declaration_columns=DECLARATION_COLUMNS, side_by_side=side_by_side(card),
+        sections=grouped_sections(card.get("sections", [])))

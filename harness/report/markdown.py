@@ -24,8 +24,30 @@ def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
             *("| " + " | ".join(str(c) for c in row) + " |" for row in rows), ""]
 
 
-def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{md(k.replace('_', ' '))} {n}" for k, n in counts.items())
+def grouped_sections(sections: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Sections under one heading per (group, task, adapter), in the scorecard's order."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for sec in sections:
+        groups.setdefault((sec["group"] or sec["title"], sec["task"], sec["adapter"]), []).append(sec)
+    return [(f"{g} — {t} × {a}", secs) for (g, t, a), secs in groups.items()]
+
+
+def _sections(sections: list[dict[str, Any]]) -> list[str]:
+    """Every scorer's sections, drawn the same way whatever the scorer."""
+    out: list[str] = []
+    for heading, secs in grouped_sections(sections):
+        out += [f"## {md(heading)}", ""]
+        for sec in secs:
+            if len(secs) > 1:
+                out += [f"### {md(sec['title'])}", ""]
+            for paragraph in sec["paragraphs"]:
+                out += [md(paragraph), ""]
+            for table in sec["tables"]:
+                out += _table([md(h) for h in table["headers"]], [[md(c) for c in row] for row in table["rows"]])
+            out += [f"- {md(b)}" for b in sec["bullets"]]
+            if sec["bullets"]:
+                out.append("")
+    return out
 
 
 def _cache_line(card: dict[str, Any], task: str) -> list[str]:
@@ -72,23 +94,7 @@ def render_markdown(card: dict[str, Any]) -> str:
             out.append(f"| {md(r['metric'])} {arrow} | {md(r['adapter'])} | {md(r['value'])} | {_ci(r)} "
                        f"| {r['n']} | {flag} |")
         out.append("")
-    for m in card.get("medical_findings", []):
-        out += [f"## Errors that matter in medicine — {md(m['task'])} × {md(m['adapter'])}", "",
-                _counts(m["by_kind"]), ""]
-        if m["top_drug_errors"]:
-            out += _table(["Reference drug", "Heard / written", "Times", "Why flagged"],
-                          [[md(e["reference"]), md(e["output"]), e["count"], md(e["detail"])]
-                           for e in m["top_drug_errors"]])
-        for kind, examples in m["examples"].items():
-            shown = "; ".join(f"{md(e['reference'])} → {md(e['output'])} ({md(e['item_id'])})" for e in examples)
-            out.append(f"- {md(kind.replace('_', ' '))}: {shown}")
-        out.append("")
-    for c in card.get("citations", []):
-        out += [f"## Cited sources — {md(c['task'])} × {md(c['adapter'])}", "", _counts(c["counts"]), ""]
-        if c["flagged"]:
-            out += _table(["Item", "Cited", "Verdict", "Why", "Outdated"],
-                          [[md(f["item_id"]), md(f["cited"]), f"**{md(f['status'])}**", md(f["reason"]),
-                            md(f["outdated"])] for f in c["flagged"]])
+    out += _sections(card.get("sections", []))
     if card["objectives"]:
         out += ["## Objectives (HAS 1.6: success and stop criteria set before the run)", ""]
         out += _table(["Metric", "Adapter", "Value", "Success", "Stop", "Status", "Conclusive"],

@@ -263,9 +263,6 @@ def stability(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues
     return out
 
 
-TOP_FINDINGS = 10
-
-
 def _records_with_details(run_dir: Path) -> list[dict[str, Any]]:
     """Score lines that carry details, in item order: the record's line order depends on
     completion order (concurrency, resume, merged shards), and ties in the tables must not."""
@@ -273,56 +270,25 @@ def _records_with_details(run_dir: Path) -> list[dict[str, Any]]:
     return sorted(recs, key=lambda r: (r["task"], r["adapter"], r["item_id"], r["repeat"]))
 
 
-def medical_findings(run_dir: Path) -> list[dict[str, Any]]:
-    """Per task × adapter: medically critical findings by kind, the most frequent drug
-    substitutions (reference → heard), dose errors by class, and examples of the others."""
-    from collections import Counter
+def scorer_sections(run_dir: Path, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each scorer's report sections (its `summarize` hook) for every task × adapter, from the
+    details it recorded. Scorers that are no longer installed are skipped."""
+    from harness.scoring.base import SCORERS
 
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    details: dict[tuple[str, str, str], list[tuple[str, dict[str, Any]]]] = defaultdict(list)
     for rec in _records_with_details(run_dir):
-        for scorer_details in (rec.get("details") or {}).values():
-            for f in scorer_details.get("findings", []) if isinstance(scorer_details, dict) else []:
-                g = groups.setdefault((rec["task"], rec["adapter"]), {"kinds": Counter(), "pairs": Counter(),
-                                                                      "examples": {}, "lasa": {}})
-                g["kinds"][f["kind"]] += 1
-                if f["kind"].startswith("drug_"):
-                    pair = (f["reference"], f["output"])
-                    g["pairs"][pair] += 1
-                    g["lasa"][pair] = f["detail"]
-                else:
-                    g["examples"].setdefault(f["kind"], []).append(
-                        {"item_id": rec["item_id"], "reference": f["reference"], "output": f["output"]})
+        item = rec["item_id"] if not rec["repeat"] else f"{rec['item_id']}#{rec['repeat']}"
+        for scorer, d in rec["details"].items():
+            if isinstance(d, dict) and "error" not in d:
+                details[(rec["task"], rec["adapter"], scorer)].append((item, d))
     out = []
-    for (task, adapter), g in sorted(groups.items()):
-        out.append({
-            "task": task, "adapter": adapter, "by_kind": dict(g["kinds"].most_common()),
-            "top_drug_errors": [{"reference": r, "output": o, "count": n, "detail": g["lasa"][(r, o)]}
-                                for (r, o), n in g["pairs"].most_common(TOP_FINDINGS)],
-            "examples": {k: v[:3] for k, v in g["examples"].items()},
-        })
+    for task, adapter in manifest["pairs"]:
+        for scorer in manifest["tasks"][task].get("scorers", {}):
+            if scorer not in SCORERS or not details.get((task, adapter, scorer)):
+                continue
+            for section in SCORERS.get(scorer).summarize(task, adapter, details[(task, adapter, scorer)]):
+                out.append(section.to_dict())
     return out
-
-
-def citation_verdicts(run_dir: Path) -> list[dict[str, Any]]:
-    """Per task × adapter: every citation that is not plainly verified and current, with
-    its verdict and reason (HAS key 2.5), and the count of each verdict."""
-    from collections import Counter
-
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for rec in _records_with_details(run_dir):
-        verdicts = ((rec.get("details") or {}).get("citations") or {}).get("verdicts")
-        if verdicts is None:
-            continue
-        g = groups.setdefault((rec["task"], rec["adapter"]), {"counts": Counter(), "flagged": []})
-        for v in verdicts:
-            g["counts"][v["status"]] += 1
-            g["counts"]["outdated"] += int(bool(v.get("outdated")))
-            if v["status"] != "verified" or v.get("outdated"):
-                cited = v.get("title") or v.get("doi") or v.get("pmid") or v.get("pmcid") or v.get("url") or v["raw"]
-                g["flagged"].append({"item_id": rec["item_id"], "cited": cited, "status": v["status"],
-                                     "reason": v["reason"], "outdated": v.get("outdated_reason")})
-    return [{"task": t, "adapter": a, "counts": dict(g["counts"]), "flagged": g["flagged"]}
-            for (t, a), g in sorted(groups.items())]
 
 
 def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
@@ -353,8 +319,7 @@ def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
         "gates_failed": sum(1 for g in gates if not g["passed"]),
         "power": power_notes(suite, rows),
         "stability": stability(manifest, values),
-        "medical_findings": medical_findings(run_dir),
-        "citations": citation_verdicts(run_dir),
+        "sections": scorer_sections(run_dir, manifest),
     }
 
 

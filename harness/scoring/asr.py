@@ -8,6 +8,7 @@ jiwer's transform pipeline costs ~25 µs a pair, more than the alignment itself.
 
 from __future__ import annotations
 
+from pydantic import BaseModel
 from rapidfuzz.distance import Levenshtein
 
 from harness.config import TaskConfig
@@ -15,7 +16,7 @@ from harness.scoring.base import MetricSpec, Scorer, register_scorer
 from harness.scoring.normalize import normalizer
 from harness.types import Item, Score
 
-TEXT_KINDS = frozenset({"transcription", "generation", "translation"})  # generation: against its reference
+TEXT_KINDS = frozenset({"transcription", "generation"})  # generation: against its reference
 
 
 def edit_counts(ref: list[str] | str, hyp: list[str] | str) -> tuple[int, int, int, int]:
@@ -39,14 +40,14 @@ class _ErrorRate(Scorer):
     unit: str
     keep_text = False  # the normalized texts go into scores.jsonl once, with WER
 
-    def __init__(self, task: TaskConfig) -> None:
-        super().__init__(task)
+    def __init__(self, task: TaskConfig, settings: BaseModel | None = None) -> None:
+        super().__init__(task, settings)
         self.normalize = normalizer(task.language, task.normalizer)
 
     def _split(self, text: str) -> list[str] | str:
         return text.split()
 
-    def score(self, item: Item, output: str) -> Score:
+    def score_text(self, item: Item, output: str) -> Score:
         ref, hyp = self.normalize(str(item.reference or "")), self.normalize(output)
         ref_units = self._split(ref)
         sub, dele, ins, _ = edit_counts(ref_units, self._split(hyp))

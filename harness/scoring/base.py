@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from harness.config import TaskConfig
+from pydantic import BaseModel, ConfigDict
+
+from harness.config import TaskConfig, resolve
+from harness.errors import Problem
+from harness.paths import Roots
 from harness.registry import Registry
-from harness.types import Item, Score
+from harness.report.sections import Section
+from harness.types import Item, Sample, Score
 
 Aggregation = Literal["mean", "proportion", "ratio"]
 
@@ -33,20 +39,81 @@ class MetricSpec:
         return asdict(self)
 
 
+class ScorerSettings(BaseModel):
+    """Base of every scorer's settings: a task writes them beside the scorer's name,
+    `scorers: [wer, {name: citations, catalogue: [refs.bib]}]`; unknown options are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class CheckContext:
+    """Where a scorer's settings were written, for `Scorer.check`: problems carry the task
+    file, the field (`scorers[2].catalogue[0]`) and the line; paths resolve from the task's
+    folder and must stay inside the suite's roots."""
+
+    file: str
+    base_dir: Path
+    field: str
+    line: int | None
+    roots: Roots
+    notes: list[str]
+
+    def problem(self, sub: str, message: str, **kw: Any) -> Problem:
+        where = ".".join(p for p in (self.field, sub) if p)
+        return Problem(self.file, where, message, self.line, **kw)
+
+    def existing_file(self, relative: str, sub: str, what: str, problems: list[Problem]) -> Path:
+        """Resolve a path named in the settings; report it missing or outside the roots."""
+        path = resolve(self.base_dir, relative)
+        if not path.is_file():
+            problems.append(self.problem(sub, f"{what} not found", found=str(path)))
+        outside = self.roots.problem(path, self.file, ".".join(p for p in (self.field, sub) if p), self.line)
+        if outside is not None:
+            problems.append(outside)
+        return path
+
+
 class Scorer(ABC):
-    """Subclass with `name`, `kinds`, `metrics`; register with `@register_scorer`."""
+    """Subclass with `name`, `kinds`, `metrics` (and a `Settings` model for options); register
+    with `@register_scorer`.
+
+    Implement `score_text(item, output)` for a scorer that needs only the output, or the async
+    `score(sample)` for one that needs the request or the response too (or waits on I/O).
+    A scorer that raises, or runs past the suite's `scoring_timeout_s`, costs that item its
+    values, with the error recorded; never the run. `summarize` turns the details of every
+    item into report sections, so the report code holds nothing scorer-specific."""
 
     name: ClassVar[str]
     kinds: ClassVar[frozenset[str]]
     metrics: ClassVar[tuple[MetricSpec, ...]]
     version: ClassVar[str] = "1"
+    Settings: ClassVar[type[BaseModel]] = ScorerSettings
 
-    def __init__(self, task: TaskConfig) -> None:
+    def __init__(self, task: TaskConfig, settings: BaseModel | None = None) -> None:
         self.task = task
+        self.settings = settings if settings is not None else self.Settings()
 
-    @abstractmethod
-    def score(self, item: Item, output: str) -> Score:
+    @classmethod
+    def check(cls, settings: Any, ctx: CheckContext) -> list[Problem]:
+        """Static checks of the settings (files exist, parse); may resolve relative paths in
+        `settings` in place. No model call."""
+        return []
+
+    def score_text(self, item: Item, output: str) -> Score:
         """Per-item values (numbers, or None when not applicable) and details."""
+        raise NotImplementedError(f"scorer '{self.name}' implements neither score_text nor score")
+
+    async def score(self, sample: Sample) -> Score:
+        """Score one answered sample (item, request, response)."""
+        assert sample.response.output is not None
+        return self.score_text(sample.item, sample.response.output)
+
+    @classmethod
+    def summarize(cls, task: str, adapter: str, details: list[tuple[str, dict[str, Any]]]) -> list[Section]:
+        """Report sections from the details this scorer recorded, as (item id, details) in item
+        order; recomputed from the run record alone."""
+        return []
 
 
 SCORERS: Registry[type[Scorer]] = Registry(

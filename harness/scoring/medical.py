@@ -4,34 +4,106 @@ how errors are found and classified."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict
 from typing import Any
+
+from pydantic import BaseModel, Field
 
 from harness.clinical.analysis import Analysis, analyse, same_quantity
 from harness.clinical.extract import extract
 from harness.clinical.lexicon import load_lexicon
 from harness.config import TaskConfig
-from harness.scoring.base import MetricSpec, Scorer, register_scorer
+from harness.errors import Problem
+from harness.report.sections import Section, Table, counts_text
+from harness.scoring.base import CheckContext, MetricSpec, Scorer, ScorerSettings, register_scorer
 from harness.types import Item, Score
 
-MEDICAL_KINDS = frozenset({"transcription", "generation", "qa", "translation"})
+MEDICAL_KINDS = frozenset({"transcription", "generation", "qa"})
 DOSE_CLASSES = ("unit_magnitude", "decimal_slip", "per_unit", "value", "unit_dropped", "dropped", "invented")
+
+
+GROUP = "Errors that matter in medicine"
+TOP_FINDINGS = 10
+EXAMPLES = 3
+
+
+class MedicalSettings(ScorerSettings):
+    """Options shared by the medical scorers."""
+
+    formulary: str | None = Field(default=None, description="CSV (variant,canonical) of local drug names")
+    critical_terms: list[tuple[str, str]] = Field(default_factory=list,
+                                                  description="extra near-homophone pairs, e.g. [[ileum, ilium]]")
+
+
+def _check_formulary(settings: Any, ctx: CheckContext) -> list[Problem]:
+    problems: list[Problem] = []
+    if settings.formulary is not None:
+        settings.formulary = str(ctx.existing_file(settings.formulary, "formulary", "formulary file", problems))
+    return problems
+
+
+def _findings_summary(cls: type[Scorer], task: str, adapter: str, details: list[tuple[str, dict[str, Any]]],
+                      title: str) -> list[Section]:
+    """Counts by kind, the most frequent drug errors (reference → heard, why flagged) and a few
+    examples of every other kind, from the findings this scorer recorded."""
+    kinds: Counter[str] = Counter()
+    pairs: Counter[tuple[str, str]] = Counter()
+    why: dict[tuple[str, str], str] = {}
+    examples: dict[str, list[dict[str, str]]] = {}
+    for item_id, d in details:
+        for f in d.get("findings", []):
+            kinds[f["kind"]] += 1
+            if f["kind"].startswith("drug_"):
+                pairs[(f["reference"], f["output"])] += 1
+                why[(f["reference"], f["output"])] = f["detail"]
+            else:
+                examples.setdefault(f["kind"], []).append(
+                    {"item_id": item_id, "reference": f["reference"], "output": f["output"]})
+    if not kinds:
+        return []
+    by_kind = dict(kinds.most_common())
+    top = [{"reference": r, "output": o, "count": n, "detail": why[(r, o)]}
+           for (r, o), n in pairs.most_common(TOP_FINDINGS)]
+    shown = {k: v[:EXAMPLES] for k, v in examples.items()}
+    section = Section(title, task, adapter, cls.name, group=GROUP, paragraphs=[counts_text(by_kind)],
+                      data={"by_kind": by_kind, "top_drug_errors": top, "examples": shown})
+    if top:
+        section.tables.append(Table(["Reference drug", "Heard / written", "Times", "Why flagged"],
+                                    [[e["reference"], e["output"], e["count"], e["detail"]] for e in top],
+                                    [True] * len(top)))
+    section.bullets = [f"{kind.replace('_', ' ')}: "
+                       + "; ".join(f"{e['reference']} → {e['output']} ({e['item_id']})" for e in ex)
+                       for kind, ex in shown.items()]
+    return [section]
 
 
 class _Medical(Scorer):
     kinds = MEDICAL_KINDS
     prefixes: tuple[str, ...] = ()
+    title = ""
+    Settings = MedicalSettings
+    settings: MedicalSettings
 
-    def __init__(self, task: TaskConfig) -> None:
-        super().__init__(task)
-        self.lexicon = load_lexicon(task.formulary)
-        self.extra_pairs = tuple(tuple(p) for p in task.critical_terms)  # type: ignore[misc]
+    def __init__(self, task: TaskConfig, settings: BaseModel | None = None) -> None:
+        super().__init__(task, settings)
+        self.lexicon = load_lexicon(self.settings.formulary)
+        self.extra_pairs = tuple(tuple(p) for p in self.settings.critical_terms)
+
+    @classmethod
+    def check(cls, settings: Any, ctx: CheckContext) -> list[Problem]:
+        return _check_formulary(settings, ctx)
 
     def analysis(self, item: Item, output: str) -> Analysis:
-        return analyse(str(item.reference or ""), output, self.task.language, self.lexicon, self.extra_pairs)
+        return analyse(str(item.reference or ""), output, self.task.language, self.lexicon,
+                       self.extra_pairs)  # type: ignore[arg-type]
 
     def findings(self, a: Analysis) -> list[dict[str, Any]]:
         return [asdict(f) for f in a.findings if f.kind.startswith(self.prefixes)]
+
+    @classmethod
+    def summarize(cls, task: str, adapter: str, details: list[tuple[str, dict[str, Any]]]) -> list[Section]:
+        return _findings_summary(cls, task, adapter, details, cls.title)
 
 
 @register_scorer("drug_names")
@@ -40,6 +112,7 @@ class DrugNames(_Medical):
     substitution listed, flagged look-alike / sound-alike."""
 
     prefixes = ("drug_",)
+    title = "Drug names"
     metrics = (
         MetricSpec("drug_recall", "ratio", "drug_matched", "drug_ref", description="reference drugs found"),
         MetricSpec("drug_precision", "ratio", "drug_matched", "drug_out", description="output drugs that were said"),
@@ -47,7 +120,7 @@ class DrugNames(_Medical):
                    description="reference drugs replaced by another drug or by other words"),
     )
 
-    def score(self, item: Item, output: str) -> Score:
+    def score_text(self, item: Item, output: str) -> Score:
         a = self.analysis(item, output)
         subs = sum(1 for f in a.findings if f.kind in ("drug_substitution", "drug_lost"))
         lasa = sum(1 for f in a.findings if f.kind in ("drug_substitution", "drug_lost")
@@ -61,6 +134,7 @@ class Doses(_Medical):
     """A dose is correct only if value, unit and per-unit match (1 g = 1000 mg); errors by class."""
 
     prefixes = ("dose_",)
+    title = "Doses and units"
     metrics = (
         MetricSpec("dose_accuracy", "ratio", "dose_correct", "dose_ref",
                    description="reference doses rendered exactly"),
@@ -70,7 +144,7 @@ class Doses(_Medical):
                    description="doses in the output that the reference does not have"),
     )
 
-    def score(self, item: Item, output: str) -> Score:
+    def score_text(self, item: Item, output: str) -> Score:
         a = self.analysis(item, output)
         values: dict[str, float | None] = {"dose_ref": a.dose_ref, "dose_correct": a.dose_correct,
                                            "dose_out": a.dose_out}
@@ -87,6 +161,7 @@ class CriticalTerms(_Medical):
     reference word), to read beside WER."""
 
     prefixes = ("negation_", "laterality_", "near_homophone")
+    title = "Negation, laterality, near-homophones"
     metrics = (
         MetricSpec("critical_term_error_rate", "ratio", "critical_errors", "critical_ref", higher_is_better=False,
                    description="critical errors / critical terms in the reference"),
@@ -94,7 +169,7 @@ class CriticalTerms(_Medical):
                    higher_is_better=False, description="(5·critical + 2·major + minor word errors) / reference words"),
     )
 
-    def score(self, item: Item, output: str) -> Score:
+    def score_text(self, item: Item, output: str) -> Score:
         a = self.analysis(item, output)
         score = a.severity_score
         return Score({"critical_ref": a.critical_ref, "critical_errors": a.critical_errors,
@@ -114,11 +189,18 @@ class NumericFidelity(Scorer):
                MetricSpec("outputs_with_unsupported_numbers", "proportion", "has_unsupported",
                           higher_is_better=False))
 
-    def __init__(self, task: TaskConfig) -> None:
-        super().__init__(task)
-        self.lexicon = load_lexicon(task.formulary)
+    Settings = MedicalSettings
+    settings: MedicalSettings
 
-    def score(self, item: Item, output: str) -> Score:
+    def __init__(self, task: TaskConfig, settings: BaseModel | None = None) -> None:
+        super().__init__(task, settings)
+        self.lexicon = load_lexicon(self.settings.formulary)
+
+    @classmethod
+    def check(cls, settings: Any, ctx: CheckContext) -> list[Problem]:
+        return _check_formulary(settings, ctx)
+
+    def score_text(self, item: Item, output: str) -> Score:
         source = extract(str(item.data.get("source") or ""), self.task.language, self.lexicon)
         out = extract(output, self.task.language, self.lexicon)
         source_values = {v for _, v in source.numbers}

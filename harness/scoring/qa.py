@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from pydantic import BaseModel
+
 from harness.config import TaskConfig
 from harness.scoring.base import MetricSpec, Scorer, register_scorer
 from harness.scoring.normalize import normalizer
@@ -33,8 +35,8 @@ class ExactMatch(Scorer):
                    description="outputs from which no answer could be extracted"),
     )
 
-    def __init__(self, task: TaskConfig) -> None:
-        super().__init__(task)
+    def __init__(self, task: TaskConfig, settings: BaseModel | None = None) -> None:
+        super().__init__(task, settings)
         self.normalize = normalizer(task.language, task.normalizer)
         self.pattern = re.compile(task.answer_pattern, re.IGNORECASE | re.MULTILINE) if task.answer_pattern else None
         self.choice_res = choice_patterns(task.choices) if task.choices else []
@@ -58,7 +60,7 @@ class ExactMatch(Scorer):
             return None
         return output.strip() or None
 
-    def score(self, item: Item, output: str) -> Score:
+    def score_text(self, item: Item, output: str) -> Score:
         answer = self.extract(output)
         if answer is None:
             return Score({"correct": 0, "unextractable": 1}, {"extracted": None})

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from harness.errors import ConfigError, RunIncomplete
+from harness.registry import RegistryClash
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="avec-harness: evaluate generative-AI tools on health tasks (HAS A.V.E.C.).")
@@ -233,6 +234,9 @@ def main() -> None:
         app()
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
+        sys.exit(2)
+    except RegistryClash as exc:
+        typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except RunIncomplete as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -127,7 +127,7 @@ def _load_scorers(task: LoadedTask, roots: Roots, problems: list[Problem],
         if name in legacy and not options:  # report problems where the user wrote them
             field = "citations" if name == "citations" else ""
             line = lines.get(("citations",)) if name == "citations" else lines.get(("formulary",))
-        ctx = CheckContext(file, task.base_dir, field, line, roots, notes)
+        ctx = CheckContext(file, task.base_dir, field, line, roots, notes, lines)
         problems.extend(cls.check(settings, ctx))
         out.append((name, settings))
     return out

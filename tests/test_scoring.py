@@ -95,7 +95,8 @@ def test_choice_extraction(output: str, expected: str | None) -> None:
 
 def test_exact_match_counts_unextractable_as_wrong() -> None:
     scorer = ExactMatch(QA)
-    assert scorer.score_text(Item("1", {}, reference="B"), "The answer is B").values == {"correct": 1, "unextractable": 0}
+    assert scorer.score_text(Item("1", {}, reference="B"), "The answer is B").values == {
+        "correct": 1, "unextractable": 0}
     assert scorer.score_text(Item("1", {}, reference="B"), "no idea").values == {"correct": 0, "unextractable": 1}
 
 

@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import stat
 import subprocess
 import sys
@@ -205,7 +204,8 @@ def test_resume_refuses_a_changed_configuration_or_another_suite(qa_suite, serve
     res = run_cli("run", str(suite), "--quiet", "--resume", str(out), env=env)
     assert res.returncode == 0, res.stderr
     resumed = json.loads((out / "manifest.json").read_text())
-    assert resumed["provider_models"] == manifest["provider_models"] == {"local-chat": ["local-test-model (fp_local_1)"]}
+    models = {"local-chat": ["local-test-model (fp_local_1)"]}
+    assert resumed["provider_models"] == manifest["provider_models"] == models
     assert resumed["cache"] == manifest["cache"] and resumed["requests_sent"] == 12
     # a changed prompt and model
     _edit_yaml(tmp_path / "tasks/qa.yaml", prompt="Answer: {{ question }}")
@@ -560,7 +560,8 @@ def test_make_bench_exits_1_on_a_missed_target(tmp_path: Path, ok: bool, code: i
 
 # --- 12. catalogues lose no reference silently ------------------------------------------
 
-BIB = """@article{one, title={Effects of {CYP2D6} genotype on {tamoxifen}}, author={Doe, J.}, journal={N Engl J Med}, year={2019}, doi={10.1056/ONE}}
+BIB = ("@article{one, title={Effects of {CYP2D6} genotype on {tamoxifen}}, author={Doe, J.}, "
+       "journal={N Engl J Med}, year={2019}, doi={10.1056/ONE}}\n") + """\
 @book{two,title = "A {nested {deep}} title",year=2020}
 @article{three,
   title = {C\\'{e}tirizine et {Rhume}},
@@ -571,19 +572,9 @@ BIB = """@article{one, title={Effects of {CYP2D6} genotype on {tamoxifen}}, auth
 @misc{four, title={Last one}, year={2022}}
 """
 
-RIS = """TY  - JOUR
-TI  - A first title
-AU  - Doe, J
-PY  - 2019
-DO  - 10.1/xyz
-ER  - 
-TY  - JOUR
-TI  - No closing line
-TY  - JOUR
-T1  - Third
-JO  - Lancet
-ER  - 
-"""
+RIS = "\n".join(["TY  - JOUR", "TI  - A first title", "AU  - Doe, J", "PY  - 2019", "DO  - 10.1/xyz", "ER  - ",
+                 "TY  - JOUR", "TI  - No closing line",
+                 "TY  - JOUR", "T1  - Third", "JO  - Lancet", "ER  - ", ""])
 
 
 def test_catalogues_read_with_maintained_parsers_and_report_what_they_lose(tmp_path: Path) -> None:

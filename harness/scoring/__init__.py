@@ -1,5 +1,14 @@
 """Scorers: item + output → per-item values; metrics aggregate them."""
 
-from harness.scoring.base import OPERATIONAL_METRICS, SCORERS, MetricSpec, Scorer, register_scorer
+from harness.scoring.base import (
+    OPERATIONAL_METRICS,
+    SCORERS,
+    CheckContext,
+    MetricSpec,
+    Scorer,
+    ScorerSettings,
+    register_scorer,
+)
 
-__all__ = ["OPERATIONAL_METRICS", "SCORERS", "MetricSpec", "Scorer", "register_scorer"]
+__all__ = ["OPERATIONAL_METRICS", "SCORERS", "CheckContext", "MetricSpec", "Scorer", "ScorerSettings",
+           "register_scorer"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC
 from dataclasses import asdict, dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -58,17 +60,23 @@ class CheckContext:
     line: int | None
     roots: Roots
     notes: list[str]
+    lines: dict[Any, int] = dc_field(default_factory=dict)  # YAML key path → line, for the task file
+
+    def _line(self, where: str) -> int | None:
+        path = tuple(int(p) if p.isdigit() else p for p in re.findall(r"[A-Za-z_][A-Za-z0-9_]*|\d+", where))
+        return self.lines.get(path) or self.line
 
     def problem(self, sub: str, message: str, **kw: Any) -> Problem:
         where = ".".join(p for p in (self.field, sub) if p)
-        return Problem(self.file, where, message, self.line, **kw)
+        return Problem(self.file, where, message, self._line(where), **kw)
 
     def existing_file(self, relative: str, sub: str, what: str, problems: list[Problem]) -> Path:
         """Resolve a path named in the settings; report it missing or outside the roots."""
         path = resolve(self.base_dir, relative)
         if not path.is_file():
             problems.append(self.problem(sub, f"{what} not found", found=str(path)))
-        outside = self.roots.problem(path, self.file, ".".join(p for p in (self.field, sub) if p), self.line)
+        where = ".".join(p for p in (self.field, sub) if p)
+        outside = self.roots.problem(path, self.file, where, self._line(where))
         if outside is not None:
             problems.append(outside)
         return path

@@ -45,9 +45,9 @@ def start_server(port: int) -> subprocess.Popen:
     return proc
 
 
-def write_suite(tmp: Path, base_url: str) -> Path:
+def write_suite(tmp: Path, base_url: str, n: int = N) -> Path:
     with (tmp / "items.jsonl").open("w") as fh:
-        for i in range(N):
+        for i in range(n):
             fh.write(json.dumps({"id": f"i{i}", "question": f"Question {i}? ANSWER={'ABCD'[i % 4]}",
                                  "answer": "ABCD"[i % 4]}) + "\n")
     (tmp / "task.yaml").write_text(yaml.safe_dump({

@@ -8,8 +8,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-BENCHES = ["bench_wer", "bench_asr", "bench_runner", "bench_replay_memory", "bench_compare", "bench_clinical",
-           "bench_citations"]
+BENCHES = ["bench_wer", "bench_asr", "bench_runner", "bench_process", "bench_replay_memory", "bench_compare",
+           "bench_clinical", "bench_citations"]
 
 if __name__ == "__main__":
     selected = sys.argv[1:] or BENCHES

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from harness.errors import ConfigError, RunIncomplete
+from harness.errors import ConfigError, RecordError, RunIncomplete
 from harness.registry import RegistryClash
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -85,8 +85,8 @@ def report(run_dir: Path = typer.Argument(..., help="runs/<run-id>"),
            format: Format = typer.Option(Format.md, "--format", "-f"),
            out: Path = typer.Option(None, "--out", help="write to this file instead of stdout")) -> None:
     """Recompute the scorecard from a run record alone."""
+    from harness.metrics import build_scorecard
     from harness.report.markdown import render_markdown
-    from harness.report.scorecard import build_scorecard
 
     if not (run_dir / "manifest.json").is_file():
         _fail(Exception(f"{run_dir}: not a run record (no manifest.json)"), 2)
@@ -235,7 +235,7 @@ def main() -> None:
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         sys.exit(2)
-    except RegistryClash as exc:
+    except (RegistryClash, RecordError) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except RunIncomplete as exc:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from harness.report.scorecard import load_values
+from harness.metrics import load_values
 from harness.stats import (
     DELTA_METHOD_UNITS,
     Z95,

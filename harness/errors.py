@@ -45,6 +45,11 @@ class RunIncomplete(Exception):
     """The run could not complete (adapter could not start, interrupted). The CLI exits 3."""
 
 
+class RecordError(ValueError):
+    """A run record file that does not follow its model, or a format this harness cannot read.
+    The CLI exits 2."""
+
+
 class AdapterError(Exception):
     """A request failed. `retryable` tells the retry policy whether another attempt may help."""
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.report.scorecard import build_scorecard
+from harness.metrics import build_scorecard
 from harness.store import MANIFEST, read_manifest
 
 SCHEMA = """

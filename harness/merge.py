@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError, Problem
-from harness.report.scorecard import build_scorecard, write_reports
-from harness.store import MANIFEST, RESPONSES, SCORES, RunWriter, iter_jsonl, read_manifest
+from harness.metrics import build_scorecard
+from harness.record import RequestLine, ResponseLine, ScoreLine, iter_lines
+from harness.report.scorecard import write_reports
+from harness.store import MANIFEST, REQUESTS, RESPONSES, SCORES, RunWriter, read_manifest
 
 
 def _replaceable(out: Path, first: dict[str, Any]) -> None:
@@ -58,14 +60,16 @@ def merge_runs(run_dirs: list[Path], out: Path) -> dict[str, Any]:
     if out.exists():
         shutil.rmtree(out)
     writer = RunWriter(out)
-    for name in (RESPONSES, SCORES):
-        seen: set[tuple[str, str, str, int]] = set()
+    models: tuple[tuple[str, type[Any]], ...] = ((RESPONSES, ResponseLine), (SCORES, ScoreLine),
+                                                (REQUESTS, RequestLine))
+    for name, model in models:
+        seen: set[tuple[str, str, str, int, int]] = set()
         for d in run_dirs:
-            for rec in iter_jsonl(d / name):
-                key = (rec["task"], rec["adapter"], rec["item_id"], rec["repeat"])
+            for rec in iter_lines(d / name, model):
+                key = (rec.task, rec.adapter, rec.item_id, rec.repeat, getattr(rec, "attempt", 0))
                 if key not in seen:
                     seen.add(key)
-                    writer.append(name, rec)
+                    writer.append(name, rec.model_dump(mode="json", exclude_unset=True))
     writer.close()
     merged = dict(first)
     merged.update(run_id=out.name, shard=None, merged_from=[str(d) for d in run_dirs],

@@ -32,7 +32,9 @@ from harness.data import dataset_files, iter_items
 from harness.errors import AdapterError, ConfigError, Problem, RunIncomplete
 from harness.kinds import KINDS
 from harness.limits import AdaptiveLimiter
-from harness.report.scorecard import build_scorecard, write_reports
+from harness.metrics import build_scorecard
+from harness.record import FORMAT_VERSION, ResponseLine, ScoreLine, iter_lines
+from harness.report.scorecard import write_reports
 from harness.scoring.base import SCORERS, Scorer
 from harness.store import (
     REQUESTS,
@@ -40,7 +42,6 @@ from harness.store import (
     SCORES,
     RunWriter,
     count_lines,
-    iter_jsonl,
     make_run_dir,
     new_run_id,
     read_manifest,
@@ -140,6 +141,7 @@ def build_manifest(suite: LoadedSuite, validation: Validation, run_id: str,
     for adapter in suite.adapters:
         files[str(adapter.path)] = sha256_file(adapter.path)
     return {
+        "format_version": FORMAT_VERSION,
         "run_id": run_id,
         "status": "running",
         "harness_version": __version__,
@@ -346,14 +348,14 @@ class Runner:
     def _load_previous(self, pairs: list[_Pair]) -> None:
         """Resume: responses already recorded are final; scores missing for them are recomputed."""
         by_key = {(p.task.name, p.adapter.name): p for p in pairs}
-        for rec in iter_jsonl(self.run_dir / RESPONSES):
-            pair = by_key.get((rec["task"], rec["adapter"]))
+        for response in iter_lines(self.run_dir / RESPONSES, ResponseLine):
+            pair = by_key.get((response.task, response.adapter))
             if pair is not None:
-                pair.recorded[(rec["item_id"], rec["repeat"])] = rec
-        for rec in iter_jsonl(self.run_dir / SCORES):
-            pair = by_key.get((rec["task"], rec["adapter"]))
+                pair.recorded[(response.item_id, response.repeat)] = response.model_dump()
+        for score in iter_lines(self.run_dir / SCORES, ScoreLine):
+            pair = by_key.get((score.task, score.adapter))
             if pair is not None:
-                pair.done.add((rec["item_id"], rec["repeat"]))
+                pair.done.add((score.item_id, score.repeat))
 
     async def _finish(self, pair: _Pair, job: _Job, response: Response, *, new: bool, bar: Any) -> None:
         """Record a response (unless it was recorded before a resume) and its scores."""

@@ -172,9 +172,10 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
         raise ConfigError([Problem(str(path), "", f"damaged run manifest: {exc.msg}", exc.lineno,
                                    hint="the responses and scores are kept; restore the manifest from a "
                                         "backup or rerun")]) from None
-    required = ("run_id", "status", "suite", "tasks", "adapters", "pairs")
-    if not isinstance(data, dict) or any(k not in data for k in required):
-        missing = [k for k in required if not isinstance(data, dict) or k not in data]
-        raise ConfigError([Problem(str(path), ", ".join(missing), "damaged run manifest: fields missing",
-                                   expected="the manifest a run writes")])
-    return data
+    from harness.record import RecordError, parse_manifest
+
+    try:
+        manifest = parse_manifest(data, str(path))
+    except RecordError as exc:
+        raise ConfigError([Problem(str(path), "", f"damaged run manifest: {exc}")]) from None
+    return manifest.model_dump(mode="json")

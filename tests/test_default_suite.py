@@ -10,6 +10,7 @@ from conftest import ROOT, run_cli
 
 def test_default_suite_runs_offline_and_reports(tmp_path: Path) -> None:
     out = tmp_path / "run"
+    cache_before = _cache_state() if (ROOT / ".harness-cache").exists() else None
     res = run_cli("run", "suite.yaml", "--out", str(out), "--quiet",
                   env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}, timeout=600)
     assert res.returncode == 0, res.stderr
@@ -48,6 +49,28 @@ def test_default_suite_runs_offline_and_reports(tmp_path: Path) -> None:
     assert "| wer ↓ | whisper-tiny-local |" in res.stdout
     again = run_cli("report", str(out), "--format", "json")
     assert json.loads(again.stdout) == card
+    _valid_against_the_published_schema(out)
+    # the tests' response cache is not the repository's (a later `make run` must not reuse it)
+    assert not (ROOT / ".harness-cache").exists() or cache_before == _cache_state()
+
+
+def _cache_state() -> list[tuple[str, int]]:
+    return sorted((p.name, p.stat().st_mtime_ns) for p in (ROOT / ".harness-cache").rglob("*"))
+
+
+def _valid_against_the_published_schema(run_dir: Path) -> None:
+    """Every file of the default run validates against docs/record.schema.json."""
+    import jsonschema
+
+    schema = json.loads((ROOT / "docs" / "record.schema.json").read_text(encoding="utf-8"))
+    files = {"manifest.json": [json.loads((run_dir / "manifest.json").read_text())]}
+    for name in ("responses.jsonl", "scores.jsonl", "requests.jsonl"):
+        files[name] = [json.loads(line) for line in (run_dir / name).read_text().splitlines()]
+    assert files["manifest.json"][0]["format_version"] == 2 and files["requests.jsonl"]
+    for name, records in files.items():
+        validator = jsonschema.Draft202012Validator({**schema, "$ref": schema["x-files"][name]})
+        for record in records:
+            validator.validate(record)
 
 
 def test_validate_default_suite() -> None:

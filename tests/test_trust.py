@@ -257,16 +257,6 @@ def test_compare_shard_against_full_run_with_empty_ratios(tmp_path: Path) -> Non
         assert "item sets differ" in res.stdout and "Traceback" not in res.stderr
 
 
-def test_an_unexpected_error_exits_3_never_1(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    shutil.copytree(_replay_run(tmp_path), run)
-    with (run / "scores.jsonl").open("a", encoding="utf-8") as fh:
-        fh.write('{"task": "t", "unexpected": true}\n')  # valid JSON, not a score line
-    res = run_cli("report", str(run))
-    assert res.returncode == 3, res.stderr
-    assert "error: unexpected" in res.stderr
-
-
 def _replay_run(tmp_path: Path) -> Path:
     write_jsonl(tmp_path / "src" / "items.jsonl", [{"id": f"q{i}", "question": "?", "answer": "A"} for i in range(4)])
     (tmp_path / "src" / "out.csv").write_text("id,output\nq0,A\nq1,B\nq2,A\nq3,A\n", encoding="utf-8")

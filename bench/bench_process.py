@@ -1,0 +1,105 @@
+"""What the user waits for: the whole `harness run` process, from the command to the written
+reports (interpreter start, imports, validation, requests, scoring, record, scorecard,
+Markdown and HTML), beside a bare aiohttp loop (the practical limit of one Python process)
+against the same local server, measured in the same run.
+
+Targets (issue 16): whole process <= 1.25x ideal at 2,000 items and <= 1.10x at 20,000;
+unchanged cached rerun <= 5% of the first run; `harness --help` and `harness validate`
+under 0.5 s of imports (wall time minus a bare interpreter start).
+Run: python bench/bench_process.py [--large]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+from bench_runner import CONCURRENCY, LATENCY, free_port, start_server, write_suite
+from targets import verdict
+
+HARNESS = [sys.executable, "-m", "harness"]
+
+BARE_LOOP = textwrap.dedent('''
+    import asyncio, sys, aiohttp, orjson
+    url, n, concurrency = sys.argv[1] + "/chat/completions", int(sys.argv[2]), int(sys.argv[3])
+    async def main():
+        sem = asyncio.Semaphore(concurrency)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+            async def one(i):
+                body = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": f"Question {i}?"}]})
+                async with sem, session.post(url, data=body, headers={"Content-Type": "application/json"}) as r:
+                    orjson.loads(await r.read())
+            await asyncio.gather(*(one(i) for i in range(n)))
+    asyncio.run(main())
+''')
+
+
+def wall(cmd: list[str], env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    elapsed = time.perf_counter() - start
+    if res.returncode != 0:
+        raise RuntimeError(f"{cmd[:4]} exited {res.returncode}: {res.stderr[-800:]}")
+    return elapsed
+
+
+def workload(n: int, base_url: str, tmp: Path) -> dict[str, float]:
+    ideal = n * LATENCY / CONCURRENCY
+    work = tmp / f"n{n}"
+    work.mkdir()
+    suite = write_suite(work, base_url, n)
+    env = {**os.environ, "HARNESS_CACHE_DIR": str(work / "cache")}
+    script = work / "bare.py"
+    script.write_text(BARE_LOOP)
+    bare = wall([sys.executable, str(script), base_url, str(n), str(CONCURRENCY)])
+    first = wall([*HARNESS, "run", str(suite), "--quiet", "--out", str(work / "run1")], env)
+    cached = wall([*HARNESS, "run", str(suite), "--quiet", "--out", str(work / "run2")], env)
+    target = 1.25 if n <= 2000 else 1.10
+    print(f"{n:,} chat items at {LATENCY * 1000:.0f} ms, concurrency {CONCURRENCY} (ideal {ideal:.2f} s)")
+    print(f"  bare aiohttp loop (whole process): {bare:.2f} s = {bare / ideal:.2f}x ideal")
+    print(f"  harness run (whole process):       {first:.2f} s = {first / ideal:.2f}x ideal, "
+          f"{first / bare:.2f}x the bare loop (target <= {target:.2f}x ideal: "
+          f"{verdict(first / ideal <= target, f'bench_process {n}')})")
+    print(f"  unchanged cached rerun:            {cached:.2f} s = {100 * cached / first:.1f}% of the first run "
+          f"(target <= 5%: {verdict(cached / first <= 0.05, f'bench_process cached {n}')})")
+    return {f"bare_{n}": bare, f"first_{n}": first, f"cached_{n}": cached}
+
+
+def startup(tmp: Path) -> dict[str, float]:
+    suite = write_suite(tmp, "http://127.0.0.1:9/v1", 10)
+    bare = min(wall([sys.executable, "-c", "pass"]) for _ in range(5))
+    help_s = min(wall([*HARNESS, "--help"]) for _ in range(5))
+    validate_s = min(wall([*HARNESS, "validate", str(suite)]) for _ in range(5))
+    print(f"Start-up: interpreter {bare:.3f} s; harness --help {help_s:.3f} s ({help_s - bare:.3f} s of imports, "
+          f"target < 0.5: {verdict(help_s - bare < 0.5, 'bench_process help')}); harness validate "
+          f"{validate_s:.3f} s ({validate_s - bare:.3f} s, target < 0.5: "
+          f"{verdict(validate_s - bare < 0.5, 'bench_process validate')})")
+    return {"help_imports_s": help_s - bare, "validate_s": validate_s - bare}
+
+
+def main(large: bool = False) -> dict[str, float]:
+    port = free_port()
+    server = start_server(port)
+    out: dict[str, float] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmpdir:
+            tmp = Path(tmpdir)
+            out.update(startup(tmp))
+            for n in (2000, 20000) if large else (2000,):
+                out.update(workload(n, f"http://127.0.0.1:{port}/v1", tmp))
+    finally:
+        server.terminate()
+        server.wait()
+    return out
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--large", action="store_true", help="also 20,000 items (about a minute)")
+    main(parser.parse_args().large)

@@ -1,0 +1,326 @@
+"""The metrics layer: from a run record to figures. One row per task × adapter × metric with
+n and a 95% CI, objectives, gates (thresholds and paired non-inferiority through
+`harness.compare`), power notes, stability across repeats, and each scorer's report
+sections. Computed from the run record alone; `harness.report` only renders the result."""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.config import SuiteConfig, criterion_holds
+from harness.record import ScoreLine, iter_lines
+from harness.stats import SMALL_N, estimate
+from harness.store import SCORES, read_manifest
+
+OPERATIONAL = {"error_rate", "scoring_error_rate", "missing_rate", "latency_s", "cost", "tokens_out"}
+
+
+class _PairValues:
+    """Per-item values of one task × adapter, held in compact arrays.
+
+    Rows arrive in completion order, which varies between runs; `finalize` sorts them
+    by (item id, repeat) so that a seeded bootstrap gives the same interval for the same
+    record however it was produced (concurrently, resumed, or merged from shards)."""
+
+    def __init__(self) -> None:
+        self.keys: list[tuple[str, int]] = []
+        self.clusters: list[str | None] = []
+        self.values: dict[str, tuple[array, array]] = defaultdict(lambda: (array("d"), array("l")))
+        self._rank: np.ndarray | None = None
+        self.cached = 0
+
+    def add(self, rec: ScoreLine) -> None:
+        row = len(self.keys)
+        self.cached += rec.cached
+        self.keys.append((rec.item_id, rec.repeat))
+        self.clusters.append(rec.cluster)
+        for name, value in rec.values.items():
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                vals, rows = self.values[name]
+                vals.append(float(value))
+                rows.append(row)
+
+    def finalize(self) -> None:
+        order = sorted(range(len(self.keys)), key=self.keys.__getitem__)
+        self._rank = np.empty(len(order), dtype=np.int64)
+        self._rank[order] = np.arange(len(order))
+        self.keys = [self.keys[i] for i in order]
+        self.clusters = [self.clusters[i] for i in order]
+
+    def cluster_ids(self, repeats: int) -> np.ndarray | None:
+        if any(c is not None for c in self.clusters):
+            return np.array([c if c is not None else k[0] for c, k in zip(self.clusters, self.keys, strict=True)])
+        if repeats > 1:
+            return np.array([k[0] for k in self.keys])
+        return None
+
+    def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Values of `name` and their row positions, in key order."""
+        vals, rows = self.values.get(name, (array("d"), array("l")))
+        if not vals:
+            return np.empty(0), np.empty(0, dtype=np.int64)
+        assert self._rank is not None, "finalize() first"
+        positions = self._rank[np.frombuffer(rows, dtype=np.int64)]
+        order = np.argsort(positions, kind="stable")
+        return np.frombuffer(vals, dtype=float)[order], positions[order]
+
+
+def load_values(run_dir: Path) -> dict[tuple[str, str], _PairValues]:
+    pairs: dict[tuple[str, str], _PairValues] = defaultdict(_PairValues)
+    for rec in iter_lines(run_dir / SCORES, ScoreLine):
+        pairs[(rec.task, rec.adapter)].add(rec)
+    for pv in pairs.values():
+        pv.finalize()
+    return pairs
+
+
+def _metric_arrays(pv: _PairValues, spec: dict[str, Any], clusters: np.ndarray | None
+                   ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray]:
+    values, rows = pv.series(spec["value"])
+    den = None
+    if spec["aggregation"] == "ratio" and spec.get("denominator"):
+        den_vals, den_rows = pv.series(spec["denominator"])
+        common, ia, ib = np.intersect1d(rows, den_rows, assume_unique=True, return_indices=True)
+        values, den, rows = values[ia], den_vals[ib], common
+    return values, den, (clusters[rows] if clusters is not None else None), rows
+
+
+def compute_rows(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues]) -> list[dict[str, Any]]:
+    rows = []
+    repeats = int(manifest.get("repeats", 1))
+    seed = int(manifest.get("seed", 0))
+    for task, adapter in manifest["pairs"]:
+        pv = pairs.get((task, adapter))
+        if pv is None:
+            pv = _PairValues()
+            pv.finalize()
+        clusters = pv.cluster_ids(repeats)
+        for spec in manifest["tasks"][task]["metrics"]:
+            values, den, cl, _ = _metric_arrays(pv, spec, clusters)
+            if spec["name"] in OPERATIONAL and len(values) == 0:
+                continue
+            est = estimate(values, spec["aggregation"], den, cl, seed=seed)
+            rows.append({
+                "task": task, "adapter": adapter, "metric": spec["name"], "value": est.value,
+                "ci_low": est.ci_low, "ci_high": est.ci_high, "n": est.n, "clusters": est.clusters,
+                "ci_method": est.method, "higher_is_better": spec["higher_is_better"],
+                "aggregation": spec["aggregation"], "operational": spec["name"] in OPERATIONAL,
+                "small_n": est.n < SMALL_N,
+            })
+    return rows
+
+
+def _row(rows: list[dict[str, Any]], task: str, metric: str, adapter: str) -> dict[str, Any] | None:
+    return next((r for r in rows if r["task"] == task and r["metric"] == metric and r["adapter"] == adapter), None)
+
+
+def _adapters_for(manifest: dict[str, Any], task: str, only: str | None) -> list[str]:
+    return [a for t, a in manifest["pairs"] if t == task and (only is None or a == only)]
+
+
+def _rule_rows(rules: list[Any], manifest: dict[str, Any], rows: list[dict[str, Any]]
+               ) -> Iterator[tuple[Any, str, str, str, dict[str, Any] | None]]:
+    """(rule, task, metric, adapter, scorecard row) for every adapter a rule applies to."""
+    for rule in rules:
+        task, metric = rule.metric.split("/", 1)
+        for adapter in _adapters_for(manifest, task, rule.adapter):
+            yield rule, task, metric, adapter, _row(rows, task, metric, adapter)
+
+
+def evaluate_objectives(suite: SuiteConfig, manifest: dict[str, Any],
+                        rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for obj, _, _, adapter, row in _rule_rows(suite.objectives, manifest, rows):
+        value = row["value"] if row else None
+        entry: dict[str, Any] = {"metric": obj.metric, "adapter": adapter, "value": value,
+                                 "success": obj.success, "stop": obj.stop}
+        if value is None:
+            entry["status"] = "no data"
+        elif obj.stop and criterion_holds(obj.stop, value):
+            entry["status"] = "stop"
+        elif obj.success and criterion_holds(obj.success, value):
+            entry["status"] = "met"
+        else:
+            entry["status"] = "not met"
+        # Conclusive when the whole CI lies on the same side of the success bound.
+        if row and obj.success and row["ci_low"] is not None:
+            ends = [criterion_holds(obj.success, row["ci_low"]), criterion_holds(obj.success, row["ci_high"])]
+            entry["conclusive"] = ends[0] == ends[1]
+        out.append(entry)
+    return out
+
+
+def evaluate_gates(suite: SuiteConfig, manifest: dict[str, Any], rows: list[dict[str, Any]],
+                   run_dir: Path) -> list[dict[str, Any]]:
+    out = []
+    for gate, task, metric, adapter, row in _rule_rows(suite.gates, manifest, rows):
+        value = row["value"] if row else None
+        entry: dict[str, Any] = {"metric": gate.metric, "adapter": adapter, "value": value}
+        if value is None:
+            entry.update(passed=False, reason="no data")
+        elif gate.max is not None and value > gate.max:
+            entry.update(passed=False, reason=f"{value:.4g} > max {gate.max:g}")
+        elif gate.min is not None and value < gate.min:
+            entry.update(passed=False, reason=f"{value:.4g} < min {gate.min:g}")
+        elif gate.non_inferior_to:
+            entry.update(_non_inferiority(manifest, run_dir, task, metric, adapter, gate.margin))
+        else:
+            bound = f"max {gate.max:g}" if gate.max is not None else f"min {gate.min:g}"
+            entry.update(passed=True, reason=f"{value:.4g} within {bound}")
+        out.append(entry)
+    return out
+
+
+def _non_inferiority(manifest: dict[str, Any], run_dir: Path, task: str, metric: str, adapter: str,
+                     margin: float) -> dict[str, Any]:
+    """The machinery of `harness compare`, on this metric: non-inferior when the paired 95% CI
+    of (candidate − baseline) excludes a loss larger than the margin."""
+    from harness.compare import compare_runs
+
+    baseline = Path(manifest["suite"]["config"]["baseline"])
+    if not baseline.is_absolute():
+        baseline = Path(manifest["suite"]["path"]).parent / baseline
+    result = compare_runs(baseline, run_dir, margins={f"{task}/{metric}": margin})
+    if not result.comparable:
+        return {"passed": False, "reason": "not comparable with the baseline: " + "; ".join(result.problems)}
+    m = next((c for c in result.metrics if c.task == task and c.metric == metric and c.adapter == adapter), None)
+    if m is None or m.ci_low is None or m.ci_high is None or m.difference is None:
+        return {"passed": False, "reason": "no items shared with the baseline"}
+    worse_bound = -m.ci_low if m.higher_is_better else m.ci_high
+    passed = worse_bound <= margin
+    return {"passed": passed, "difference": m.difference, "ci_low": m.ci_low, "ci_high": m.ci_high,
+            "n_paired": m.n_paired, "p_value": m.p_value,
+            "reason": f"difference {m.difference:+.4g} [{m.ci_low:+.4g}, {m.ci_high:+.4g}] vs margin {margin:g} "
+                      f"on {m.n_paired} paired items ({'non-inferior' if passed else 'inferiority not excluded'})"}
+
+
+def power_notes(suite: SuiteConfig, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each metric with a margin (suite `margins`, or a non-inferiority gate): the smallest
+    difference a paired comparison at this run's n would detect (α = 0.05, power 0.8),
+    estimated as if the two runs were independent (conservative), and whether the margin is
+    below it (too few items to conclude at that margin)."""
+    from harness.power import minimum_detectable_difference
+
+    margins = dict(suite.margins)
+    for gate in suite.gates:
+        if gate.non_inferior_to:
+            margins.setdefault(gate.metric, gate.margin)
+    out = []
+    for key, margin in margins.items():
+        task, metric = key.split("/", 1)
+        for r in rows:
+            if r["task"] != task or r["metric"] != metric or r["value"] is None or r["ci_low"] is None:
+                continue
+            se = (r["ci_high"] - r["ci_low"]) / (2 * 1.959963984540054)
+            if r["aggregation"] == "proportion" and se == 0:
+                se = math.sqrt(0.25 / max(r["clusters"], 1))  # no variance seen: worst case p = 0.5
+            mdd = minimum_detectable_difference(math.sqrt(2) * se)
+            out.append({"metric": key, "adapter": r["adapter"], "margin": margin, "n": r["n"], "mdd": mdd,
+                        "underpowered": mdd > margin})
+    return out
+
+
+def stability(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues]) -> list[dict[str, Any]]:
+    """With repeats > 1: how often the repeats of an item agree, and how much the metric moves
+    from one repeat to the next (standard deviation of the per-repeat figure)."""
+    repeats = int(manifest.get("repeats", 1))
+    if repeats < 2:
+        return []
+    out = []
+    for task, adapter in manifest["pairs"]:
+        pv = pairs.get((task, adapter))
+        if pv is None:
+            continue
+        for spec in manifest["tasks"][task]["metrics"]:
+            if spec["name"] in OPERATIONAL or (spec["aggregation"] == "ratio" and not spec.get("denominator")):
+                continue
+            values, rows = pv.series(spec["value"])
+            if len(values) == 0:
+                continue
+            by_item: dict[str, list[float]] = defaultdict(list)
+            per_repeat_num: dict[int, float] = defaultdict(float)
+            per_repeat_den: dict[int, float] = defaultdict(float)
+            dens: dict[int, float] = {}
+            if spec["aggregation"] == "ratio":
+                den_values, den_rows = pv.series(spec["denominator"])
+                dens = dict(zip(den_rows.tolist(), den_values.tolist(), strict=True))
+            for v, r in zip(values, rows, strict=True):
+                item, rep = pv.keys[r]
+                by_item[item].append(float(v))
+                per_repeat_num[rep] += float(v)
+                per_repeat_den[rep] += float(dens.get(r, 1.0)) if dens else 1.0
+            complete = [vs for vs in by_item.values() if len(vs) == repeats]
+            agree = sum(1 for vs in complete if max(vs) == min(vs))
+            figures = [per_repeat_num[k] / per_repeat_den[k] for k in sorted(per_repeat_num) if per_repeat_den[k]]
+            out.append({"task": task, "adapter": adapter, "metric": spec["name"], "repeats": repeats,
+                        "items": len(complete), "agreement": agree / len(complete) if complete else None,
+                        "flip_rate": 1 - agree / len(complete) if complete else None,
+                        "run_to_run_sd": float(np.std(figures, ddof=1)) if len(figures) > 1 else None})
+    return out
+
+
+def _records_with_details(run_dir: Path) -> list[ScoreLine]:
+    """Score lines that carry details, in item order: the record's line order depends on
+    completion order (concurrency, resume, merged shards), and ties in the tables must not."""
+    recs = [rec for rec in iter_lines(run_dir / SCORES, ScoreLine) if rec.details]
+    return sorted(recs, key=lambda r: (r.task, r.adapter, r.item_id, r.repeat))
+
+
+def scorer_sections(run_dir: Path, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each scorer's report sections (its `summarize` hook) for every task × adapter, from the
+    details it recorded. Scorers that are no longer installed are skipped."""
+    from harness.scoring.base import SCORERS
+
+    details: dict[tuple[str, str, str], list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+    for rec in _records_with_details(run_dir):
+        item = rec.item_id if not rec.repeat else f"{rec.item_id}#{rec.repeat}"
+        for scorer, d in rec.details.items():
+            if isinstance(d, dict) and "error" not in d:
+                details[(rec.task, rec.adapter, scorer)].append((item, d))
+    out = []
+    for task, adapter in manifest["pairs"]:
+        for scorer in manifest["tasks"][task].get("scorers", {}):
+            if scorer not in SCORERS or not details.get((task, adapter, scorer)):
+                continue
+            for section in SCORERS.get(scorer).summarize(task, adapter, details[(task, adapter, scorer)]):
+                out.append(section.to_dict())
+    return out
+
+
+def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
+    """Recompute the whole scorecard from `run_dir`'s manifest and scores."""
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    suite = SuiteConfig.model_validate(manifest["suite"]["config"])
+    values = load_values(run_dir)
+    rows = compute_rows(manifest, values)
+    gates = evaluate_gates(suite, manifest, rows, run_dir)
+    return {
+        "run_id": manifest["run_id"], "suite": manifest["suite"]["name"],
+        "description": manifest["suite"]["description"], "status": manifest["status"],
+        "started_at": manifest["started_at"], "ended_at": manifest["ended_at"],
+        "harness_version": manifest["harness_version"], "git_revision": manifest.get("git_revision"),
+        "tasks": {name: {"kind": t["config"]["kind"], "language": t["config"]["language"],
+                         "data_class": t["config"]["data_class"], "items": t["items"]}
+                  for name, t in manifest["tasks"].items()},
+        "adapters": {name: {"kind": a["kind"], "declarations": a["declarations"],
+                            "provider_models": manifest.get("provider_models", {}).get(name, [])}
+                     for name, a in manifest["adapters"].items()},
+        "rows": rows,
+        "responses": [{"task": t, "adapter": a, "responses": len(values[(t, a)].keys) if (t, a) in values else 0,
+                       "from_cache": values[(t, a)].cached if (t, a) in values else 0}
+                      for t, a in manifest["pairs"]],
+        "objectives": evaluate_objectives(suite, manifest, rows),
+        "gates": gates,
+        "gates_failed": sum(1 for g in gates if not g["passed"]),
+        "power": power_notes(suite, rows),
+        "stability": stability(manifest, values),
+        "sections": scorer_sections(run_dir, manifest),
+    }

@@ -38,12 +38,14 @@ def _origin(ep: EntryPoint) -> str:
 class Registry(Generic[T]):
     """Name → component, filled by `register` and by the entry-point group."""
 
-    def __init__(self, what: str, group: str | None, builtins: tuple[str, ...] = (),
+    def __init__(self, what: str, group: str | None, builtins: dict[str, str] | None = None,
                  name_attr: str | None = None) -> None:
         self.what = what
         self.group = group
         self.name_attr = name_attr  # class attribute that carries the registered name
-        self._builtins = builtins
+        # built-in name → module, imported only when that name is used: a replay-only suite
+        # never imports aiohttp, a text suite never imports the clinical lexicon
+        self._builtins = builtins or {}
         self._items: dict[str, T] = {}
         self._origins: dict[str, str] = {}
         self.broken: dict[str, str] = {}  # name → why its plugin could not be loaded
@@ -64,12 +66,12 @@ class Registry(Generic[T]):
         if self._loaded:
             return
         self._loaded = True
-        for module in self._builtins:
-            importlib.import_module(module)
         if not self.group:
             return
         for ep in entry_points(group=self.group):
             origin = _origin(ep)
+            if ep.name in self._builtins:
+                self._builtin(ep.name)
             if ep.name in self._items:
                 if self._origins.get(ep.name) == origin:
                     continue
@@ -87,12 +89,19 @@ class Registry(Generic[T]):
             self._items[ep.name] = obj
             self._origins[ep.name] = origin
 
+    def _builtin(self, name: str) -> None:
+        if name not in self._items and name in self._builtins:
+            importlib.import_module(self._builtins[name])
+
     def names(self) -> list[str]:
         self._load()
+        for name in self._builtins:
+            self._builtin(name)
         return sorted(self._items)
 
     def get(self, name: str) -> T:
         self._load()
+        self._builtin(name)
         if name not in self._items and name in self.broken:
             raise KeyError(f"{self.what} '{name}': {self.broken[name]}")
         return self._items[name]
@@ -110,4 +119,6 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         self._load()
+        if isinstance(name, str):
+            self._builtin(name)
         return name in self._items

@@ -82,3 +82,18 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     """Every test gets its own response cache outside the repository: a test must never
     leave answers (or latencies) that a later `make run` would serve from the cache."""
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+def replay_run(tmp_path: Path) -> Path:
+    """A small finished run (4 QA items answered by a replay: 3 right, 1 wrong) in tmp_path/src/run."""
+    from harness import run_suite
+
+    write_jsonl(tmp_path / "src" / "items.jsonl", [{"id": f"q{i}", "question": "?", "answer": "A"} for i in range(4)])
+    (tmp_path / "src" / "out.csv").write_text("id,output\nq0,A\nq1,B\nq2,A\nq3,A\n", encoding="utf-8")
+    write_yaml(tmp_path / "src" / "task.yaml", {"name": "t", "kind": "qa", "data_class": "public",
+                                                "prompt": "{{ question }}",
+                                                "dataset": {"path": "items.jsonl", "fields": {"reference": "answer"}}})
+    write_yaml(tmp_path / "src" / "replay.yaml", {"name": "r", "kind": "replay", "settings": {"path": "out.csv"}})
+    suite = write_yaml(tmp_path / "src" / "suite.yaml", {"name": "s", "tasks": ["task.yaml"],
+                                                         "adapters": ["replay.yaml"]})
+    return run_suite(suite, quiet=True, out=tmp_path / "src" / "run").run_dir

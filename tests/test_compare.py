@@ -128,6 +128,8 @@ def test_non_inferiority_gate_uses_the_baseline(drift_runs, tmp_path: Path) -> N
         assert failures == str(expected)
         assert card["power"][0]["metric"] == "drug-qa-en/accuracy"
         assert card["power"][0]["underpowered"] is True  # 39 items cannot resolve a 5-point margin
+        html = (tmp_path / f"run-{version}" / "report.html").read_text(encoding="utf-8")
+        assert "<h2>Power</h2>" in html and "too few items to conclude at this margin" in html
 
 
 def test_history_plots_and_silent_model_change(tmp_path: Path) -> None:
@@ -166,6 +168,7 @@ def test_stability_across_repeats(tmp_path: Path) -> None:
     assert 0 < stab["flip_rate"] < 1 and stab["agreement"] == pytest.approx(1 - stab["flip_rate"])
     assert stab["run_to_run_sd"] > 0
     assert "## Stability across repeats" in (only_run(tmp_path / "runs") / "scorecard.md").read_text()
+    assert "<h2>Stability across repeats</h2>" in (only_run(tmp_path / "runs") / "report.html").read_text()
 
 
 def test_plan_command_and_formula() -> None:

@@ -8,22 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT, run_cli, write_jsonl, write_yaml
+from conftest import ROOT, replay_run, run_cli
 
-from harness import run_suite
 from harness.record import schema
-
-
-def _run(tmp_path: Path) -> Path:
-    write_jsonl(tmp_path / "src" / "items.jsonl", [{"id": f"q{i}", "question": "?", "answer": "A"} for i in range(4)])
-    (tmp_path / "src" / "out.csv").write_text("id,output\nq0,A\nq1,B\nq2,A\nq3,A\n", encoding="utf-8")
-    write_yaml(tmp_path / "src" / "task.yaml", {"name": "t", "kind": "qa", "data_class": "public",
-                                                "prompt": "{{ question }}",
-                                                "dataset": {"path": "items.jsonl", "fields": {"reference": "answer"}}})
-    write_yaml(tmp_path / "src" / "replay.yaml", {"name": "r", "kind": "replay", "settings": {"path": "out.csv"}})
-    suite = write_yaml(tmp_path / "src" / "suite.yaml", {"name": "s", "tasks": ["task.yaml"],
-                                                         "adapters": ["replay.yaml"]})
-    return run_suite(suite, quiet=True, out=tmp_path / "src" / "run").run_dir
 
 
 def test_published_schema_is_generated_from_the_models() -> None:
@@ -32,7 +19,7 @@ def test_published_schema_is_generated_from_the_models() -> None:
 
 
 def test_a_record_without_a_version_is_read_and_a_newer_one_refused(tmp_path: Path) -> None:
-    run = _run(tmp_path)
+    run = replay_run(tmp_path)
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["format_version"] == 2
     old = tmp_path / "old"
@@ -49,7 +36,7 @@ def test_a_record_without_a_version_is_read_and_a_newer_one_refused(tmp_path: Pa
 
 
 def test_a_line_that_is_not_a_record_line_is_named(tmp_path: Path) -> None:
-    run = _run(tmp_path)
+    run = replay_run(tmp_path)
     with (run / "scores.jsonl").open("a", encoding="utf-8") as fh:
         fh.write('{"task": "t", "unexpected": true}\n')
     res = run_cli("report", str(run))
@@ -60,7 +47,7 @@ def test_a_line_that_is_not_a_record_line_is_named(tmp_path: Path) -> None:
 def test_an_unexpected_error_exits_3_never_1(tmp_path: Path) -> None:
     """A bug (here a scorer plugin whose report hook raises) is exit 3 with a message: CI
     reads 1 as a regression."""
-    run = _run(tmp_path)
+    run = replay_run(tmp_path)
     code = ("import sys\n"
             "from harness.scoring.qa import ExactMatch\n"
             "def broken(*args): raise ZeroDivisionError('a bug')\n"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, SENTINEL_KEY, only_run, run_cli, write_jsonl, write_yaml
+from conftest import ROOT, SENTINEL_KEY, only_run, replay_run, run_cli, write_jsonl, write_yaml
 
 from harness import ConfigError, run_suite
 from harness.store import iter_jsonl
@@ -257,18 +257,6 @@ def test_compare_shard_against_full_run_with_empty_ratios(tmp_path: Path) -> Non
         assert "item sets differ" in res.stdout and "Traceback" not in res.stderr
 
 
-def _replay_run(tmp_path: Path) -> Path:
-    write_jsonl(tmp_path / "src" / "items.jsonl", [{"id": f"q{i}", "question": "?", "answer": "A"} for i in range(4)])
-    (tmp_path / "src" / "out.csv").write_text("id,output\nq0,A\nq1,B\nq2,A\nq3,A\n", encoding="utf-8")
-    write_yaml(tmp_path / "src" / "task.yaml", {"name": "t", "kind": "qa", "data_class": "public",
-                                                "prompt": "{{ question }}",
-                                                "dataset": {"path": "items.jsonl", "fields": {"reference": "answer"}}})
-    write_yaml(tmp_path / "src" / "replay.yaml", {"name": "r", "kind": "replay", "settings": {"path": "out.csv"}})
-    suite = write_yaml(tmp_path / "src" / "suite.yaml", {"name": "s", "tasks": ["task.yaml"],
-                                                         "adapters": ["replay.yaml"]})
-    return run_suite(suite, quiet=True, out=tmp_path / "src" / "run").run_dir
-
-
 # --- 7. every output format escapes (checked in headless Chromium) ----------------------
 
 PAYLOADS = {
@@ -490,7 +478,7 @@ def test_request_count_survives_sigkill(tmp_path: Path) -> None:
 
 def test_damaged_manifest_and_non_run_folders_exit_2(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    shutil.copytree(_replay_run(tmp_path), run)
+    shutil.copytree(replay_run(tmp_path), run)
     manifest = (run / "manifest.json").read_text()
     (run / "manifest.json").write_text(manifest[: len(manifest) // 2], encoding="utf-8")
     for args in (("report", str(run)), ("compare", str(run), str(run)),

@@ -106,9 +106,9 @@ class Adapter(ABC):
 
 ADAPTERS: Registry[type[Adapter]] = Registry(
     "adapter kind", "harness.adapters",
-    builtins=("harness.adapters.faster_whisper", "harness.adapters.openai_chat",
-              "harness.adapters.openai_transcription", "harness.adapters.replay",
-              "harness.adapters.command", "harness.adapters.python_callable"),
+    builtins={"faster-whisper": "harness.adapters.faster_whisper", "openai-chat": "harness.adapters.openai_chat",
+              "openai-transcription": "harness.adapters.openai_transcription", "replay": "harness.adapters.replay",
+              "command": "harness.adapters.command", "python": "harness.adapters.python_callable"},
     name_attr="kind",
 )
 

@@ -125,8 +125,12 @@ class Scorer(ABC):
 
 
 SCORERS: Registry[type[Scorer]] = Registry(
-    "scorer", "harness.scorers", builtins=("harness.scoring.asr", "harness.scoring.qa", "harness.scoring.medical",
-                                    "harness.scoring.citations"), name_attr="name")
+    "scorer", "harness.scorers",
+    builtins={"wer": "harness.scoring.asr", "cer": "harness.scoring.asr", "exact_match": "harness.scoring.qa",
+              "drug_names": "harness.scoring.medical", "doses": "harness.scoring.medical",
+              "critical_terms": "harness.scoring.medical", "numeric_fidelity": "harness.scoring.medical",
+              "citations": "harness.scoring.citations"},
+    name_attr="name")
 
 
 def register_scorer(name: str) -> Any:

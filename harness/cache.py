@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from harness.store import private_file
 from harness.types import Response
 
 CACHE_DIR_ENV = "HARNESS_CACHE_DIR"
@@ -46,10 +47,7 @@ class ResponseCache:
     def __init__(self, directory: Path) -> None:
         # model outputs on health data: the owner alone reads them (SQLite gives its WAL
         # and shared-memory files the database file's permissions)
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.path = directory / CACHE_FILE
-        if not self.path.exists():
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+        self.path = private_file(directory / CACHE_FILE)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")

@@ -64,6 +64,15 @@ def write_json(path: Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+def private_file(path: Path) -> Path:
+    """Create `path` (and its folders) readable by the owner alone if it does not exist yet:
+    caches and indexes beside health data (SQLite gives its journal files the same mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    return path
+
+
 def make_run_dir(path: Path, mode: int = PRIVATE_DIR) -> None:
     """Create a new run folder. An existing empty folder is taken; anything else is refused,
     so two runs never share a record and no user file is overwritten."""

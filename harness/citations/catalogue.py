@@ -16,6 +16,8 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
+from harness.store import private_file
+
 FIELDS = ("doi", "pmid", "pmcid", "url", "title", "journal", "year", "authors")
 TITLE_MATCH = 90.0   # rapidfuzz token_sort_ratio on normalized titles
 
@@ -179,7 +181,7 @@ class Catalogue:
         cache_dir.mkdir(parents=True, exist_ok=True)
         self.path = cache_dir / f"catalogue-{digest.hexdigest()[:16]}.sqlite"
         fresh = not self.path.exists()
-        self.db = sqlite3.connect(self.path, check_same_thread=False)
+        self.db = sqlite3.connect(private_file(self.path), check_same_thread=False)
         if fresh:
             self._build(files)
 

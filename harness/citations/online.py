@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
+from harness.store import private_file
 
 DEFAULT_BASES = {"crossref": "https://api.crossref.org", "ncbi": "https://eutils.ncbi.nlm.nih.gov/entrez/eutils",
                  "doi": "https://doi.org"}
@@ -24,8 +25,7 @@ class HTTPCache:
     """URL → (status, body), on disk, shared by the resolvers of a run."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.db = sqlite3.connect(private_file(path), check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS http (url TEXT PRIMARY KEY, status INTEGER, body TEXT, "
                         "fetched REAL)")

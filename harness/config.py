@@ -77,6 +77,7 @@ class DatasetSpec(Strict):
     format: Literal["jsonl", "csv", "parquet", "hf-disk"] | None = None
     fields: dict[str, str] = Field(default_factory=dict)
     limit: int | None = Field(default=None, gt=0)
+    delimiter: str = Field(default=",", min_length=1, max_length=1, description="CSV field separator, e.g. ';'")
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetSpec:

@@ -66,12 +66,19 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield lineno, row
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _csv_rows(path: Path, delimiter: str = ",") -> Iterator[tuple[int, dict[str, Any]]]:
+    """RFC 4180 rows (quoted line breaks and quotes, a byte-order mark), numbered by the
+    file line where each row starts."""
     try:
-        with path.open(encoding="utf-8", newline="") as fh:
-            reader = csv.DictReader(fh)
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh, delimiter=delimiter)
+            start = 2
             for row in reader:
-                yield reader.line_num, dict(row)
+                if None in row:  # more fields than the header names
+                    raise _RowError(Problem(str(path), "", f"row has {len(row) - 1 + len(row[None])} fields, "
+                                            f"the header has {len(reader.fieldnames or [])}", start))
+                yield start, dict(row)
+                start = reader.line_num + 1
     except UnicodeDecodeError as exc:
         raise _RowError(Problem(str(path), "", "not valid UTF-8", expected="a UTF-8 CSV file",
                                 found=f"byte {exc.object[exc.start]:#04x} at offset {exc.start}")) from None
@@ -144,8 +151,9 @@ def iter_rows(task: LoadedTask) -> Iterator[tuple[int, dict[str, Any]]]:
         raise _RowError(Problem(str(task.path), "dataset.path", "dataset file not found",
                                 task.lines.get(("dataset", "path")), found=str(path)))
     fmt = _format(path, spec.format)
-    reader = {"jsonl": _jsonl_rows, "csv": _csv_rows, "parquet": _parquet_rows, "hf-disk": _hf_disk_rows}[fmt]
-    for count, (lineno, row) in enumerate(reader(path), 1):
+    readers: dict[str, Any] = {"jsonl": _jsonl_rows, "csv": lambda p: _csv_rows(p, spec.delimiter),
+                               "parquet": _parquet_rows, "hf-disk": _hf_disk_rows}
+    for count, (lineno, row) in enumerate(readers[fmt](path), 1):
         yield lineno, row
         if spec.limit and count >= spec.limit:
             return

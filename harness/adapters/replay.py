@@ -19,6 +19,7 @@ class ReplaySettings(Settings):
     output_column: str = "output"
     where: dict[str, Any] = Field(default_factory=dict, description="keep rows whose columns equal these")
     task_column: str | None = Field(default=None, description="column naming the task, when one file holds several")
+    delimiter: str = Field(default=",", min_length=1, max_length=1, description="CSV field separator, e.g. ';'")
     latency_column: str | None = None
     cost_column: str | None = None
     model_column: str | None = None
@@ -26,8 +27,20 @@ class ReplaySettings(Settings):
     tokens_out_column: str | None = None
 
 
-def read_table(path: Path) -> Any:
-    """A pyarrow Table from CSV, JSONL or Parquet."""
+class TableError(ValueError):
+    """A replay file that cannot be read, with the line where known."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def read_table(path: Path, delimiter: str = ",") -> Any:
+    """A pyarrow Table from CSV, JSONL or Parquet.
+
+    CSV as exports write it (RFC 4180): quoted fields may hold line breaks, quotes doubled,
+    a UTF-8 byte-order mark, an unnamed index column (pandas), another delimiter when
+    declared. A malformed row raises TableError with its line."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.json as pajson
@@ -41,7 +54,25 @@ def read_table(path: Path) -> Any:
     # Every column as text: ids like "007" must not become integers.
     convert = pacsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=False,
                                    column_types=None, auto_dict_encode=False)
-    table = pacsv.read_csv(path, convert_options=convert)
+    bad: list[Any] = []
+
+    def invalid(row: Any) -> str:
+        bad.append(row)
+        return "error"
+
+    # newlines_in_values: without it Arrow splits the file into blocks at raw line breaks and a
+    # multi-line answer that straddles a block boundary reads as a row of the wrong width
+    parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=invalid)
+    try:
+        table = pacsv.read_csv(path, parse_options=parse, convert_options=convert,
+                               read_options=pacsv.ReadOptions(use_threads=False))
+    except pa.ArrowInvalid as exc:
+        if bad:
+            row = bad[0]
+            line = _line_of_row(path, row.number) if row.number is not None else None
+            raise TableError(f"row has {row.actual_columns} fields, the header has {row.expected_columns}"
+                             + (f" (delimiter {delimiter!r})" if row.actual_columns == 1 else ""), line) from None
+        raise TableError(str(exc)) from None
     return table.cast(pa.schema([(f.name, pa.string()) for f in table.schema]))
 
 
@@ -54,6 +85,21 @@ def _rows(table: Any, settings: ReplaySettings, task: str | None) -> Any:
             if task is not None and settings.task_column and str(row[settings.task_column]) != task:
                 continue
             yield row
+
+
+def _line_of_row(path: Path, row_number: int) -> int:
+    """The file line where CSV row `row_number` (1 = the header) starts, counting the line
+    breaks inside quoted fields."""
+    import csv
+
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh)
+        start = 1
+        for number, _ in enumerate(reader, 1):
+            if number == row_number:
+                return start
+            start = reader.line_num + 1
+    return start
 
 
 @register_adapter("replay")
@@ -80,8 +126,10 @@ class Replay(Adapter):
         if not path.is_file():
             return [Problem(file, "settings.path", "replay file not found", found=str(path))]
         try:
-            table = read_table(path)
-        except Exception as exc:  # pyarrow's parse errors have several types
+            table = read_table(path, settings.delimiter)
+        except TableError as exc:
+            return [Problem(str(path), "", f"cannot read replay file: {exc}", exc.line)]
+        except Exception as exc:  # pyarrow's errors for JSONL and Parquet have several types
             return [Problem(str(path), "", f"cannot read replay file: {exc}")]
         columns = set(table.column_names)
         problems = []
@@ -106,7 +154,7 @@ class Replay(Adapter):
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        table = read_table(resolve(base_dir, settings.path))
+        table = read_table(resolve(base_dir, settings.path), settings.delimiter)
         keep = [(column, str(value)) for column, value in settings.where.items()]
         if settings.task_column:
             keep.append((settings.task_column, task))
@@ -144,7 +192,7 @@ class Replay(Adapter):
 
     async def setup(self) -> None:
         s = self.settings
-        table = read_table(resolve(self.base_dir, s.path))
+        table = read_table(resolve(self.base_dir, s.path), s.delimiter)
         for row in _rows(table, s, None):
             task = str(row[s.task_column]) if s.task_column else None
             self._rows[(task, str(row[s.id_column]))] = {

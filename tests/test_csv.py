@@ -1,0 +1,82 @@
+"""Issue 10, point 1: every valid RFC 4180 CSV loads (replay exports and datasets): quoted
+line breaks and quotes, a byte-order mark, pandas' unnamed index column, a declared `;`
+delimiter; a malformed file names its line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from conftest import run_cli, write_yaml
+
+N = 4000  # with answers of ~650 bytes: a 2.6 MB export, several of Arrow's 1 MB blocks
+
+
+def _export(rows: list[list[str]], delimiter: str = ",", bom: bool = False) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, delimiter=delimiter, lineterminator="\r\n").writerows(rows)
+    return (b"\xef\xbb\xbf" if bom else b"") + buf.getvalue().encode("utf-8")
+
+
+def _answer(i: int) -> str:
+    letter = "ABCD"[i % 4]
+    return (f'Réponse "détaillée" n°{i}:\nLe patient, 72 ans; créatinine 110 µmol/L.\n' * 8) + f"ANSWER: {letter}"
+
+
+def _suite(tmp_path: Path, dataset: str, replay: dict, **dataset_opts: str) -> Path:
+    write_yaml(tmp_path / "task.yaml", {
+        "name": "t", "kind": "qa", "data_class": "public", "prompt": "{{ question }}", "choices": ["A", "B", "C", "D"],
+        "answer_pattern": r"ANSWER:\s*([ABCD])",
+        "dataset": {"path": dataset, "fields": {"reference": "answer"}, **dataset_opts}})
+    write_yaml(tmp_path / "replay.yaml", {"name": "export", "kind": "replay", "settings": replay})
+    return write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["replay.yaml"]})
+
+
+def test_a_large_export_with_multi_line_answers_bom_and_index_column(tmp_path: Path) -> None:
+    (tmp_path / "items.csv").write_bytes(_export(
+        [["id", "question", "answer"]]
+        + [[f"q{i}", f"Question {i}\nsur deux lignes, avec \"guillemets\"", "ABCD"[i % 4]] for i in range(N)],
+        bom=True))
+    (tmp_path / "export.csv").write_bytes(_export(
+        [["", "id", "output", "model"]] + [[str(i), f"q{i}", _answer(i), "v1"] for i in range(N)], bom=True))
+    assert (tmp_path / "export.csv").stat().st_size > 2_000_000
+    suite = _suite(tmp_path, "items.csv", {"path": "export.csv", "model_column": "model"})
+    res = run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    card = json.loads((tmp_path / "run" / "scorecard.json").read_text())
+    rows = {r["metric"]: r for r in card["rows"]}
+    assert rows["accuracy"]["value"] == 1.0 and rows["accuracy"]["n"] == N
+    assert rows["missing_rate"]["value"] == 0
+    first = json.loads((tmp_path / "run" / "responses.jsonl").read_text().splitlines()[0])
+    assert first["output"].count("\n") == 16 and '"détaillée"' in first["output"]
+
+
+def test_a_declared_semicolon_delimiter(tmp_path: Path) -> None:
+    (tmp_path / "items.csv").write_bytes(_export(
+        [["id", "question", "answer"]] + [[f"q{i}", f"Q{i}; vraiment?", "ABCD"[i % 4]] for i in range(8)], ";"))
+    (tmp_path / "export.csv").write_bytes(_export(
+        [["id", "output"]] + [[f"q{i}", _answer(i)] for i in range(8)], ";"))
+    suite = _suite(tmp_path, "items.csv", {"path": "export.csv", "delimiter": ";"}, delimiter=";")
+    res = run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    acc = next(r for r in json.loads((tmp_path / "run" / "scorecard.json").read_text())["rows"]
+               if r["metric"] == "accuracy")
+    assert acc["value"] == 1.0 and acc["n"] == 8
+
+
+def test_a_malformed_csv_names_its_line(tmp_path: Path) -> None:
+    (tmp_path / "items.csv").write_bytes(_export(
+        [["id", "question", "answer"]] + [[f"q{i}", "Q", "A"] for i in range(4)]))
+    good = _export([["id", "output"], ["q0", "multi\nline"], ["q1", "B"]]).decode()
+    (tmp_path / "export.csv").write_text(good + "q2,C,extra,fields\r\nq3,D\r\n", encoding="utf-8")
+    suite = _suite(tmp_path, "items.csv", {"path": "export.csv"})
+    res = run_cli("validate", str(suite))
+    assert res.returncode == 2
+    assert "export.csv:5: cannot read replay file: row has 4 fields, the header has 2" in res.stderr, res.stderr
+    (tmp_path / "export.csv").write_text(good, encoding="utf-8")
+    (tmp_path / "items.csv").write_text("id,question,answer\r\nq0,Q,A\r\nq1,\"two\nlines\",B,oops\r\n",
+                                        encoding="utf-8")
+    res = run_cli("validate", str(suite))
+    assert res.returncode == 2 and "items.csv:3: row has 4 fields, the header has 3" in res.stderr, res.stderr

@@ -147,3 +147,31 @@ def test_numeric_fidelity_on_a_generation_task(tmp_path: Path) -> None:
     scores = [json.loads(line) for line in (tmp_path / "run" / "scores.jsonl").read_text().splitlines()]
     unsupported = {s["item_id"]: s["details"]["numeric_fidelity"]["unsupported"] for s in scores}
     assert unsupported["2"] == ["50 mg", "3"]
+
+
+def test_a_lost_mention_is_attributed_by_position_not_as_a_multiset() -> None:
+    """Issue 10 (5): the second 'ibuprofen' was heard; the first was lost, heard as 'it'."""
+    from harness.clinical.analysis import analyse
+    from harness.clinical.lexicon import load_lexicon
+
+    a = analyse("Take ibuprofen 400 mg now. Later take ibuprofen again at night.",
+                "Take it 400 mg now. Later take ibuprofen again at night.", "en", load_lexicon(None), ())
+    assert a.drug_matched == 1
+    assert [(f.kind, f.reference, f.output) for f in a.findings] == [("drug_lost", "ibuprofen", "it")]
+    reordered = analyse("Give amoxicillin then paracetamol.", "Give paracetamol then amoxicillin.", "en",
+                        load_lexicon(None), ())
+    assert reordered.drug_matched == 2 and not reordered.findings  # a reordered list loses nothing
+
+
+def test_substitution_rate_counts_only_drugs_replaced_by_another_drug() -> None:
+    """Issue 10 (6): it used to equal 1 − recall."""
+    from harness.config import TaskConfig
+    from harness.scoring.medical import DrugNames
+    from harness.types import Item
+
+    task = TaskConfig.model_validate({"name": "t", "kind": "transcription", "data_class": "public",
+                                      "dataset": {"path": "x.jsonl"}})
+    values = DrugNames(task).score_text(Item("1", {}, reference="Give ceftriaxone and amoxicillin."),
+                                        "Give cefuroxime and a mock sillin.").values
+    assert values["drug_ref"] == 2 and values["drug_matched"] == 0
+    assert values["drug_substituted"] == 1  # ceftriaxone → cefuroxime; amoxicillin was lost, not substituted

@@ -135,15 +135,29 @@ def lasa(lexicon: Lexicon, a: str, b: str) -> str | None:
 
 def _drugs(a: Analysis, ref: Extraction, out: Extraction, spans: list[tuple[int, int]], lexicon: Lexicon) -> None:
     a.drug_ref, a.drug_out = len(ref.drugs), len(out.drugs)
-    remaining = [d.canonical for d in out.drugs]
-    unmatched: list[DrugMention] = []
-    for d in ref.drugs:
-        if d.canonical in remaining:
-            remaining.remove(d.canonical)
-            a.drug_matched += 1
-        else:
-            unmatched.append(d)
+    # Match by position first: a reference mention is rendered when the same drug sits where the
+    # word alignment puts it. Only then by identity anywhere (a reordered list is not a loss).
+    # Matching as a multiset alone attributed a lost mention to another one of the same drug.
     used: set[int] = set()
+    pending: list[DrugMention] = []
+    for d in ref.drugs:
+        span = _span(spans, d.first, d.last, len(out.tokens))
+        k = next((k for k, o in enumerate(out.drugs) if k not in used and o.canonical == d.canonical
+                  and _overlaps(o.first, o.last, span)), None)
+        if k is None:
+            pending.append(d)
+        else:
+            used.add(k)
+            a.drug_matched += 1
+    unmatched: list[DrugMention] = []
+    for d in pending:
+        k = next((k for k, o in enumerate(out.drugs) if k not in used and o.canonical == d.canonical), None)
+        if k is None:
+            unmatched.append(d)
+        else:
+            used.add(k)
+            a.drug_matched += 1
+    remaining = [o.canonical for k, o in enumerate(out.drugs) if k not in used]
     for d in unmatched:
         span = _span(spans, d.first, d.last, len(out.tokens))
         other = next((o for k, o in enumerate(out.drugs) if k not in used and _overlaps(o.first, o.last, span)
@@ -158,13 +172,8 @@ def _drugs(a: Analysis, ref: Extraction, out: Extraction, spans: list[tuple[int,
             reason = lasa(lexicon, d.surface, heard.replace(" ", "")) if heard else None
             a.findings.append(Finding("drug_lost", "critical", d.canonical, heard or "(nothing)",
                                       reason or ("deleted" if not heard else "replaced by other words")))
-    ref_canon = [d.canonical for d in ref.drugs]
     for k, o in enumerate(out.drugs):
-        if k in used:
-            continue
-        if o.canonical in ref_canon:
-            ref_canon.remove(o.canonical)
-        else:
+        if k not in used:
             a.findings.append(Finding("drug_invented", "major", "(none)", o.canonical))
 
 

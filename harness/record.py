@@ -51,6 +51,7 @@ class TaskInfo(_Open):
     config: dict[str, Any]
     items: int | None = None
     audio_digest: list[Any] | None = None
+    audio_read: bool | None = Field(default=None, description="false: every adapter replayed stored outputs")
     dataset_digest: str | None = None
     scorers: dict[str, str] = Field(default_factory=dict, description="scorer → version")
     scorer_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)

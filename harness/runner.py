@@ -119,7 +119,7 @@ def audio_digest(task: LoadedTask, hashes: FileHashes) -> tuple[str, int] | None
         if item.audio is not None:
             h.update(f"{item.id}\0{hashes[item.audio]}\n".encode())
             count += 1
-    return h.hexdigest(), count
+    return (h.hexdigest(), count) if count else None
 
 
 def _digest(hashes: dict[str, str], paths: list[Path]) -> str:
@@ -151,6 +151,9 @@ def build_manifest(suite: LoadedSuite, validation: Validation, run_id: str,
         "tasks": {t.name: {"path": str(t.path), "config": t.config.model_dump(mode="json"),
                            "items": validation.item_counts.get(t.name),
                            "audio_digest": audio_digest(t, hashes),
+                           "audio_read": any(u is t and ADAPTERS.get(a.profile.kind).sends_requests
+                                             for u, a in suite.pairs) if KINDS[t.config.kind].modality == "audio"
+                           else None,
                            "dataset_digest": _digest(files, dataset_files(t)),
                            "scorers": {s: SCORERS.get(s).version for s in task_scorers(t.config)},
                            "scorer_settings": {name: settings.model_dump(mode="json") for name, settings in t.scorers},

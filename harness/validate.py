@@ -259,7 +259,10 @@ def load_suite(path: str | Path, *, scan: bool = True) -> Validation:
                 # audio is decoded at validation only when some adapter will read it (not a replay)
                 reads_audio = any(t is task and ADAPTERS.get(a.profile.kind).sends_requests for t, a in pairs)
                 checks_ids = [a for t, a in pairs if t is task and ADAPTERS.get(a.profile.kind).checks_items]
-                summary = scan_dataset(task, KINDS[task.config.kind].fields_needed(task.config), roots,
+                needed = KINDS[task.config.kind].fields_needed(task.config)
+                if not reads_audio:  # every adapter replays stored outputs: the audio is optional
+                    needed = tuple(f for f in needed if f != "audio")
+                summary = scan_dataset(task, needed, roots,
                                        max_field_bytes=config.max_field_bytes, decode_audio=reads_audio,
                                        keep_ids=bool(checks_ids))
                 problems.extend(summary.problems)

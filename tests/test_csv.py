@@ -80,3 +80,28 @@ def test_a_malformed_csv_names_its_line(tmp_path: Path) -> None:
                                         encoding="utf-8")
     res = run_cli("validate", str(suite))
     assert res.returncode == 2 and "items.csv:3: row has 4 fields, the header has 3" in res.stderr, res.stderr
+
+
+def test_a_transcription_task_without_audio_runs_when_every_adapter_replays(tmp_path: Path, server) -> None:
+    """Issue 10 (2): published transcripts can be scored without the audio; an adapter that
+    needs the audio still gets exit 2 naming the field."""
+    (tmp_path / "items.jsonl").write_text("".join(json.dumps({"id": f"c{i}", "text": "give five milligrams"}) + "\n"
+                                                  for i in range(3)), encoding="utf-8")
+    (tmp_path / "asr.csv").write_text("id,output\nc0,give five milligrams\nc1,give fine milligrams\nc2,give five\n",
+                                      encoding="utf-8")
+    write_yaml(tmp_path / "task.yaml", {"name": "d", "kind": "transcription", "data_class": "public",
+                                        "dataset": {"path": "items.jsonl", "fields": {"reference": "text"}}})
+    write_yaml(tmp_path / "replay.yaml", {"name": "asr", "kind": "replay", "settings": {"path": "asr.csv"}})
+    suite = write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["replay.yaml"]})
+    res = run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["tasks"]["d"]["audio_digest"] is None and manifest["tasks"]["d"]["audio_read"] is False
+    wer = next(r for r in json.loads((tmp_path / "run" / "scorecard.json").read_text())["rows"] if r["metric"] == "wer")
+    assert wer["value"] == 2 / 9
+    write_yaml(tmp_path / "stt.yaml", {"name": "stt", "kind": "openai-transcription",
+                                       "settings": {"base_url": server.base_url, "model": "whisper-1"}})
+    write_yaml(suite, {"name": "s", "tasks": ["task.yaml"], "adapters": ["replay.yaml", "stt.yaml"]})
+    res = run_cli("run", str(suite), "--quiet")
+    assert res.returncode == 2 and "items.jsonl:1: audio: required field missing or empty" in res.stderr
+    assert server.count() == 0

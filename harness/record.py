@@ -100,13 +100,18 @@ class Manifest(_Open):
     resumed: int = 0
 
 
-class ResponseLine(_Open):
-    """One line of responses.jsonl: an item × adapter × repeat and what came back."""
+class _ItemLine(_Open):
+    """The key every line of a JSONL record file carries."""
 
     task: str
     adapter: str
     item_id: str
     repeat: int
+
+
+class ResponseLine(_ItemLine):
+    """One line of responses.jsonl: an item × adapter × repeat and what came back."""
+
     seed: int | None = None
     request_hash: str | None = None
     status: Literal["ok", "error", "missing"]
@@ -125,13 +130,9 @@ class ResponseLine(_Open):
     time: str | None = None
 
 
-class ScoreLine(_Open):
+class ScoreLine(_ItemLine):
     """One line of scores.jsonl: the values every metric needs, and the scorers' details."""
 
-    task: str
-    adapter: str
-    item_id: str
-    repeat: int
     cluster: str | None = None
     subgroup: str | None = None
     status: Literal["ok", "error", "missing"]
@@ -140,13 +141,9 @@ class ScoreLine(_Open):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
-class RequestLine(_Open):
+class RequestLine(_ItemLine):
     """One line of requests.jsonl: a request attempt, logged before it was sent."""
 
-    task: str
-    adapter: str
-    item_id: str
-    repeat: int
     attempt: int
     time: float
 

@@ -87,14 +87,44 @@ class DatasetSpec(Strict):
 
 
 class NormalizerSpec(Strict):
-    """Text normalization applied to both reference and output before comparison."""
+    """Text normalization applied to both reference and output before comparison.
+
+    `preset: clinical` (default) keeps what matters in medicine apart (numbers to digits, one
+    spelling per unit). `preset: whisper` is what published ASR leaderboards use: OpenAI
+    Whisper's English normalizer (fillers removed, contractions expanded, American spelling,
+    numbers standardized); other languages get Whisper's basic normalizer and, for French,
+    French fillers. The other options adjust either preset."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)  # hashable: normalizers are cached per spec
 
+    preset: Literal["clinical", "whisper"] = "clinical"
     lowercase: bool = True
     punctuation: bool = True
     numbers: bool = True
     units: bool = True
+    fillers: tuple[str, ...] | None = Field(
+        default=None, description="words removed from both sides; default: the preset's (whisper: um, uh, hmm, "
+                                  "mm…; French: euh, bah, hein…; clinical: none)")
+    equivalences: tuple[tuple[str, str], ...] = Field(
+        default=(), description="spellings taken as the same, as a mapping: {ok: okay, all right: alright}")
+    contractions: Literal["expand", "split", "keep"] | None = Field(
+        default=None, description="English contractions: expand (it's → it is; whisper's default), split "
+                                  "(it s; clinical default) or keep (its)")
+    spelling: Literal["american", "british", "keep"] | None = Field(
+        default=None, description="English spelling: american (whisper's default), british, keep (clinical default)")
+
+    @field_validator("equivalences", mode="before")
+    @classmethod
+    def _mapping(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return tuple(sorted((str(k).lower(), str(v).lower()) for k, v in value.items()))
+        return value
+
+    @model_validator(mode="after")
+    def _whisper_expands(self) -> NormalizerSpec:
+        if self.preset == "whisper" and self.contractions in ("split", "keep"):
+            raise ValueError("the whisper preset expands contractions; use the clinical preset to split or keep them")
+        return self
 
 
 class OnlineResolvers(Strict):

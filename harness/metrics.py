@@ -299,6 +299,25 @@ def scorer_sections(run_dir: Path, manifest: dict[str, Any]) -> list[dict[str, A
     return out
 
 
+def describe_normalizer(spec: dict[str, Any]) -> str:
+    """How reference and output were normalized, in words, for the scorecard: WER figures
+    are only comparable under the same normalization."""
+    preset = spec.get("preset", "clinical")
+    parts = [f"preset {preset}" + (" (OpenAI Whisper's normalizer)" if preset == "whisper" else "")]
+    if preset == "clinical":
+        off = [k for k in ("lowercase", "punctuation", "numbers", "units") if spec.get(k) is False]
+        if off:
+            parts.append("without " + ", ".join(off))
+    for key in ("contractions", "spelling"):
+        if spec.get(key):
+            parts.append(f"{key} {spec[key]}")
+    if spec.get("fillers") is not None:
+        parts.append("fillers removed: " + (", ".join(spec["fillers"]) or "none"))
+    if spec.get("equivalences"):
+        parts.append("equivalences: " + ", ".join(f"{a} = {b}" for a, b in spec["equivalences"]))
+    return "; ".join(parts)
+
+
 def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
     """Recompute the whole scorecard from `run_dir`'s manifest and scores."""
     run_dir = Path(run_dir)
@@ -313,7 +332,8 @@ def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
         "started_at": manifest["started_at"], "ended_at": manifest["ended_at"],
         "harness_version": manifest["harness_version"], "git_revision": manifest.get("git_revision"),
         "tasks": {name: {"kind": t["config"]["kind"], "language": t["config"]["language"],
-                         "data_class": t["config"]["data_class"], "items": t["items"]}
+                         "data_class": t["config"]["data_class"], "items": t["items"],
+                         "normalization": describe_normalizer(t["config"].get("normalizer") or {})}
                   for name, t in manifest["tasks"].items()},
         "adapters": {name: {"kind": a["kind"], "declarations": a["declarations"],
                             "provider_models": manifest.get("provider_models", {}).get(name, [])}

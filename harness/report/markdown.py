@@ -84,7 +84,7 @@ def render_markdown(card: dict[str, Any]) -> str:
     for task, info in card["tasks"].items():
         out += [f"### {md(task)}", "",
                 f"{md(info['kind'])} · language {md(info['language'])} · data class {md(info['data_class'])} · "
-                f"{info['items']} items", "",
+                f"{info['items']} items · normalization: {md(info.get('normalization'))}", "",
                 *_cache_line(card, task),
                 "| Metric | Adapter | Value | 95% CI | n | |", "|---|---|---|---|---|---|"]
         rows = [r for r in card["rows"] if r["task"] == task]

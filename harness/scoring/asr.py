@@ -70,9 +70,9 @@ class WER(_ErrorRate):
     kinds = TEXT_KINDS
     metrics = (
         MetricSpec("wer", "ratio", "wer_errors", "wer_ref", higher_is_better=False,
-                   description="word errors / reference words (corpus level)"),
+                   description="corpus WER: all word errors / all reference words (long files weigh more)"),
         MetricSpec("wer_item_mean", "mean", "wer", higher_is_better=False,
-                   description="mean of per-item WER"),
+                   description="mean of per-file WER: each file counts once (what most leaderboards publish)"),
     )
 
 

@@ -74,11 +74,75 @@ def _unit_tables(lang: str) -> tuple[dict[str, str], dict[tuple[str, str], str]]
     return single, {(single.get(a, a), b): c for (a, b), c in double.items()}
 
 
+#: French fillers and hesitations, removed by the whisper preset for French (published French
+#: ASR evaluations drop them as Whisper's English normalizer drops um/uh)
+FRENCH_FILLERS = ("euh", "euhm", "heu", "hein", "bah", "ben", "hum", "hmm", "mmh", "mh", "pff", "bof")
+
+
 @lru_cache(maxsize=32)
 def normalizer(language: str = "en", spec: NormalizerSpec | None = None) -> Callable[[str], str]:
-    """A normalizing function for `language` ('en', 'fr'; others get the language-neutral steps)."""
+    """A normalizing function for `language` ('en', 'fr'; others get the language-neutral steps),
+    following the spec's preset, then its fillers and equivalences."""
     spec = spec or NormalizerSpec()
     lang = language.split("-")[0].lower()
+    base = _whisper(lang) if spec.preset == "whisper" else _clinical(lang, spec)
+    fillers = spec.fillers if spec.fillers is not None else (
+        FRENCH_FILLERS if spec.preset == "whisper" and lang == "fr" else ())
+    if spec.preset == "whisper" and lang == "en" and spec.spelling == "british":
+        british = _british()
+        americanized = base
+        base = lambda text: " ".join(british.get(w, w) for w in americanized(text).split())  # noqa: E731
+    if not fillers and not spec.equivalences:
+        return base
+    drop = frozenset(f.lower() for f in fillers)
+    phrases = [(re.compile(rf"(?<!\S){re.escape(k)}(?!\S)"), v) for k, v in spec.equivalences if " " in k]
+    words = {k: v for k, v in spec.equivalences if " " not in k}
+
+    def adjust(text: str) -> str:
+        out = base(text)
+        for rx, value in phrases:
+            out = rx.sub(value, out)
+        return " ".join(words.get(w, w) for w in out.split() if w not in drop)
+
+    return lru_cache(maxsize=1 << 14)(adjust)
+
+
+def _whisper(lang: str) -> Callable[[str], str]:
+    """OpenAI Whisper's normalizers, from the maintained `whisper-normalizer` package."""
+    if lang == "en":
+        from whisper_normalizer.english import EnglishTextNormalizer
+
+        english = EnglishTextNormalizer()
+        return lambda text: " ".join(english(text or "").split())
+    from whisper_normalizer.basic import BasicTextNormalizer
+
+    basic = BasicTextNormalizer()
+    return lambda text: " ".join(basic(text or "").split())
+
+
+@lru_cache(maxsize=1)
+def _british() -> dict[str, str]:
+    """American → British spelling: Whisper's British → American table, inverted (the first
+    British spelling of each American word)."""
+    from whisper_normalizer.english import EnglishSpellingNormalizer
+
+    out: dict[str, str] = {}
+    for british, american in EnglishSpellingNormalizer().mapping.items():
+        out.setdefault(american, british)
+    return out
+
+
+@lru_cache(maxsize=1)
+def _contractions() -> list[tuple[re.Pattern[str], str]]:
+    """Whisper's English contraction expansions (won't → will not, it's → it is …)."""
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    return [(re.compile(pattern), replacement) for pattern, replacement in EnglishTextNormalizer().replacers.items()]
+
+
+def _clinical(lang: str, spec: NormalizerSpec) -> Callable[[str], str]:
+    """The harness's own normalization (the module docstring), with English contractions and
+    spelling as the spec asks."""
     single, double = _unit_tables(lang) if spec.units else ({}, {})
     per = _PER.get(lang, "per")
     numbers_lang = lang if lang in _NUMBER_LANGS else None
@@ -114,12 +178,24 @@ def normalizer(language: str = "en", spec: NormalizerSpec | None = None) -> Call
 
     second_words = {b for _, b in double}
 
+    contractions = _contractions() if lang == "en" and spec.contractions == "expand" else []
+    keep_apostrophes = lang == "en" and spec.contractions == "keep"
+    spelling = None
+    if lang == "en" and spec.spelling in ("american", "british"):
+        from whisper_normalizer.english import EnglishSpellingNormalizer
+
+        spelling = EnglishSpellingNormalizer().mapping if spec.spelling == "american" else _british()
+
     def apply(text: str) -> str:
         text = text or ""
         if not text.isascii():
             text = unicodedata.normalize("NFKC", text).translate(_QUOTES)
         if spec.lowercase:
             text = text.lower()
+        for rx, replacement in contractions:
+            text = rx.sub(replacement, text)
+        if keep_apostrophes:
+            text = re.sub(r"(?<=\w)'(?=\w)", "", text)  # it's → its: one word, as written
         if spec.units and lang == "fr":
             text = text.replace("pour cent", "%")  # before text2num reads "cent" as 100
         if spec.numbers and numbers_lang:
@@ -133,6 +209,8 @@ def normalizer(language: str = "en", spec: NormalizerSpec | None = None) -> Call
                 out[-1] = double[(out[-1], parts[0])]
                 parts = parts[1:]
             out.extend(parts)
+        if spelling is not None:
+            out = [spelling.get(w, w) for w in out]
         return " ".join(out)
 
     # References and short answers repeat (choice letters, units); transcripts rarely do,

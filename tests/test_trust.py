@@ -389,6 +389,17 @@ def test_a_key_echoed_in_an_answer_is_never_stored(qa_suite, server, tmp_path: P
     assert SENTINEL_KEY not in res.stdout + res.stderr
 
 
+def test_only_credentials_are_scrubbed_from_answers(qa_suite, server, tmp_path: Path) -> None:
+    """A header that names a deployment is not a secret: scrubbing it would rewrite answers."""
+    server.responder = lambda body: f"The answer is A, from production-eu, with {SENTINEL_KEY[:24]}x{SENTINEL_KEY}."
+    adapter = {"settings": {"base_url": server.base_url, "model": "m",
+                            "headers": {"X-Deployment": "production-eu", "X-Api-Key": "${GATEWAY_KEY}"}}}
+    suite = qa_suite(adapter=adapter)
+    assert run_cli("run", str(suite), "--quiet", env={"GATEWAY_KEY": SENTINEL_KEY}).returncode == 0
+    outputs = {r["output"] for r in iter_jsonl(only_run(tmp_path / "runs") / "responses.jsonl")}
+    assert outputs == {f"The answer is A, from production-eu, with {SENTINEL_KEY[:24]}x<redacted>."}
+
+
 def test_records_and_cache_are_private_unless_shared(qa_suite, server, tmp_path: Path) -> None:
     suite = qa_suite()
     assert run_cli("run", str(suite), "--quiet", env={"TEST_API_KEY": "k"}).returncode == 0

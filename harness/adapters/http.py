@@ -19,6 +19,7 @@ from harness.errors import AdapterError, Problem
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_CREDENTIAL = re.compile(r"auth|key|token|secret|password|cookie|signature", re.IGNORECASE)
 
 
 class HTTPSettings(Settings):
@@ -88,7 +89,16 @@ class HTTPAdapter(Adapter):
             await self._session.close()
 
     def secrets(self) -> list[str]:
-        return [v for v in (self._key, *self._headers.values()) if v]
+        """The key, and the header values that carry credentials: those read from the
+        environment or under a credential-like name. Other header values (a deployment name)
+        are not secrets, and scrubbing them would rewrite ordinary words in the answers."""
+        out = [self._key] if self._key else []
+        for name, value in self._headers.items():
+            written = self.settings.headers.get(name, "")
+            if value and (_ENV_REF.search(written) or _CREDENTIAL.search(name) or name.lower() == "authorization"):
+                out.append(value)
+                out.extend(part for part in value.split() if len(part) >= 8)  # "Bearer <token>": the token alone
+        return out
 
     def cache_identity(self) -> dict[str, Any]:
         """The endpoint, the model and every header (a deployment or API version is often

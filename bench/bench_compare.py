@@ -30,12 +30,13 @@ METRICS = [
 def write_run(path: Path, seed: int, drop: float) -> None:
     rng = np.random.default_rng(seed)
     path.mkdir(parents=True)
-    manifest = {"run_id": path.name, "status": "complete", "repeats": 1, "seed": 0, "pairs": [["t", "a"]],
+    manifest = {"format_version": 2, "run_id": path.name, "status": "complete", "harness_version": "bench",
+                "repeats": 1, "seed": 0, "pairs": [["t", "a"]],
                 "suite": {"name": "bench", "path": str(path), "description": "", "config": {
                     "name": "bench", "tasks": ["t.yaml"], "adapters": [{"path": "a.yaml"}]}},
-                "tasks": {"t": {"config": {"name": "t", "kind": "qa", "dataset": {"path": "x"}},
+                "tasks": {"t": {"path": "t.yaml", "config": {"name": "t", "kind": "qa", "dataset": {"path": "x"}},
                                 "scorers": {"x": "1"}, "metrics": METRICS, "items": N}},
-                "adapters": {"a": {"kind": "replay", "settings": {}, "declarations": {}}},
+                "adapters": {"a": {"path": "a.yaml", "kind": "replay", "settings": {}, "declarations": {}}},
                 "started_at": "2026-11-23T00:00:00+00:00", "ended_at": "2026-11-23T00:01:00+00:00"}
     (path / "manifest.json").write_text(json.dumps(manifest))
     base = np.random.default_rng(0).random(N)
@@ -45,6 +46,7 @@ def write_run(path: Path, seed: int, drop: float) -> None:
         errors = rng.binomial(refs, 0.1 + drop)
         for i in range(N):
             fh.write(orjson.dumps({"task": "t", "adapter": "a", "item_id": f"i{i}", "repeat": 0, "cluster": None,
+                                   "status": "ok",
                                    "values": {"correct": int(correct[i]), "unextractable": int(base[i] < 0.01),
                                               "wer_errors": int(errors[i]), "wer_ref": int(refs[i]), "error": 0,
                                               "score": float(base[i])}},

@@ -8,6 +8,7 @@ cinquante milligrammes", "zero point five"); decimal commas are read as points.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -201,6 +202,36 @@ def _doses(tokens: list[Token], text: str) -> tuple[list[Dose], list[tuple[int, 
     return doses, numbers
 
 
+#: a negation cue counts when a clinical term follows within this many words ("no chest pain",
+#: "ne présente pas de douleur thoracique"); cues that follow their term ("pain: none",
+#: "fièvre absente") look back as far; a side counts with a term on either side ("left knee",
+#: "genou gauche")
+NEGATION_SCOPE_AFTER = 6
+NEGATION_SCOPE_BEFORE = 4
+LATERALITY_SCOPE = 3
+DISCOURSE_BEFORE_SIDE = frozenset({"all", "that's", "thats", "just", "exactly", "quite"})  # "all right"
+POST_NEGATIONS = frozenset({"none", "negative", "absent", "négatif", "négative", "absence", "absente", "absents"})
+
+
+@lru_cache(maxsize=8)
+def _anchor_matcher(lang: str, kinds: tuple[str, ...]) -> Callable[[str], bool]:
+    anchors = critical_terms().get("anchors", {})
+    entries = [e for kind in kinds for e in anchors.get(kind, {}).get(lang, [])]
+    exact = frozenset(e for e in entries if not e.endswith("*"))
+    prefixes = tuple(e[:-1] for e in entries if e.endswith("*"))
+
+    @lru_cache(maxsize=1 << 14)
+    def is_anchor(word: str) -> bool:
+        return word in exact or word.startswith(prefixes)
+
+    return is_anchor
+
+
+def _anchored(i: int, anchored: list[bool], after: int, before: int) -> bool:
+    """A clinical term within `after` words after position i or `before` words before it."""
+    return any(anchored[i + 1:i + 1 + after]) or any(anchored[max(0, i - before):i])
+
+
 @lru_cache(maxsize=1 << 14)
 def extract(text: str, language: str, lexicon: Lexicon) -> Extraction:
     """Every clinical mention in `text`. Cached: references are analysed once."""
@@ -214,9 +245,19 @@ def extract(text: str, language: str, lexicon: Lexicon) -> Extraction:
     negation_words = set(terms["negation"][lang])
     laterality = terms["laterality"][lang]
     homophones = {w for pair in terms["near_homophones"][lang] for w in pair}
+    is_body = _anchor_matcher(lang, ("body",))
+    is_finding = _anchor_matcher(lang, ("findings",))
+    body = [is_body(w) for w in words]
+    anchored = [b or is_finding(w) for b, w in zip(body, words, strict=True)]
+    for first, last in [(d.first, d.last) for d in drugs] + [(d.first, d.last) for d in doses]:
+        for k in range(first, last + 1):
+            anchored[k] = True
     return Extraction(
         text=folded, tokens=tokens, drugs=drugs, doses=doses, numbers=numbers, routes=routes,
         frequencies=[m.group() for m in FREQUENCY[lang].finditer(folded)],
-        negations=[i for i, w in enumerate(words) if w in negation_words],
-        laterality=[(i, w) for i, w in enumerate(words) if w in laterality],
+        negations=[i for i, w in enumerate(words) if w in negation_words and _anchored(
+            i, anchored, NEGATION_SCOPE_AFTER, NEGATION_SCOPE_BEFORE if w in POST_NEGATIONS else 0)],
+        laterality=[(i, w) for i, w in enumerate(words) if w in laterality
+                    and not (i and words[i - 1] in DISCOURSE_BEFORE_SIDE)
+                    and _anchored(i, body, LATERALITY_SCOPE, LATERALITY_SCOPE)],
         homophones=[(i, w) for i, w in enumerate(words) if w in homophones])

@@ -76,17 +76,6 @@ def read_table(path: Path, delimiter: str = ",") -> Any:
     return table.cast(pa.schema([(f.name, pa.string()) for f in table.schema]))
 
 
-def _rows(table: Any, settings: ReplaySettings, task: str | None) -> Any:
-    """Rows kept by `where` (and, for one task, by `task_column`), as dicts."""
-    for batch in table.to_batches(max_chunksize=4096):
-        for row in batch.to_pylist():
-            if any(str(row.get(k)) != str(v) for k, v in settings.where.items()):
-                continue
-            if task is not None and settings.task_column and str(row[settings.task_column]) != task:
-                continue
-            yield row
-
-
 def _line_of_row(path: Path, row_number: int) -> int:
     """The file line where CSV row `row_number` (1 = the header) starts, counting the line
     breaks inside quoted fields."""
@@ -114,7 +103,8 @@ class Replay(Adapter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._rows: dict[tuple[str | None, str], dict[str, Any]] = {}
+        self._index: dict[tuple[str | None, str], int] = {}
+        self._columns: dict[str, Any] = {}
 
     @classmethod
     def read_paths(cls, settings: Any, base_dir: Path) -> dict[str, Path]:
@@ -191,28 +181,41 @@ class Replay(Adapter):
         return problems, notes
 
     async def setup(self) -> None:
+        """Index the export by (task, id) → row; the rows stay in Arrow columns, so a million
+        answers cost their text once, not a Python dict each. The last row of an id wins
+        (validation refuses ids repeated with different outputs)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         s = self.settings
         table = read_table(resolve(self.base_dir, s.path), s.delimiter)
-        for row in _rows(table, s, None):
-            task = str(row[s.task_column]) if s.task_column else None
-            self._rows[(task, str(row[s.id_column]))] = {
-                "output": row.get(s.output_column),
-                "latency": row.get(s.latency_column) if s.latency_column else None,
-                "cost": row.get(s.cost_column) if s.cost_column else None,
-                "model": row.get(s.model_column) if s.model_column else None,
-                "tokens_in": row.get(s.tokens_in_column) if s.tokens_in_column else None,
-                "tokens_out": row.get(s.tokens_out_column) if s.tokens_out_column else None,
-                }
+        for column, value in s.where.items():
+            table = table.filter(pc.equal(pc.cast(table[column], pa.string()), str(value)))
+        ids = pc.cast(table[s.id_column], pa.string()).to_pylist()
+        tasks = pc.cast(table[s.task_column], pa.string()).to_pylist() if s.task_column else [None] * len(ids)
+        self._index = {key: row for row, key in enumerate(zip(tasks, ids, strict=True))}
+        self._columns = {name: table[column].combine_chunks() for name, column in (
+            ("output", s.output_column), ("latency", s.latency_column), ("cost", s.cost_column),
+            ("model", s.model_column), ("tokens_in", s.tokens_in_column), ("tokens_out", s.tokens_out_column))
+            if column is not None}
+
+    def _value(self, name: str, row: int) -> Any:
+        column = self._columns.get(name)
+        return None if column is None else column[row].as_py()
 
     async def generate(self, request: Request) -> Response:
         task = request.task if self.settings.task_column else None
-        row = self._rows.get((task, request.item_id))
-        if row is None or row["output"] is None:
+        row = self._index.get((task, request.item_id))
+        output = None if row is None else self._value("output", row)
+        if output is None:
             return Response(missing=True)
 
         def num(value: Any, cast: type) -> Any:
             return None if value in (None, "") else cast(float(value))
 
-        return Response(output=str(row["output"]), latency_s=num(row["latency"], float),
-                        cost=num(row["cost"], float), model_id=row["model"],
-                        tokens_in=num(row["tokens_in"], int), tokens_out=num(row["tokens_out"], int))
+        assert row is not None
+        model = self._value("model", row)
+        return Response(output=str(output), latency_s=num(self._value("latency", row), float),
+                        cost=num(self._value("cost", row), float), model_id=None if model is None else str(model),
+                        tokens_in=num(self._value("tokens_in", row), int),
+                        tokens_out=num(self._value("tokens_out", row), int))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.errors import ConfigError
 from harness.metrics import build_scorecard
 from harness.store import MANIFEST, read_manifest
 
@@ -59,8 +60,8 @@ def index_runs(runs_dir: Path) -> Path:
         run_dir = manifest_path.parent
         try:
             manifest = read_manifest(run_dir)
-        except (OSError, ValueError):
-            continue
+        except (OSError, ValueError, ConfigError):
+            continue  # a damaged or foreign folder is not a run to index
         if manifest.get("status") != "complete":
             continue
         card_path = run_dir / "scorecard.json"

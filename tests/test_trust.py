@@ -499,6 +499,8 @@ def test_damaged_manifest_and_non_run_folders_exit_2(tmp_path: Path) -> None:
         assert "damaged run manifest" in res.stderr and "Traceback" not in res.stderr
     res = run_cli("run", str(tmp_path / "src" / "suite.yaml"), "--resume", str(tmp_path / "src"))
     assert res.returncode == 2 and "not a run record" in res.stderr
+    res = run_cli("history", str(tmp_path), "--no-plots")  # a damaged run beside others is skipped
+    assert res.returncode == 0, res.stderr
 
 
 def test_merged_findings_equal_the_unsharded_run(tmp_path: Path) -> None:

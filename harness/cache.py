@@ -29,7 +29,7 @@ from harness.types import Response
 CACHE_DIR_ENV = "HARNESS_CACHE_DIR"
 CACHE_FILE = "responses.sqlite"
 _CACHED_FIELDS = ("output", "latency_s", "tokens_in", "tokens_out", "cost", "model_id", "system_fingerprint",
-                  "audio_seconds")
+                  "audio_seconds", "segments")
 
 
 def default_cache_dir(base: Path) -> Path:

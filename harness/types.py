@@ -65,6 +65,8 @@ class Response:
     model_id: str | None = None
     system_fingerprint: str | None = None
     audio_seconds: float | None = None
+    #: timed pieces of a transcript, as the system returned them ({start, end, text[, speaker]})
+    segments: list[dict[str, Any]] | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
     cache_hit: bool = False
 

@@ -44,6 +44,10 @@ def test_default_suite_runs_offline_and_reports(tmp_path: Path) -> None:
     assert manifest["packages"]["faster-whisper"]
     responses = (out / "responses.jsonl").read_text().splitlines()
     assert len(responses) == 48 + 20 + 40 + 8
+    # faster-whisper's timed segments are kept in the record (issue 10, point 7)
+    whisper = [json.loads(line) for line in responses if '"whisper-tiny-local"' in line]
+    assert all(r["segments"] and r["segments"][0]["end"] > r["segments"][0]["start"] >= 0 for r in whisper)
+    assert all(" ".join(seg["text"] for seg in r["segments"]) == r["output"] for r in whisper)
     assert rows[("health-citations-en", "fabricated_rate")]["value"] > 0
     # the Markdown scorecard is what the CLI printed, and `report` recomputes it
     assert "| wer ↓ | whisper-tiny-local |" in res.stdout

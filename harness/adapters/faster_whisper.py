@@ -56,6 +56,7 @@ class FasterWhisper(Adapter):
     modalities = frozenset({"audio"})
     default_concurrency = 1
     cache_ignores = ("cpu_threads",)
+    version = "2"  # 2: responses carry the timed segments
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -99,8 +100,8 @@ class FasterWhisper(Adapter):
                 identity[package] = None
         return identity
 
-    def transcribe(self, audio: Path, language: str | None) -> tuple[str, float]:
-        """Blocking transcription of one file: (text, audio duration in seconds)."""
+    def transcribe(self, audio: Path, language: str | None) -> tuple[str, float, list[dict[str, Any]]]:
+        """Blocking transcription of one file: (text, audio duration in seconds, timed segments)."""
         s = self.settings
         # CTranslate2 already uses every core; serialising calls avoids oversubscription.
         with self._lock:
@@ -108,8 +109,9 @@ class FasterWhisper(Adapter):
                 str(audio), beam_size=s.beam_size, language=s.language or language,
                 initial_prompt=s.initial_prompt, vad_filter=s.vad_filter, temperature=s.temperature,
                 condition_on_previous_text=False)
-            text = " ".join(seg.text.strip() for seg in segments)
-        return text.strip(), float(info.duration)
+            pieces = [{"start": round(seg.start, 3), "end": round(seg.end, 3), "text": seg.text.strip()}
+                      for seg in segments]
+        return " ".join(p["text"] for p in pieces).strip(), float(info.duration), pieces
 
     async def generate(self, request: Any) -> Any:
         from harness.types import Response
@@ -118,8 +120,8 @@ class FasterWhisper(Adapter):
         language = request.language if self.model_path and not str(self.settings.model).endswith(".en") else None
         start = time.perf_counter()
         try:
-            text, duration = await asyncio.to_thread(self.transcribe, request.audio, language)
+            text, duration, pieces = await asyncio.to_thread(self.transcribe, request.audio, language)
         except (RuntimeError, ValueError, OSError) as exc:
             raise AdapterError(f"transcription failed: {exc}") from None
         return Response(output=text, latency_s=time.perf_counter() - start, audio_seconds=duration,
-                        model_id=f"faster-whisper:{self.settings.model}")
+                        model_id=f"faster-whisper:{self.settings.model}", segments=pieces)

@@ -43,6 +43,23 @@ def cache_key(identity: dict[str, Any], request_hash: str) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
+def _retry_locked(statement: Any, seconds: float = 30.0) -> None:
+    """Run a statement, retrying while another process holds the lock. Switching a new
+    database to WAL takes an exclusive lock without calling the busy handler, so two runs
+    opening a new cache at the same moment would otherwise fail with "database is locked"."""
+    deadline = time.monotonic() + seconds
+    delay = 0.01
+    while True:
+        try:
+            statement()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
 class ResponseCache:
     def __init__(self, directory: Path) -> None:
         # model outputs on health data: the owner alone reads them (SQLite gives its WAL
@@ -50,11 +67,11 @@ class ResponseCache:
         self.path = private_file(directory / CACHE_FILE)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=60000")
-        self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, adapter_kind TEXT, "
-                         "value BLOB, created REAL)")
+        _retry_locked(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        _retry_locked(lambda: self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, "
+                                               "adapter_kind TEXT, value BLOB, created REAL)"))
         self.hits = 0
         self.misses = 0
         self.writes = 0

@@ -313,3 +313,32 @@ def test_shards_merge_into_the_unsharded_scorecard(tmp_path: Path) -> None:
     bad = _cli("merge", str(shard_dirs[0]), str(shard_dirs[1]), "--out", str(tmp_path / "m2"))
     _, err = bad.communicate(timeout=60)
     assert bad.returncode == 2 and "shards must be 1/n" in err
+
+
+def _open_cache(directory: str, results: object) -> None:
+    from harness.cache import ResponseCache
+
+    try:
+        ResponseCache(Path(directory)).close()
+        results.put("ok")  # type: ignore[attr-defined]
+    except Exception as exc:  # the failure under test is sqlite3.OperationalError
+        results.put(repr(exc))  # type: ignore[attr-defined]
+
+
+def test_runs_opening_a_new_cache_at_the_same_moment(tmp_path: Path) -> None:
+    """Switching a new SQLite file to WAL takes an exclusive lock without the busy handler:
+    without a retry, about 1 open in 60 failed with 'database is locked' when four runs
+    started together (seen in CI as test_two_processes_share_the_cache_safely failing)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    outcomes = []
+    for trial in range(25):
+        results = ctx.Queue()
+        procs = [ctx.Process(target=_open_cache, args=(str(tmp_path / f"c{trial}"), results)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        outcomes += [results.get(timeout=10) for _ in procs]
+    assert outcomes == ["ok"] * 100, [o for o in outcomes if o != "ok"][:3]

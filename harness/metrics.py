@@ -35,10 +35,16 @@ class _PairValues:
         self.values: dict[str, tuple[array, array]] = defaultdict(lambda: (array("d"), array("l")))
         self._rank: np.ndarray | None = None
         self.cached = 0
+        #: scorer → (item id, repeat, details), for the scorers whose `summarize` reads them
+        self.details: dict[str, list[tuple[str, int, dict[str, Any]]]] = defaultdict(list)
 
-    def add(self, rec: ScoreLine) -> None:
+    def add(self, rec: ScoreLine, summarizing: frozenset[str] = frozenset()) -> None:
         row = len(self.keys)
         self.cached += rec.cached
+        for scorer in summarizing.intersection(rec.details):
+            d = rec.details[scorer]
+            if isinstance(d, dict) and "error" not in d:
+                self.details[scorer].append((rec.item_id, rec.repeat, d))
         self.keys.append((rec.item_id, rec.repeat))
         self.clusters.append(rec.cluster)
         for name, value in rec.values.items():
@@ -72,10 +78,12 @@ class _PairValues:
         return np.frombuffer(vals, dtype=float)[order], positions[order]
 
 
-def load_values(run_dir: Path) -> dict[tuple[str, str], _PairValues]:
+def load_values(run_dir: Path, summarizing: frozenset[str] = frozenset()) -> dict[tuple[str, str], _PairValues]:
+    """Every task × adapter's per-item values, in one pass over scores.jsonl; the details of
+    the `summarizing` scorers are kept for their report sections."""
     pairs: dict[tuple[str, str], _PairValues] = defaultdict(_PairValues)
     for rec in iter_lines(run_dir / SCORES, ScoreLine):
-        pairs[(rec.task, rec.adapter)].add(rec)
+        pairs[(rec.task, rec.adapter)].add(rec, summarizing)
     for pv in pairs.values():
         pv.finalize()
     return pairs
@@ -266,31 +274,28 @@ def stability(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues
     return out
 
 
-def _overridden(cls: type, base: type) -> set[str]:
-    """Names of the attributes a subclass defines itself, below `base`."""
-    return {name for klass in cls.__mro__ if klass is not base and issubclass(klass, base) for name in vars(klass)}
-
-
-def scorer_sections(run_dir: Path, manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each scorer's report sections (its `summarize` hook) for every task × adapter, from the
-    details it recorded, given in item order: the record's line order depends on completion
-    order (concurrency, resume, merged shards), and ties in the tables must not. Only the
-    details of scorers that summarize are held; scorers no longer installed are skipped."""
+def summarizing_scorers(manifest: dict[str, Any]) -> frozenset[str]:
+    """The run's scorers that are installed and contribute report sections (`summarize`)."""
     from harness.scoring.base import SCORERS, Scorer
 
-    summarizing = {name for task in manifest["tasks"].values() for name in task.get("scorers", {})
-                   if name in SCORERS and "summarize" in _overridden(SCORERS.get(name), Scorer)}
-    if not summarizing:
-        return []
-    held: dict[tuple[str, str, str], list[tuple[str, int, dict[str, Any]]]] = defaultdict(list)
-    for rec in iter_lines(run_dir / SCORES, ScoreLine):
-        for scorer, d in rec.details.items():
-            if scorer in summarizing and isinstance(d, dict) and "error" not in d:
-                held[(rec.task, rec.adapter, scorer)].append((rec.item_id, rec.repeat, d))
+    def overrides(cls: type[Scorer]) -> bool:
+        return any("summarize" in vars(k) for k in cls.__mro__ if k is not Scorer and issubclass(k, Scorer))
+
+    return frozenset(name for task in manifest["tasks"].values() for name in task.get("scorers", {})
+                     if name in SCORERS and overrides(SCORERS.get(name)))
+
+
+def scorer_sections(manifest: dict[str, Any], values: dict[tuple[str, str], _PairValues]) -> list[dict[str, Any]]:
+    """Each scorer's report sections (its `summarize` hook) for every task × adapter, from the
+    details it recorded, given in item order: the record's line order depends on completion
+    order (concurrency, resume, merged shards), and ties in the tables must not."""
+    from harness.scoring.base import SCORERS
+
     out: list[dict[str, Any]] = []
     for task, adapter in manifest["pairs"]:
+        pv = values.get((task, adapter))
         for scorer in manifest["tasks"][task].get("scorers", {}):
-            entries = held.get((task, adapter, scorer))
+            entries = pv.details.get(scorer) if pv is not None else None
             if not entries:
                 continue
             entries.sort(key=lambda e: (e[0], e[1]))
@@ -323,7 +328,7 @@ def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
     suite = SuiteConfig.model_validate(manifest["suite"]["config"])
-    values = load_values(run_dir)
+    values = load_values(run_dir, summarizing_scorers(manifest))
     rows = compute_rows(manifest, values)
     gates = evaluate_gates(suite, manifest, rows, run_dir)
     return {
@@ -347,5 +352,5 @@ def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
         "gates_failed": sum(1 for g in gates if not g["passed"]),
         "power": power_notes(suite, rows),
         "stability": stability(manifest, values),
-        "sections": scorer_sections(run_dir, manifest),
+        "sections": scorer_sections(manifest, values),
     }

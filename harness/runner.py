@@ -151,9 +151,7 @@ def build_manifest(suite: LoadedSuite, validation: Validation, run_id: str,
         "tasks": {t.name: {"path": str(t.path), "config": t.config.model_dump(mode="json"),
                            "items": validation.item_counts.get(t.name),
                            "audio_digest": audio_digest(t, hashes),
-                           "audio_read": any(u is t and ADAPTERS.get(a.profile.kind).sends_requests
-                                             for u, a in suite.pairs) if KINDS[t.config.kind].modality == "audio"
-                           else None,
+                           "audio_read": validation.audio_read.get(t.name),
                            "dataset_digest": _digest(files, dataset_files(t)),
                            "scorers": {s: SCORERS.get(s).version for s in task_scorers(t.config)},
                            "scorer_settings": {name: settings.model_dump(mode="json") for name, settings in t.scorers},
@@ -316,7 +314,6 @@ class Runner:
         self.live_model: dict[str, str] = {}
         self.model_changes: list[dict[str, Any]] = []
         self.limiters: dict[str, AdaptiveLimiter] = {}
-        self.requests_sent = 0
         self._hashes = FileHashes() if hashes is None else hashes
         self.watchdog = Watchdog(self.suite.config.scoring_timeout_s)
 
@@ -373,7 +370,6 @@ class Runner:
             return None
 
         def log(attempt: int) -> None:
-            self.requests_sent += 1
             self.writer.append(REQUESTS, {"task": pair.task.name, "adapter": pair.adapter.name,
                                           "item_id": job.item.id, "repeat": job.repeat, "attempt": attempt,
                                           "time": time.time()})

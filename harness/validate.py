@@ -35,6 +35,8 @@ class Validation:
     suite: LoadedSuite
     item_counts: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # worth knowing, not errors (recorded in the manifest)
+    #: audio tasks → whether some adapter reads the audio (False: every adapter replays outputs)
+    audio_read: dict[str, bool] = field(default_factory=dict)
 
 
 def task_scorers(task: TaskConfig) -> list[str]:
@@ -258,6 +260,8 @@ def load_suite(path: str | Path, *, scan: bool = True) -> Validation:
             if task.config.kind in KINDS:
                 # audio is decoded at validation only when some adapter will read it (not a replay)
                 reads_audio = any(t is task and ADAPTERS.get(a.profile.kind).sends_requests for t, a in pairs)
+                if KINDS[task.config.kind].modality == "audio":
+                    result.audio_read[task.name] = reads_audio
                 checks_ids = [a for t, a in pairs if t is task and ADAPTERS.get(a.profile.kind).checks_items]
                 needed = KINDS[task.config.kind].fields_needed(task.config)
                 if not reads_audio:  # every adapter replays stored outputs: the audio is optional

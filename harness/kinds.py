@@ -70,10 +70,7 @@ class TaskKind:
     inputs: tuple[str, ...] = ()     # item fields an adapter may read besides the rendered prompt
 
     def fields_needed(self, task: TaskConfig) -> tuple[str, ...]:
-        extra = tuple(sorted(template_fields(task.prompt))) if task.prompt else ()
-        if task.system_prompt:
-            extra += tuple(sorted(template_fields(task.system_prompt)))
-        return tuple(dict.fromkeys(self.required + extra))
+        return tuple(dict.fromkeys(self.required + _prompt_fields(task.prompt, task.system_prompt)))
 
     def input_fields(self, task: TaskConfig) -> tuple[str, ...]:
         """Item fields an adapter may see: what the kind takes as input and what the prompt
@@ -94,13 +91,19 @@ class TaskKind:
 
 
 @lru_cache(maxsize=256)
-def _input_fields(inputs: tuple[str, ...], prompt: str | None, system_prompt: str | None,
-                  reference: str) -> tuple[str, ...]:
-    named: set[str] = set()
+def _prompt_fields(prompt: str | None, system_prompt: str | None) -> tuple[str, ...]:
+    """Item fields the prompt templates read, prompt first."""
+    out: tuple[str, ...] = ()
     for source in (prompt, system_prompt):
         if source:
-            named |= template_fields(source)
-    return tuple(sorted((set(inputs) - {"reference", reference}) | named))
+            out += tuple(sorted(template_fields(source)))
+    return out
+
+
+@lru_cache(maxsize=256)
+def _input_fields(inputs: tuple[str, ...], prompt: str | None, system_prompt: str | None,
+                  reference: str) -> tuple[str, ...]:
+    return tuple(sorted((set(inputs) - {"reference", reference}) | set(_prompt_fields(prompt, system_prompt))))
 
 
 #: task kinds; third-party kinds register through the entry-point group "harness.kinds"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +37,24 @@ class TableError(ValueError):
 
 
 def read_table(path: Path, delimiter: str = ",") -> Any:
-    """A pyarrow Table from CSV, JSONL or Parquet.
+    """A pyarrow Table from CSV, JSONL or Parquet, read once for validation, the item check and
+    the run (keyed on the file's size and modification time, so an edited file is read again).
 
     CSV as exports write it (RFC 4180): quoted fields may hold line breaks, quotes doubled,
     a UTF-8 byte-order mark, an unnamed index column (pandas), another delimiter when
     declared. A malformed row raises TableError with its line."""
+    st = path.stat()
+    return _read_table(str(path), delimiter, st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=2)
+def _read_table(name: str, delimiter: str, size: int, mtime_ns: int) -> Any:
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.json as pajson
     import pyarrow.parquet as pq
 
+    path = Path(name)
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
         return pq.read_table(path)
@@ -74,6 +83,19 @@ def read_table(path: Path, delimiter: str = ",") -> Any:
                              + (f" (delimiter {delimiter!r})" if row.actual_columns == 1 else ""), line) from None
         raise TableError(str(exc)) from None
     return table.cast(pa.schema([(f.name, pa.string()) for f in table.schema]))
+
+
+def _kept_rows(table: Any, settings: ReplaySettings, task: str | None) -> Any:
+    """The rows `where` keeps (and, for one task, `task_column`), compared as text."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    keep = [(column, str(value)) for column, value in settings.where.items()]
+    if task is not None and settings.task_column:
+        keep.append((settings.task_column, task))
+    for column, value in keep:
+        table = table.filter(pc.equal(pc.cast(table[column], pa.string()), value))
+    return table
 
 
 def _line_of_row(path: Path, row_number: int) -> int:
@@ -144,12 +166,7 @@ class Replay(Adapter):
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        table = read_table(resolve(base_dir, settings.path), settings.delimiter)
-        keep = [(column, str(value)) for column, value in settings.where.items()]
-        if settings.task_column:
-            keep.append((settings.task_column, task))
-        for column, value in keep:
-            table = table.filter(pc.equal(pc.cast(table[column], pa.string()), value))
+        table = _kept_rows(read_table(resolve(base_dir, settings.path), settings.delimiter), settings, task)
         rows = pa.table({"id": pc.cast(table[settings.id_column], pa.string()),
                          "out": pc.cast(table[settings.output_column], pa.string())})
         grouped = rows.group_by("id").aggregate([("out", "count_distinct", pc.CountOptions(mode="all"))])
@@ -188,9 +205,7 @@ class Replay(Adapter):
         import pyarrow.compute as pc
 
         s = self.settings
-        table = read_table(resolve(self.base_dir, s.path), s.delimiter)
-        for column, value in s.where.items():
-            table = table.filter(pc.equal(pc.cast(table[column], pa.string()), str(value)))
+        table = _kept_rows(read_table(resolve(self.base_dir, s.path), s.delimiter), s, None)
         ids = pc.cast(table[s.id_column], pa.string()).to_pylist()
         tasks = pc.cast(table[s.task_column], pa.string()).to_pylist() if s.task_column else [None] * len(ids)
         self._index = {key: row for row, key in enumerate(zip(tasks, ids, strict=True))}

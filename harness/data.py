@@ -18,9 +18,12 @@ import orjson
 from harness.config import LoadedTask, resolve
 from harness.errors import ConfigError, Problem
 from harness.paths import Roots, audio_problem
+from harness.segments import SegmentError
+from harness.segments import parse_value as parse_segments
+from harness.segments import text_of as segment_text
 from harness.types import Item
 
-LOGICAL_FIELDS = ("id", "reference", "audio", "input", "source", "choices", "cluster", "subgroup")
+LOGICAL_FIELDS = ("id", "reference", "audio", "input", "source", "choices", "cluster", "subgroup", "segments")
 MAX_PROBLEMS = 20
 
 
@@ -167,14 +170,18 @@ class ItemMaker:
     """Maps rows to Items through the task's `fields` (logical name → column); the
     mapping and the audio base directory are worked out once per task, not per row."""
 
-    def __init__(self, task: LoadedTask) -> None:
+    def __init__(self, task: LoadedTask, roots: Roots | None = None) -> None:
         fields = task.config.dataset.fields
         self.col = {logical: fields.get(logical, logical) for logical in LOGICAL_FIELDS}
         self.aliases = [(logical, column) for logical, column in fields.items() if logical in LOGICAL_FIELDS]
         base = dataset_location(task)
         self.audio_dir = (base if base.is_dir() else base.parent) if base else task.base_dir
+        # a transcription row may carry timed speaker turns (and then needs no reference text)
+        self.with_segments = "segments" in fields or task.config.kind == "transcription"
+        self.allows = roots.allows if roots is not None else None
 
     def __call__(self, row: dict[str, Any]) -> Item:
+        """Raises SegmentError when the row's segments cannot be read."""
         col = self.col
         audio = row.get(col["audio"])
         if isinstance(audio, dict):  # Hugging Face Audio feature
@@ -183,10 +190,16 @@ class ItemMaker:
         for logical, column in self.aliases:
             data[logical] = row.get(column)
         cluster, subgroup = row.get(col["cluster"]), row.get(col["subgroup"])
-        return Item(id=str(row.get(col["id"])), data=data, reference=row.get(col["reference"]),
+        item_id, reference = str(row.get(col["id"])), row.get(col["reference"])
+        segments = None
+        if self.with_segments and row.get(col["segments"]) not in (None, ""):
+            segments = parse_segments(row[col["segments"]], self.audio_dir, item_id, self.allows)
+            if reference in (None, ""):  # a corpus that ships only timed turns: the transcript they make
+                reference = segment_text(segments)
+        return Item(id=item_id, data=data, reference=reference,
                     audio=resolve(self.audio_dir, str(audio)) if audio else None,
                     cluster=None if cluster is None else str(cluster),
-                    subgroup=None if subgroup is None else str(subgroup))
+                    subgroup=None if subgroup is None else str(subgroup), segments=segments)
 
 
 def iter_items(task: LoadedTask) -> Iterator[Item]:
@@ -213,7 +226,7 @@ def scan_dataset(task: LoadedTask, required: tuple[str, ...], roots: Roots | Non
     where = str(dataset_location(task) or task.path)
     seen: set[str] = set()
     columns = {logical: _column(task, logical) for logical in required}
-    make = ItemMaker(task)
+    make = ItemMaker(task, roots)
 
     def add(problem: Problem) -> None:
         if len(summary.problems) < MAX_PROBLEMS:
@@ -223,7 +236,8 @@ def scan_dataset(task: LoadedTask, required: tuple[str, ...], roots: Roots | Non
         for lineno, row in iter_rows(task):
             summary.count += 1
             for logical, column in columns.items():
-                if row.get(column) in (None, ""):
+                if row.get(column) in (None, "") and not (
+                        logical == "reference" and make.with_segments and row.get(make.col["segments"])):
                     mapped = f" (mapped from '{logical}' in {task.path} dataset.fields)" if column != logical else ""
                     add(Problem(where, column, f"required field missing or empty{mapped}", lineno,
                                 expected=f"a value for '{column}'",
@@ -239,6 +253,13 @@ def scan_dataset(task: LoadedTask, required: tuple[str, ...], roots: Roots | Non
                     if size > max_field_bytes:
                         add(Problem(where, str(column), f"field of {size:,} bytes in item {item_id!r}", lineno,
                                     expected=f"at most {max_field_bytes:,} bytes (suite `max_field_bytes`)"))
+            if make.with_segments and row.get(make.col["segments"]) not in (None, ""):
+                try:
+                    make(row)
+                except SegmentError as exc:
+                    add(Problem(where, make.col["segments"], f"item {item_id!r}: {exc}", lineno,
+                                expected="a list of {text, speaker, start, end}, or a TextGrid, STM, CTM, "
+                                         "RTTM or JSON file inside the suite's folders"))
             if "audio" in required and row.get(columns["audio"]):
                 audio = make(row).audio
                 if audio is None:

@@ -125,7 +125,7 @@ class ResponseLine(_ItemLine):
     model_id: str | None = None
     system_fingerprint: str | None = None
     audio_seconds: float | None = None
-    segments: list[dict[str, Any]] | None = Field(default=None, description="timed pieces: start, end, text")
+    segments: list[dict[str, Any]] | None = Field(default=None, description="timed pieces: start, end, text, speaker")
     attempts: list[dict[str, Any]] = Field(default_factory=list)
     cache_hit: bool = False
     time: str | None = None

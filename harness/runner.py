@@ -155,7 +155,7 @@ def build_manifest(suite: LoadedSuite, validation: Validation, run_id: str,
                            "dataset_digest": _digest(files, dataset_files(t)),
                            "scorers": {s: SCORERS.get(s).version for s in task_scorers(t.config)},
                            "scorer_settings": {name: settings.model_dump(mode="json") for name, settings in t.scorers},
-                           "metrics": [m.to_dict() for m in task_metrics(t.config)]} for t in suite.tasks},
+                           "metrics": [m.to_dict() for m in task_metrics(t)]} for t in suite.tasks},
         "adapters": {a.name: {"path": str(a.path), "kind": a.profile.kind, "description": a.profile.description,
                               "settings": _redacted_settings(a),
                               "declarations": a.profile.declarations.model_dump(mode="json", exclude_none=True)}

@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from harness.segments import Segment
+
 
 @dataclass(slots=True)
 class Item:
@@ -20,6 +22,8 @@ class Item:
     audio: Path | None = None
     cluster: str | None = None
     subgroup: str | None = None
+    #: timed speaker turns of the reference, where the dataset gives them
+    segments: list[Segment] | None = None
 
 
 @dataclass(slots=True)

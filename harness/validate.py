@@ -45,11 +45,12 @@ def task_scorers(task: TaskConfig) -> list[str]:
     return [e if isinstance(e, str) else e.name for e in entries]
 
 
-def task_metrics(task: TaskConfig) -> list[MetricSpec]:
-    """Every metric a task reports: its scorers' and the operational ones."""
+def task_metrics(task: LoadedTask) -> list[MetricSpec]:
+    """Every metric a task reports: its scorers' (which may depend on their settings, e.g.
+    one WER per named speaker) and the operational ones."""
     specs: list[MetricSpec] = []
-    for name in task_scorers(task):
-        specs.extend(SCORERS.get(name).metrics)
+    for name, settings in task.scorers:
+        specs.extend(SCORERS.get(name).metrics_for(settings))
     return specs + list(OPERATIONAL_METRICS)
 
 
@@ -264,6 +265,8 @@ def load_suite(path: str | Path, *, scan: bool = True) -> Validation:
                     result.audio_read[task.name] = reads_audio
                 checks_ids = [a for t, a in pairs if t is task and ADAPTERS.get(a.profile.kind).checks_items]
                 needed = KINDS[task.config.kind].fields_needed(task.config)
+                needed += tuple(dict.fromkeys(f for name, _ in task.scorers for f in SCORERS.get(name).needs_fields
+                                              if f not in needed))
                 if not reads_audio:  # every adapter replays stored outputs: the audio is optional
                     needed = tuple(f for f in needed if f != "audio")
                 summary = scan_dataset(task, needed, roots,
@@ -334,7 +337,7 @@ def _pairs(config: SuiteConfig, file: str, lines: dict, tasks: list[LoadedTask],
 
 def _check_metric_refs(config: SuiteConfig, file: str, lines: dict, tasks: list[LoadedTask],
                        adapters: list[LoadedAdapter], problems: list[Problem]) -> None:
-    known = {f"{t.name}/{m.name}" for t in tasks if t.config.kind in KINDS for m in task_metrics(t.config)}
+    known = {f"{t.name}/{m.name}" for t in tasks if t.config.kind in KINDS for m in task_metrics(t)}
     adapter_names = [a.name for a in adapters]
     for section in ("objectives", "gates"):
         for i, rule in enumerate(getattr(config, section)):

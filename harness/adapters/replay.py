@@ -10,7 +10,10 @@ from pydantic import Field
 
 from harness.adapters.base import Adapter, Settings, register_adapter
 from harness.config import resolve
-from harness.errors import Problem
+from harness.errors import AdapterError, Problem
+from harness.segments import SegmentError, UnknownRecording
+from harness.segments import parse_value as parse_segments
+from harness.segments import read_file as read_segments
 from harness.types import Request, Response
 
 
@@ -26,6 +29,14 @@ class ReplaySettings(Settings):
     model_column: str | None = None
     tokens_in_column: str | None = None
     tokens_out_column: str | None = None
+    segments_column: str | None = Field(
+        default=None, description="column holding the answer's timed segments as a JSON list of "
+                                  "{text, speaker, start, end}")
+    segments_file: str | None = Field(
+        default=None, description="timed, speaker-labelled transcripts: one STM / CTM / RTTM / JSON / TextGrid "
+                                  "file for every recording (matched on the item id), or a pattern such as "
+                                  "'hyp/{id}.TextGrid'")
+    speakers_file: str | None = Field(default=None, description="RTTM whose turns give speakers to a CTM's words")
 
 
 class TableError(ValueError):
@@ -130,7 +141,13 @@ class Replay(Adapter):
 
     @classmethod
     def read_paths(cls, settings: Any, base_dir: Path) -> dict[str, Path]:
-        return {"settings.path": resolve(base_dir, settings.path)}
+        paths = {"settings.path": resolve(base_dir, settings.path)}
+        if settings.segments_file:  # a pattern is confined by its folder (each file must stay in it)
+            pattern = resolve(base_dir, settings.segments_file)
+            paths["settings.segments_file"] = pattern.parent if "{id}" in settings.segments_file else pattern
+        if settings.speakers_file:
+            paths["settings.speakers_file"] = resolve(base_dir, settings.speakers_file)
+        return paths
 
     @classmethod
     def check(cls, settings: Any, base_dir: Path, file: str) -> list[Problem]:
@@ -144,9 +161,9 @@ class Replay(Adapter):
         except Exception as exc:  # pyarrow's errors for JSONL and Parquet have several types
             return [Problem(str(path), "", f"cannot read replay file: {exc}")]
         columns = set(table.column_names)
-        problems = []
+        problems = cls._check_segment_files(settings, base_dir, file)
         for key in ("id_column", "output_column", "task_column", "latency_column", "cost_column",
-                    "model_column", "tokens_in_column", "tokens_out_column"):
+                    "model_column", "tokens_in_column", "tokens_out_column", "segments_column"):
             column = getattr(settings, key)
             if column is not None and column not in columns:
                 problems.append(Problem(file, f"settings.{key}", "column not in the replay file",
@@ -155,6 +172,28 @@ class Replay(Adapter):
             if column not in columns:
                 problems.append(Problem(file, f"settings.where.{column}", "column not in the replay file",
                                         expected="one of: " + ", ".join(sorted(columns))))
+        return problems
+
+    @classmethod
+    def _check_segment_files(cls, settings: Any, base_dir: Path, file: str) -> list[Problem]:
+        problems = []
+        if settings.speakers_file and not settings.segments_file:
+            problems.append(Problem(file, "settings.speakers_file", "speakers_file gives speakers to the words "
+                                    "of a segments_file", expected="segments_file: words.ctm"))
+        for key in ("segments_file", "speakers_file"):
+            name = getattr(settings, key)
+            if not name or "{id}" in name:
+                continue
+            path = resolve(base_dir, name)
+            if not path.is_file():
+                problems.append(Problem(file, f"settings.{key}", "file not found", found=str(path)))
+                continue
+            try:
+                read_segments(path, None)
+            except UnknownRecording:
+                pass  # a file of several recordings: each item picks its own
+            except SegmentError as exc:
+                problems.append(Problem(str(path), "", f"cannot read {key}: {exc}", exc.line))
         return problems
 
     @classmethod
@@ -211,7 +250,8 @@ class Replay(Adapter):
         self._index = {key: row for row, key in enumerate(zip(tasks, ids, strict=True))}
         self._columns = {name: table[column].combine_chunks() for name, column in (
             ("output", s.output_column), ("latency", s.latency_column), ("cost", s.cost_column),
-            ("model", s.model_column), ("tokens_in", s.tokens_in_column), ("tokens_out", s.tokens_out_column))
+            ("model", s.model_column), ("tokens_in", s.tokens_in_column), ("tokens_out", s.tokens_out_column),
+            ("segments", s.segments_column))
             if column is not None}
 
     def _value(self, name: str, row: int) -> Any:
@@ -233,4 +273,35 @@ class Replay(Adapter):
         return Response(output=str(output), latency_s=num(self._value("latency", row), float),
                         cost=num(self._value("cost", row), float), model_id=None if model is None else str(model),
                         tokens_in=num(self._value("tokens_in", row), int),
-                        tokens_out=num(self._value("tokens_out", row), int))
+                        tokens_out=num(self._value("tokens_out", row), int),
+                        segments=self._segments(request.item_id, row))
+
+    def _segments(self, item_id: str, row: int) -> list[dict[str, Any]] | None:
+        """The answer's segments from its column or the segment file; an unreadable value is
+        this item's error (raised), not the run's."""
+        s = self.settings
+        value = self._value("segments", row)
+        if value not in (None, ""):
+            if isinstance(value, str) and not value.lstrip().startswith("["):
+                raise AdapterError(f"{s.segments_column} of item {item_id!r} is not a JSON list of segments "
+                                   "(files go in segments_file)", retryable=False)
+            try:
+                return [seg.to_dict() for seg in parse_segments(value, self.base_dir, item_id)]
+            except SegmentError as exc:
+                raise AdapterError(f"{s.segments_column} of item {item_id!r}: {exc}", retryable=False) from None
+        if not s.segments_file:
+            return None
+        pattern = resolve(self.base_dir, s.segments_file)
+        path = Path(str(pattern).replace("{id}", item_id)).resolve()
+        if "{id}" in s.segments_file:
+            if not path.is_relative_to(pattern.parent.resolve()):  # an id like "../x" must not leave the folder
+                raise AdapterError(f"segment file for item {item_id!r} leaves {pattern.parent}", retryable=False)
+            if not path.is_file():
+                return None
+        speakers = resolve(self.base_dir, s.speakers_file) if s.speakers_file else None
+        try:
+            return [seg.to_dict() for seg in read_segments(path, item_id, speakers)]
+        except UnknownRecording:
+            return None  # the file holds other recordings only
+        except SegmentError as exc:
+            raise AdapterError(f"segments of item {item_id!r}: {exc}", retryable=False) from None

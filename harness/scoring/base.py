@@ -97,10 +97,18 @@ class Scorer(ABC):
     metrics: ClassVar[tuple[MetricSpec, ...]]
     version: ClassVar[str] = "1"
     Settings: ClassVar[type[BaseModel]] = ScorerSettings
+    #: logical item fields the scorer reads besides the reference (validation requires them)
+    needs_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, task: TaskConfig, settings: BaseModel | None = None) -> None:
         self.task = task
         self.settings = settings if settings is not None else self.Settings()
+
+    @classmethod
+    def metrics_for(cls, settings: BaseModel) -> tuple[MetricSpec, ...]:
+        """The metrics this scorer reports under these settings; `metrics` unless they depend
+        on the settings (one WER per speaker named, say)."""
+        return cls.metrics
 
     @classmethod
     def check(cls, settings: Any, ctx: CheckContext) -> list[Problem]:
@@ -129,7 +137,7 @@ SCORERS: Registry[type[Scorer]] = Registry(
     builtins={"wer": "harness.scoring.asr", "cer": "harness.scoring.asr", "exact_match": "harness.scoring.qa",
               "drug_names": "harness.scoring.medical", "doses": "harness.scoring.medical",
               "critical_terms": "harness.scoring.medical", "numeric_fidelity": "harness.scoring.medical",
-              "citations": "harness.scoring.citations"},
+              "citations": "harness.scoring.citations", "speaker_wer": "harness.scoring.speakers"},
     name_attr="name")
 
 

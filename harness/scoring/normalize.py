@@ -95,14 +95,16 @@ def normalizer(language: str = "en", spec: NormalizerSpec | None = None) -> Call
     if not fillers and not spec.equivalences:
         return base
     drop = frozenset(f.lower() for f in fillers)
-    phrases = [(re.compile(rf"(?<!\S){re.escape(k)}(?!\S)"), v) for k, v in spec.equivalences if " " in k]
+    # Multi-word equivalences match the text as written, words separated by spaces only: after
+    # punctuation is stripped, "at all. Right, let me" would read as "alright let me".
+    phrases = [(re.compile(r"(?<!\w)" + r"\s+".join(map(re.escape, k.split())) + r"(?!\w)", re.IGNORECASE), v)
+               for k, v in spec.equivalences if " " in k]
     words = {k: v for k, v in spec.equivalences if " " not in k}
 
     def adjust(text: str) -> str:
-        out = base(text)
         for rx, value in phrases:
-            out = rx.sub(value, out)
-        return " ".join(words.get(w, w) for w in out.split() if w not in drop)
+            text = rx.sub(value, text)
+        return " ".join(words.get(w, w) for w in base(text).split() if w not in drop)
 
     return lru_cache(maxsize=1 << 14)(adjust)
 

@@ -47,7 +47,7 @@ def test_dose_forms(text: str, lang: str, expected: tuple) -> None:
 def test_routes_frequencies_negation_laterality() -> None:
     e = extract("No aspirin; give morphine 2 mg IV every 4 hours to the left arm", "en", LEX)
     assert e.routes == [(6, "iv")] and "every 4 hours" in e.frequencies
-    assert [e.tokens[i].text for i in e.negations] == ["no"] and e.laterality == [(12, "left")]
+    assert [e.words[i] for i in e.negations] == ["no"] and e.laterality == [(12, "left")]
     f = extract("Pas d'aspirine, paracétamol per os deux fois par jour, genou droit", "fr", LEX)
     assert (5, "oral") in f.routes and "2 fois par jour" in f.frequencies and f.laterality[0][1] == "droit"
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
 
 from harness.clinical.extract import Dose, DrugMention, Extraction, extract
 from harness.clinical.lexicon import Lexicon, critical_terms
+from harness.textcache import text_cache
 
 SEVERITY_WEIGHTS = {"critical": 5.0, "major": 2.0, "minor": 1.0}
 LASA_ORTHOGRAPHIC = 70.0   # rapidfuzz ratio, 0-100
@@ -87,10 +87,10 @@ class Analysis:
 
 def _alignment(ref: Extraction, out: Extraction) -> tuple[list[tuple[int, int]], int]:
     """For each reference token, the output token span [j1, j2) it aligns with; word errors."""
-    spans: list[tuple[int, int]] = [(0, 0)] * len(ref.tokens)
+    spans: list[tuple[int, int]] = [(0, 0)] * len(ref.words)
     errors = 0
     ops: list[tuple[str, int, int, int, int]] = Levenshtein.opcodes(  # type: ignore[assignment]
-        [t.text for t in ref.tokens], [t.text for t in out.tokens]).as_list()
+        ref.words, out.words).as_list()
     for tag, i1, i2, j1, j2 in ops:
         if tag == "equal":
             for k in range(i2 - i1):
@@ -141,7 +141,7 @@ def _drugs(a: Analysis, ref: Extraction, out: Extraction, spans: list[tuple[int,
     used: set[int] = set()
     pending: list[DrugMention] = []
     for d in ref.drugs:
-        span = _span(spans, d.first, d.last, len(out.tokens))
+        span = _span(spans, d.first, d.last, len(out.words))
         k = next((k for k, o in enumerate(out.drugs) if k not in used and o.canonical == d.canonical
                   and _overlaps(o.first, o.last, span)), None)
         if k is None:
@@ -159,7 +159,7 @@ def _drugs(a: Analysis, ref: Extraction, out: Extraction, spans: list[tuple[int,
             a.drug_matched += 1
     remaining = [o.canonical for k, o in enumerate(out.drugs) if k not in used]
     for d in unmatched:
-        span = _span(spans, d.first, d.last, len(out.tokens))
+        span = _span(spans, d.first, d.last, len(out.words))
         other = next((o for k, o in enumerate(out.drugs) if k not in used and _overlaps(o.first, o.last, span)
                       and o.canonical in remaining), None)
         if other is not None:
@@ -168,7 +168,7 @@ def _drugs(a: Analysis, ref: Extraction, out: Extraction, spans: list[tuple[int,
             a.findings.append(Finding("drug_substitution", "critical", d.canonical, other.canonical,
                                       reason or "different drug"))
         else:
-            heard = " ".join(t.text for t in out.tokens[span[0]:span[1]])
+            heard = " ".join(out.words[span[0]:span[1]])
             reason = lasa(lexicon, d.surface, heard.replace(" ", "")) if heard else None
             a.findings.append(Finding("drug_lost", "critical", d.canonical, heard or "(nothing)",
                                       reason or ("deleted" if not heard else "replaced by other words")))
@@ -207,7 +207,7 @@ def _doses(a: Analysis, ref: Extraction, out: Extraction, spans: list[tuple[int,
     a.dose_ref, a.dose_out = len(ref.doses), len(out.doses)
     used: set[int] = set()
     for d in ref.doses:
-        span = _span(spans, d.first, d.last, len(out.tokens))
+        span = _span(spans, d.first, d.last, len(out.words))
         cands = [k for k, o in enumerate(out.doses) if k not in used and _overlaps(o.first, o.last, span)]
         if not cands:  # the same dose said elsewhere in the sentence still counts
             cands = [k for k, o in enumerate(out.doses) if k not in used and same_quantity(d, o)]
@@ -225,7 +225,7 @@ def _doses(a: Analysis, ref: Extraction, out: Extraction, spans: list[tuple[int,
         if any(math.isclose(v, d.value) for v in numbers):
             a.findings.append(Finding("dose_unit_dropped", "major", d.surface, f"{d.value:g} (no unit)"))
         else:
-            heard = " ".join(t.text for t in out.tokens[span[0]:span[1]])
+            heard = " ".join(out.words[span[0]:span[1]])
             a.findings.append(Finding("dose_dropped", "major", d.surface, heard or "(nothing)"))
     for k, o in enumerate(out.doses):
         if k not in used and not any(same_quantity(o, d) for d in ref.doses):
@@ -235,24 +235,29 @@ def _doses(a: Analysis, ref: Extraction, out: Extraction, spans: list[tuple[int,
 def _critical(a: Analysis, ref: Extraction, out: Extraction, spans: list[tuple[int, int]], lang: str,
               extra_pairs: tuple[tuple[str, str], ...]) -> None:
     terms = critical_terms()
-    words_out = [t.text for t in out.tokens]
+    words_out = out.words
     negation_words = set(terms["negation"][lang])
     opposite = terms["laterality"][lang]
     pairs = {}
     for x, y in [*terms["near_homophones"][lang], *extra_pairs]:
         pairs[x], pairs[y] = y, x
-    ref_words = [t.text for t in ref.tokens]
+    ref_words = ref.words
     homophones = [(i, w) for i, w in enumerate(ref_words) if w in pairs]
     a.critical_ref = len(ref.negations) + len(ref.laterality) + len(homophones)
     for i in ref.negations:
-        j1, j2 = _span(spans, i, i, len(out.tokens))
+        j1, j2 = _span(spans, i, i, len(out.words))
         if not any(w in negation_words for w in words_out[j1:j2]):
             a.findings.append(Finding("negation_lost", "critical", ref_words[i], " ".join(words_out[j1:j2])
                                       or "(nothing)"))
     covered = {j for i in range(len(ref_words)) for j in range(*spans[i]) if ref_words[i] in negation_words}
+    aligned: dict[int, list[int]] = {}  # output position → the reference positions aligned with it
+    if out.negations:
+        for i, (j1, j2) in enumerate(spans):
+            for j in range(j1, j2):
+                aligned.setdefault(j, []).append(i)
     previous = -2
     for j in out.negations:
-        aligned_ref = [i for i, s in enumerate(spans) if s[0] <= j < s[1]]
+        aligned_ref = aligned.get(j, [])
         run_continues, previous = j == previous + 1, j
         if run_continues:
             continue  # "no no no no": one added negation, not one per repetition
@@ -260,28 +265,28 @@ def _critical(a: Analysis, ref: Extraction, out: Extraction, spans: list[tuple[i
             a.findings.append(Finding("negation_added", "critical", " ".join(ref_words[i] for i in aligned_ref)
                                       or "(nothing)", words_out[j]))
     for i, side in ref.laterality:
-        j1, j2 = _span(spans, i, i, len(out.tokens))
+        j1, j2 = _span(spans, i, i, len(out.words))
         heard = words_out[j1:j2]
         if opposite[side] in heard and side not in heard:
             a.findings.append(Finding("laterality_flip", "critical", side, opposite[side]))
         elif side not in heard:
             a.findings.append(Finding("laterality_lost", "major", side, " ".join(heard) or "(nothing)"))
     for i, w in homophones:
-        j1, j2 = _span(spans, i, i, len(out.tokens))
+        j1, j2 = _span(spans, i, i, len(out.words))
         if pairs[w] in words_out[j1:j2]:
             a.findings.append(Finding("near_homophone_swap", "critical", w, pairs[w]))
     a.critical_errors = sum(1 for f in a.findings if f.kind in (
         "negation_lost", "negation_added", "laterality_flip", "laterality_lost", "near_homophone_swap"))
 
 
-@lru_cache(maxsize=4096)
+@text_cache(short=4096)
 def analyse(reference: str, output: str, language: str, lexicon: Lexicon,
             extra_pairs: tuple[tuple[str, str], ...] = ()) -> Analysis:
     """Every medically critical difference between a reference and an output."""
     lang = "fr" if language.lower().startswith("fr") else "en"
     ref, out = extract(reference, lang, lexicon), extract(output, lang, lexicon)
     spans, word_errors = _alignment(ref, out)
-    a = Analysis(word_errors=word_errors, ref_words=len(ref.tokens))
+    a = Analysis(word_errors=word_errors, ref_words=len(ref.words))
     _drugs(a, ref, out, spans, lexicon)
     _doses(a, ref, out, spans)
     _critical(a, ref, out, spans, lang, extra_pairs)

@@ -15,9 +15,11 @@ from functools import lru_cache
 from text_to_num import alpha2digit
 
 from harness.clinical.lexicon import Lexicon, critical_terms, fold
+from harness.textcache import text_cache
 
 _THOUSANDS_EN = re.compile(r"(?<=\d)[, ](?=\d{3}(?!\d))")
 _THOUSANDS_FR = re.compile(r"(?<=\d)[ \u202f](?=\d{3}(?!\d))")
+_SLASH = re.compile(r" ?/ ?")
 TOKEN = re.compile(r"\d+(?:[.,]\d+)?|[^\W\d_]+(?:-[^\W\d_]+)*|[µ%/]")
 
 UNITS = {
@@ -63,13 +65,6 @@ FREQUENCY = {
 
 
 @dataclass(frozen=True, slots=True)
-class Token:
-    text: str
-    start: int
-    end: int
-
-
-@dataclass(frozen=True, slots=True)
 class DrugMention:
     canonical: str
     surface: str
@@ -98,7 +93,7 @@ class Dose:
 @dataclass
 class Extraction:
     text: str
-    tokens: list[Token]
+    words: list[str]
     drugs: list[DrugMention]
     doses: list[Dose]
     numbers: list[tuple[int, float]]
@@ -121,8 +116,9 @@ def _number(text: str) -> float | None:
         return None
 
 
-def tokenize(text: str, language: str) -> tuple[str, list[Token]]:
-    """Folded text with numbers in words turned into digits, and its tokens."""
+def tokenize(text: str, language: str) -> tuple[str, list[str]]:
+    """Folded text with numbers in words turned into digits, and its words (plain strings:
+    a token object each cost more than the rest of the extraction of a long transcript)."""
     lang = _lang(language)
     folded = fold(text)
     if lang == "fr":
@@ -131,36 +127,39 @@ def tokenize(text: str, language: str) -> tuple[str, list[Token]]:
     # thousands separators: "1,000" in English, "5 000" in both; a French comma is a decimal point
     folded = (_THOUSANDS_EN if lang == "en" else _THOUSANDS_FR).sub("", folded)
     folded = folded.replace("'", " ")  # l'aspirine → l aspirine; n'est → n est
-    return folded, [Token(m.group(), m.start(), m.end()) for m in TOKEN.finditer(folded)]
+    return folded, TOKEN.findall(folded)
 
 
-def _drugs(tokens: list[Token], lexicon: Lexicon) -> list[DrugMention]:
+def _drugs(words: list[str], lexicon: Lexicon) -> list[DrugMention]:
+    """Longest names first, left to right: a phrase grows only while it begins some name
+    (`lexicon.prefixes`), so a common word costs one or two set look-ups."""
     out = []
-    words = [t.text for t in tokens]
-    i = 0
-    while i < len(words):
-        found = None
-        for n in range(min(lexicon.max_words, len(words) - i), 0, -1):
-            phrase = " ".join(words[i:i + n])
-            canonical = lexicon.variants.get(phrase)
-            if canonical is None or (n == 1 and (phrase in lexicon.stopwords or len(phrase) < 3)):
-                continue
-            if words[i][0].isdigit():
-                continue
-            found = DrugMention(canonical, phrase, i, i + n - 1)
-            break
-        if found:
-            out.append(found)
-            i = found.last + 1
+    variants, prefixes, stop = lexicon.variants, lexicon.prefixes, lexicon.stopwords
+    i, count = 0, len(words)
+    while i < count:
+        word = words[i]
+        if word[0].isdigit():
+            i += 1
+            continue
+        best = 1 if word in variants and word not in stop and len(word) >= 3 else 0
+        phrase, n = word, 1
+        while phrase in prefixes and i + n < count and n < lexicon.max_words:
+            phrase = f"{phrase} {words[i + n]}"
+            n += 1
+            if phrase in variants:
+                best = n
+        if best:
+            name = word if best == 1 else " ".join(words[i:i + best])
+            out.append(DrugMention(variants[name], name, i, i + best - 1))
+            i += best
         else:
             i += 1
     return out
 
 
-def _doses(tokens: list[Token], text: str) -> tuple[list[Dose], list[tuple[int, float]]]:
+def _doses(words: list[str]) -> tuple[list[Dose], list[tuple[int, float]]]:
     doses: list[Dose] = []
     numbers: list[tuple[int, float]] = []
-    words = [t.text for t in tokens]
     i = 0
     while i < len(words):
         value = _number(words[i]) if words[i][0].isdigit() else None
@@ -196,7 +195,7 @@ def _doses(tokens: list[Token], text: str) -> tuple[list[Dose], list[tuple[int, 
             per.append(PER_UNITS[words[k + 1]])
             last = k + 1
             k += 2
-        surface = text[tokens[i].start:tokens[last].end]
+        surface = _SLASH.sub("/", " ".join(words[i:last + 1]))
         doses.append(Dose(value, unit, tuple(per), i, last, surface, high))
         i = last + 1
     return doses, numbers
@@ -232,15 +231,14 @@ def _anchored(i: int, anchored: list[bool], after: int, before: int) -> bool:
     return any(anchored[i + 1:i + 1 + after]) or any(anchored[max(0, i - before):i])
 
 
-@lru_cache(maxsize=1 << 14)
+@text_cache()
 def extract(text: str, language: str, lexicon: Lexicon) -> Extraction:
     """Every clinical mention in `text`. Cached: references are analysed once."""
     lang = _lang(language)
-    folded, tokens = tokenize(text, lang)
+    folded, words = tokenize(text, lang)
     terms = critical_terms()
-    words = [t.text for t in tokens]
-    drugs = _drugs(tokens, lexicon)
-    doses, numbers = _doses(tokens, folded)
+    drugs = _drugs(words, lexicon)
+    doses, numbers = _doses(words)
     routes = [(i, ROUTES[lang][w]) for i, w in enumerate(words) if w in ROUTES[lang]]
     negation_words = set(terms["negation"][lang])
     laterality = terms["laterality"][lang]
@@ -253,7 +251,7 @@ def extract(text: str, language: str, lexicon: Lexicon) -> Extraction:
         for k in range(first, last + 1):
             anchored[k] = True
     return Extraction(
-        text=folded, tokens=tokens, drugs=drugs, doses=doses, numbers=numbers, routes=routes,
+        text=folded, words=words, drugs=drugs, doses=doses, numbers=numbers, routes=routes,
         frequencies=[m.group() for m in FREQUENCY[lang].finditer(folded)],
         negations=[i for i, w in enumerate(words) if w in negation_words and _anchored(
             i, anchored, NEGATION_SCOPE_AFTER, NEGATION_SCOPE_BEFORE if w in POST_NEGATIONS else 0)],

@@ -60,6 +60,9 @@ class Lexicon:
     max_words: int
     stopwords: set[str]
     confusables: dict[frozenset[str], str] = field(default_factory=dict)
+    #: phrases that begin a longer name ("acide", "acide acetylsalicylique" …): the matcher
+    #: extends a phrase only while it is one of them
+    prefixes: frozenset[str] = frozenset()
 
     def canonical(self, name: str) -> str:
         return self.variants.get(fold(name), fold(name))
@@ -107,8 +110,10 @@ def load_lexicon(formulary: str | None = None) -> Lexicon:
     with (DATA / "confusables.csv").open(encoding="utf-8", newline="") as fh:
         for r in csv.DictReader(fh):
             confusables[frozenset((fold(r["drug_a"]), fold(r["drug_b"])))] = r["source"]
-    max_words = max((len(v.split()) for v in variants), default=1)
-    return Lexicon(variants, min(max_words, 5), stop, confusables)
+    max_words = 5
+    prefixes = {" ".join(words[:k]) for words in (v.split() for v in variants) if len(words) <= max_words
+                for k in range(1, len(words))}
+    return Lexicon(variants, max_words, stop, confusables, frozenset(prefixes))
 
 
 @lru_cache(maxsize=1)

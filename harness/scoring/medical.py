@@ -206,7 +206,7 @@ class NumericFidelity(Scorer):
         source_values = {v for _, v in source.numbers}
         unsupported = [d.surface for d in out.doses if not any(same_quantity(d, s) for s in source.doses)]
         in_doses = {j for d in out.doses for j in range(d.first, d.last + 1)}
-        unsupported += [out.tokens[j].text for j, v in out.numbers if j not in in_doses and v not in source_values]
+        unsupported += [out.words[j] for j, v in out.numbers if j not in in_doses and v not in source_values]
         total = len(out.doses) + sum(1 for j, _ in out.numbers if j not in in_doses)
         return Score({"numbers_out": total, "numbers_unsupported": len(unsupported),
                       "has_unsupported": int(bool(unsupported))}, {"unsupported": unsupported})

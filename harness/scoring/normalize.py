@@ -29,6 +29,7 @@ from functools import lru_cache
 from text_to_num import alpha2digit
 
 from harness.config import NormalizerSpec
+from harness.textcache import text_cache
 
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "ʼ": "'", "“": '"', "”": '"',
                          "«": '"', "»": '"', "μ": "µ", "\u00a0": " ", "\u202f": " "})
@@ -106,7 +107,7 @@ def normalizer(language: str = "en", spec: NormalizerSpec | None = None) -> Call
             text = rx.sub(value, text)
         return " ".join(words.get(w, w) for w in base(text).split() if w not in drop)
 
-    return lru_cache(maxsize=1 << 14)(adjust)
+    return text_cache()(adjust)
 
 
 def _whisper(lang: str) -> Callable[[str], str]:
@@ -217,4 +218,4 @@ def _clinical(lang: str, spec: NormalizerSpec) -> Callable[[str], str]:
 
     # References and short answers repeat (choice letters, units); transcripts rarely do,
     # and a cache miss costs ~1 µs against ~10 µs of normalization.
-    return lru_cache(maxsize=1 << 14)(apply)
+    return text_cache()(apply)

@@ -263,6 +263,9 @@ class SuiteConfig(Strict):
     output_dir: str = "runs"
     cache: bool = Field(default=True, description="reuse identical earlier responses (SQLite, .harness-cache/)")
     scoring_timeout_s: float = Field(default=60.0, gt=0, description="longest a scorer may take on one item")
+    scoring_workers: int | None = Field(
+        default=None, ge=0, description="processes for CPU-bound scorers; unset: every core (at most 4) when a run "
+                                        "has 400 items or more to score, else in-process; 0 or 1: in-process")
     share_records_with_group: bool = Field(default=False,
                                            description="run folders 0750 instead of 0700 (files 0640, not 0600)")
     max_field_bytes: int = Field(default=1_000_000, gt=0,

@@ -36,6 +36,14 @@ from harness.metrics import build_scorecard
 from harness.record import FORMAT_VERSION, ResponseLine, ScoreLine, iter_lines
 from harness.report.scorecard import write_reports
 from harness.scoring.base import SCORERS, Scorer
+from harness.scoring.pool import (
+    ScoringPool,
+    cpu_bound_entries,
+    error_detail,
+    is_text_scorer,
+    score_texts,
+    workers_for,
+)
 from harness.store import (
     REQUESTS,
     RESPONSES,
@@ -72,6 +80,8 @@ class _Pair:
     total: int
     cacheable: bool = True
     identity: dict[str, Any] = field(default_factory=dict)
+    #: the CPU-bound text scorers, when they run in the scoring pool (else empty)
+    pooled: list[Scorer] = field(default_factory=list)
     done: set[tuple[str, int]] = field(default_factory=set)
     recorded: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
 
@@ -213,7 +223,7 @@ async def call_with_retries(adapter: Adapter, request: Request, timeout: float, 
             err = exc
         except Exception as exc:  # an adapter bug must not abort the run
             err = AdapterError(f"{type(exc).__name__}: {exc}")
-            err.traceback = _error_detail(exc)["traceback"]  # type: ignore[attr-defined]
+            err.traceback = error_detail(exc)["traceback"]  # type: ignore[attr-defined]
         else:
             await limiter.release(started, tokens=(response.tokens_in or 0) + (response.tokens_out or 0))
             response.attempts = [*attempts, {"attempt": attempt, "status": 200}] if attempts else []
@@ -245,32 +255,29 @@ def _operational(response: Response) -> dict[str, float | None]:
             "latency_s": response.latency_s, "cost": response.cost, "tokens_out": response.tokens_out}
 
 
-def _error_detail(exc: BaseException) -> dict[str, str]:
-    import traceback
-
-    return {"error": f"{type(exc).__name__}: {exc}",
-            "traceback": "".join(traceback.format_exception(exc, limit=-8))[-4000:]}
-
-
-async def score_item(scorers: list[Scorer], sample: Sample, watchdog: Watchdog) -> Score:
+async def score_item(scorers: list[Scorer], sample: Sample, watchdog: Watchdog,
+                     pooled: Score | None = None) -> Score:
     """Operational values for every item, scorer values when there is an output. A scorer
     that raises or runs past `timeout_s` costs that item its values from that scorer, with
-    the error and traceback kept in the details: never the run."""
+    the error and traceback kept in the details: never the run. `pooled`: what the scoring
+    pool already computed for this item."""
     response = sample.response
     score = Score(_operational(response))
     score.values["scoring_error"] = 0
     if response.output is None:
         return score
+    if pooled is not None:
+        score.values.update(pooled.values)
+        score.details.update(pooled.details)
+    score_texts([s for s in scorers if is_text_scorer(s)], sample.item, response.output, watchdog, score)
     for scorer in scorers:
+        if is_text_scorer(scorer):
+            continue
         try:
-            if type(scorer).score is Scorer.score:  # text scorers: no coroutine per item
-                with watchdog.limit():
-                    s = scorer.score_text(sample.item, response.output)
-            else:
-                s = await asyncio.wait_for(scorer.score(sample), watchdog.timeout_s)
+            s = await asyncio.wait_for(scorer.score(sample), watchdog.timeout_s)
         except (Exception, ScorerTimeout) as exc:
             score.values["scoring_error"] = 1
-            score.details[scorer.name] = _error_detail(exc)
+            score.details[scorer.name] = error_detail(exc)
             continue
         score.values.update(s.values)
         if s.details:
@@ -316,6 +323,9 @@ class Runner:
         self.limiters: dict[str, AdaptiveLimiter] = {}
         self._hashes = FileHashes() if hashes is None else hashes
         self.watchdog = Watchdog(self.suite.config.scoring_timeout_s)
+        self.pool: ScoringPool | None = None
+        self.pool_broken = False
+        self.scoring_workers = 0
 
     def _audio_hash(self, path: Path | None) -> str | None:
         return None if path is None else self._hashes[path]
@@ -346,7 +356,10 @@ class Runner:
             self.models_seen.setdefault(pair.adapter.name, set()).add(label)
             if new and not response.cache_hit:
                 self._note_model(pair.adapter.name, label, f"{pair.task.name}/{item.id}#{job.repeat}")
-        score = await score_item(pair.scorers, Sample(item, job.request, response), self.watchdog)
+        pooled = None
+        if pair.pooled and response.output is not None:
+            pooled = await self._pool_score(pair, item, response.output)
+        score = await score_item(pair.scorers, Sample(item, job.request, response), self.watchdog, pooled)
         self.writer.append(SCORES, {
             "task": pair.task.name, "adapter": pair.adapter.name, "item_id": item.id, "repeat": job.repeat,
             "cluster": item.cluster, "subgroup": item.subgroup, "status": response.status,
@@ -354,6 +367,37 @@ class Runner:
             "values": score.values, "details": score.details}, flush=False)  # rescored on resume if lost
         if bar is not None:
             bar.update(1)
+
+    async def _pool_score(self, pair: _Pair, item: Item, output: str) -> Score:
+        """The pooled scorers' values for one item; in-process if the pool has broken (a
+        worker killed, say), so that no item loses its scores."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        if self.pool is not None:
+            try:
+                return await asyncio.wrap_future(self.pool.submit(pair.task.name, item, output))
+            except BrokenProcessPool:
+                self.pool_broken = True
+                self.pool = None
+        score = Score()
+        score_texts(pair.pooled, item, output, self.watchdog, score)
+        return score
+
+    def _start_pool(self, pairs: list[_Pair]) -> None:
+        """Move the CPU-bound text scorers to worker processes when the run is large enough
+        (or the suite says so): see scoring/pool.py."""
+        specs = {t.name: (t.config, entries) for t in self.suite.tasks
+                 if (entries := cpu_bound_entries(t.scorers))}
+        items = sum(p.total for p in pairs if p.task.name in specs) * self.suite.config.repeats
+        workers = workers_for(self.suite.config.scoring_workers, items, bool(specs))
+        self.scoring_workers = workers
+        if not workers:
+            return
+        self.pool = ScoringPool(specs, workers, self.suite.config.scoring_timeout_s)
+        for pair in pairs:
+            if pair.task.name in specs:
+                pair.pooled = [s for s in pair.scorers if s.cpu_bound and is_text_scorer(s)]
+                pair.scorers = [s for s in pair.scorers if s not in pair.pooled]
 
     def _note_model(self, adapter: str, label: str, where: str) -> None:
         """A provider that starts answering with another model id in the middle of a run is a
@@ -495,12 +539,18 @@ class Runner:
             if self.resume:
                 self._load_previous(pairs)
                 self.live_model.update(manifest.get("first_models") or {})
+            self._start_pool(pairs)
             await asyncio.gather(*(self._run_pair(p, i) for i, p in enumerate(pairs)))
         finally:
+            if self.pool is not None:
+                self.pool.close()
             for instance in instances.values():
                 with contextlib.suppress(Exception):
                     await instance.close()
             self.writer.close()
+            manifest["scoring_workers"] = self.scoring_workers
+            if self.pool_broken:
+                manifest["scoring_pool_broken"] = True
             previous_models = manifest.get("provider_models") or {}
             manifest["provider_models"] = {k: sorted(set(previous_models.get(k, [])) | self.models_seen.get(k, set()))
                                            for k in sorted(set(previous_models) | set(self.models_seen))}

@@ -39,6 +39,7 @@ def edit_counts(ref: list[str] | str, hyp: list[str] | str) -> tuple[int, int, i
 class _ErrorRate(Scorer):
     unit: str
     keep_text = False  # the normalized texts go into scores.jsonl once, with WER
+    cpu_bound = True
 
     def __init__(self, task: TaskConfig, settings: BaseModel | None = None) -> None:
         super().__init__(task, settings)

@@ -97,6 +97,8 @@ class Scorer(ABC):
     metrics: ClassVar[tuple[MetricSpec, ...]]
     version: ClassVar[str] = "1"
     Settings: ClassVar[type[BaseModel]] = ScorerSettings
+    #: heavy per-item computation from the text alone: may run in worker processes (scoring/pool.py)
+    cpu_bound: ClassVar[bool] = False
     #: logical item fields the scorer reads besides the reference (validation requires them)
     needs_fields: ClassVar[tuple[str, ...]] = ()
 

@@ -80,6 +80,7 @@ def _findings_summary(cls: type[Scorer], task: str, adapter: str, details: list[
 
 class _Medical(Scorer):
     kinds = MEDICAL_KINDS
+    cpu_bound = True
     prefixes: tuple[str, ...] = ()
     title = ""
     Settings = MedicalSettings

@@ -11,11 +11,13 @@ import argparse
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from harness.clinical.extract import extract
 from harness.clinical.lexicon import DATA, load_lexicon
 
 ANNOTATED = DATA / "annotated"
+GENERALISATION = DATA / "generalisation"
 
 
 def parse_dose(text: str) -> tuple[float, float | None, str, tuple[str, ...]]:
@@ -49,15 +51,24 @@ class Counts:
             self.errors.append(f"{text}\n    missed {dict(gold - found)} extra {dict(found - gold)}")
 
 
-def evaluate(languages: tuple[str, ...] = ("en", "fr")) -> dict[str, dict[str, Counts]]:
+#: the annotated sets: the bundled regression set, and the generalisation set of issue 15
+#: (split into a development half, which tuning may look at, and a test half, never tuned on)
+SETS = {"regression": ANNOTATED / "{lang}.tsv", "dev": GENERALISATION / "{lang}-dev.tsv",
+        "test": GENERALISATION / "{lang}-test.tsv"}
+
+
+def evaluate(languages: tuple[str, ...] = ("en", "fr"), which: str = "regression") -> dict[str, dict[str, Counts]]:
+    """Drug and dose precision / recall per language on one annotated set. Drugs compare by
+    substance identity (`Lexicon.substances`): a brand and its generic are the same drug."""
     lexicon = load_lexicon()
     results: dict[str, dict[str, Counts]] = {}
     for lang in languages:
         drugs, doses = Counts(), Counts()
-        for line in (ANNOTATED / f"{lang}.tsv").read_text(encoding="utf-8").splitlines():
+        for line in Path(str(SETS[which]).format(lang=lang)).read_text(encoding="utf-8").splitlines():
             text, gold_drugs, gold_doses = [*line.split("\t"), "", ""][:3]
             e = extract(text, lang, lexicon)
-            drugs.add(Counter(d for d in gold_drugs.split(";") if d), Counter(d.canonical for d in e.drugs), text)
+            drugs.add(Counter(lexicon.substances(d) for d in gold_drugs.split(";") if d),
+                      Counter(lexicon.substances(d.canonical) for d in e.drugs), text)
             doses.add(Counter(parse_dose(d) for d in gold_doses.split(";") if d),
                       Counter(d.key() for d in e.doses), text)
         results[lang] = {"drugs": drugs, "doses": doses}
@@ -67,8 +78,11 @@ def evaluate(languages: tuple[str, ...] = ("en", "fr")) -> dict[str, dict[str, C
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--verbose", action="store_true", help="list every disagreement")
+    parser.add_argument("--set", choices=sorted(SETS), default="regression",
+                        help="regression (the bundled set), dev or test (the generalisation halves)")
+    parser.add_argument("--lang", choices=("en", "fr"), action="append", help="one language (default both)")
     args = parser.parse_args()
-    for lang, kinds in evaluate().items():
+    for lang, kinds in evaluate(tuple(args.lang or ("en", "fr")), args.set).items():
         for kind, c in kinds.items():
             print(f"{lang} {kind:5s}: precision {c.precision:.3f}  recall {c.recall:.3f}  "
                   f"(tp {c.tp}, fp {c.fp}, fn {c.fn})")

@@ -8,6 +8,7 @@ import bz2
 import csv
 import importlib.util
 import pickle
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -67,8 +68,33 @@ class Lexicon:
     def canonical(self, name: str) -> str:
         return self.variants.get(fold(name), fold(name))
 
+    def substances(self, name: str) -> frozenset[str]:
+        """The active substances a drug name stands for, one key each: brands, spellings and
+        salts of one substance share a key ("Doliprane", "paracetamol", "acetaminophen";
+        "valproate de sodium", "valproic acid"), a combination is the set of its substances
+        ("Augmentin", "co-amoxiclav", "amoxicillin+clavulanic acid")."""
+        return substances(self, name)
+
     def known_confusable(self, a: str, b: str) -> str | None:
         return self.confusables.get(frozenset((a, b)))
+
+
+_COMBINATION = re.compile(r"\s*(?:\+|/| and | with |, )\s*")
+_ACID = re.compile(r"\b(\w+)ic acid\b")
+
+
+def substance_key(name: str) -> str:
+    """One spelling per substance: salts and dosage forms dropped, "X-ic acid" read as "X-ate"
+    (valproic acid = valproate, clavulanic acid = clavulanate)."""
+    words = [w for w in _ACID.sub(r"\1ate", name).split() if w not in SALT_WORDS]
+    return " ".join(words) or name
+
+
+def substances(lexicon: Lexicon, name: str) -> frozenset[str]:
+    folded = fold(name).strip()
+    canonical = lexicon.variants.get(folded, folded)
+    parts = [p for p in _COMBINATION.split(canonical) if p]
+    return frozenset(substance_key(lexicon.variants.get(p, p)) for p in parts)
 
 
 def _base_name(canonical: str, canonicals: set[str]) -> str:

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from text_to_num import alpha2digit
 
-from harness.clinical.lexicon import Lexicon, critical_terms, fold
+from harness.clinical.lexicon import SALT_WORDS, TITLES, Lexicon, critical_terms, fold, strip_accents
 from harness.textcache import text_cache
 
 _THOUSANDS_EN = re.compile(r"(?<=\d)[, ](?=\d{3}(?!\d))")
@@ -40,7 +40,7 @@ PER_UNITS = {
     "kg": "kg", "kilogram": "kg", "kilograms": "kg", "kilo": "kg", "kilos": "kg", "kilogramme": "kg",
     "kilogrammes": "kg", "day": "day", "days": "day", "jour": "day", "jours": "day", "j": "day", "d": "day",
     "hour": "h", "hours": "h", "heure": "h", "heures": "h", "h": "h", "minute": "min", "minutes": "min",
-    "min": "min", "dose": "dose", "doses": "dose", "m2": "m2", "ml": "ml", "l": "l", "week": "week",
+    "min": "min", "dose": "dose", "doses": "dose", "m2": "m2", "m²": "m2", "ml": "ml", "l": "l", "week": "week",
     "semaine": "week",
 }
 PER_WORDS = {"/", "per", "par", "a", "by"}
@@ -130,73 +130,151 @@ def tokenize(text: str, language: str) -> tuple[str, list[str]]:
     return folded, TOKEN.findall(folded)
 
 
-def _drugs(words: list[str], lexicon: Lexicon) -> list[DrugMention]:
-    """Longest names first, left to right: a phrase grows only while it begins some name
-    (`lexicon.prefixes`), so a common word costs one or two set look-ups."""
-    out = []
-    variants, prefixes, stop = lexicon.variants, lexicon.prefixes, lexicon.stopwords
-    i, count = 0, len(words)
+def _drugs(words: list[str], lexicon: Lexicon, lang: str = "en") -> list[DrugMention]:
+    """Drug mentions, longest names first, left to right. Hyphenated words are also read as
+    their parts ("amoxicilline-acide clavulanique"), accents are optional, French INNs may
+    carry their -e ("dapagliflozine") and read "acide X-ique" as "X-ic acid"; mentions that
+    together make a known combination product are one mention ("piperacillin tazobactam",
+    "sacubitril/valsartan")."""
+    # (token index, text): hyphenated tokens that are not names themselves are split
+    parts: list[tuple[int, str]] = []
+    for index, word in enumerate(words):
+        if "-" in word and _lookup(word, lexicon, lang) is None:
+            parts.extend((index, piece) for piece in word.split("-") if piece)
+        else:
+            parts.append((index, word))
+    found: list[DrugMention] = []
+    prefixes, stop = lexicon.prefixes, lexicon.stopwords
+    i, count = 0, len(parts)
     while i < count:
-        word = words[i]
-        if word[0].isdigit():
+        index, word = parts[i]
+        if word[0].isdigit() or (i and parts[i - 1][1] in TITLES and parts[i - 1][0] < index):
             i += 1
             continue
-        best = 1 if word in variants and word not in stop and len(word) >= 3 else 0
-        phrase, n = word, 1
+        best, canonical = 0, None
+        if word not in stop and len(word) >= 3:
+            canonical = _lookup(word, lexicon, lang)
+            best = 1 if canonical else 0
+        phrase, n = strip_accents(word), 1
         while phrase in prefixes and i + n < count and n < lexicon.max_words:
-            phrase = f"{phrase} {words[i + n]}"
+            phrase = f"{phrase} {strip_accents(parts[i + n][1])}"
             n += 1
-            if phrase in variants:
-                best = n
-        if best:
-            name = word if best == 1 else " ".join(words[i:i + best])
-            out.append(DrugMention(variants[name], name, i, i + best - 1))
+            hit = _lookup(phrase, lexicon, lang)
+            if hit is not None:
+                best, canonical = n, hit
+        if lang == "fr" and word == "acide" and i + 1 < count and parts[i + 1][1].endswith("ique"):
+            hit = lexicon.variants.get(strip_accents(parts[i + 1][1])[:-4] + "ic acid")
+            if hit is not None:
+                best, canonical = 2, hit
+        if best and canonical is not None:
+            surface = " ".join(p for _, p in parts[i:i + best])
+            last = parts[i + best - 1][0]
+            # "valproate de sodium", "X sodium": the salt belongs to the mention
+            if i + best + 1 < count and parts[i + best][1] == "de" and parts[i + best + 1][1] in SALT_WORDS:
+                last, best = parts[i + best + 1][0], best + 2
+            found.append(DrugMention(canonical, surface, index, last))
             i += best
         else:
             i += 1
+    return _combined(found, words, lexicon)
+
+
+_JOINERS = frozenset({"/", "+", "with", "and", "et", "avec", "plus"})
+
+
+def _combined(found: list[DrugMention], words: list[str], lexicon: Lexicon) -> list[DrugMention]:
+    """Neighbouring mentions whose substances make a known combination become one mention."""
+    if len(found) < 2 or not lexicon.combinations:
+        return found
+    out: list[DrugMention] = []
+    for mention in found:
+        if out:
+            previous = out[-1]
+            between = words[previous.last + 1:mention.first]
+            if len(between) <= 1 and all(w in _JOINERS for w in between):
+                together = lexicon.substances(previous.canonical) | lexicon.substances(mention.canonical)
+                name = lexicon.combinations.get(together)
+                if name is not None:
+                    out[-1] = DrugMention(name, f"{previous.surface} {mention.surface}", previous.first, mention.last)
+                    continue
+        out.append(mention)
     return out
+
+
+def _lookup(phrase: str, lexicon: Lexicon, lang: str) -> str | None:
+    variants = lexicon.variants
+    hit = variants.get(phrase)
+    if hit is None and not phrase.isascii():
+        phrase = strip_accents(phrase)
+        hit = variants.get(phrase)
+    if hit is None and lang == "fr" and len(phrase) >= 7 and phrase.endswith("e") and " " not in phrase:
+        hit = variants.get(phrase[:-1])  # French INN: dapagliflozine, tinzaparine, nitrofurantoïne
+    return hit
+
+
+#: a number with these words just before it is a measurement, not a dose ("saturation 98 %", "weighs 62 kg")
+MEASUREMENT_CUES = frozenset({"saturation", "saturating", "sat", "sats", "spo2", "sature", "saturé", "saturée",
+                              "weighs", "weight", "weighing", "poids", "pèse", "pese", "pesant"})
+ALCOHOL = (("of", "alcohol"), ("d", "alcool"), ("alcohol",), ("alcool",))
 
 
 def _doses(words: list[str]) -> tuple[list[Dose], list[tuple[int, float]]]:
     doses: list[Dose] = []
     numbers: list[tuple[int, float]] = []
+    n_words = len(words)
     i = 0
-    while i < len(words):
+    while i < n_words:
         value = _number(words[i]) if words[i][0].isdigit() else None
         if value is None:
             i += 1
             continue
+        first = i
+        if i and words[i - 1] in ("point", "virgule") and words[i].isdigit() and (
+                i < 2 or not words[i - 2][0].isdigit()):
+            value, first = float("0." + words[i]), i - 1  # "point five milligrams" is 0.5 mg, not 5 mg
         numbers.append((i, value))
+        if i >= 2 and words[i - 1] == "/" and words[i - 2][0].isdigit():
+            i += 1  # "sacubitril/valsartan 24/26 mg": the strengths of a combination, not a 26 mg dose
+            continue
         j = i + 1
         high = None
-        if j + 1 < len(words) and words[j] in RANGE_WORDS and words[j + 1][0].isdigit():
+        if j + 1 < n_words and words[j] in RANGE_WORDS and words[j + 1][0].isdigit():
             high = _number(words[j + 1])
             j += 2
-        if j + 1 < len(words) and words[j] == "international":
+        if words[j:j + 3] == ["and", "a", "half"]:
+            value, j = value + 0.5, j + 3  # "one and a half grams"
+        if j + 1 < n_words and words[j] == "international":
             j += 1  # "international units"
-        unit = UNITS.get(words[j]) if j < len(words) else None
-        if unit is None and j + 1 < len(words) and words[j] == "per" and words[j + 1] == "cent":
+        unit = UNITS.get(words[j]) if j < n_words else None
+        if unit is None and j + 1 < n_words and words[j] == "per" and words[j + 1] == "cent":
             unit, j = "%", j + 1
-        if unit is None:
+        if unit is None or (unit in ("%", "kg") and MEASUREMENT_CUES.intersection(words[max(0, i - 3):i])) or (
+                unit == "units" and any(tuple(words[j + 1:j + 1 + len(a)]) == a for a in ALCOHOL)):
             i += 1
             continue
-        if unit == "units" and j + 1 < len(words) and words[j + 1] in ("internationales", "internationale"):
+        if unit == "units" and j + 1 < n_words and words[j + 1] in ("internationales", "internationale"):
             j += 1  # "unités internationales"
         last = j
+        if j + 2 < n_words and words[j + 1] == "et" and words[j + 2] in ("demi", "demie"):
+            value, last = value + 0.5, j + 2  # "deux milligrammes et demi"
         per: list[str] = []
-        k = j + 1
-        while k + 1 < len(words):
-            if words[k] in ("et", "and") and k + 2 < len(words) and words[k + 1] in PER_WORDS:
+        k = last + 1
+        while k + 1 < n_words:
+            if words[k] in ("et", "and") and k + 2 < n_words and words[k + 1] in PER_WORDS:
                 k += 1  # "par kilo et par jour"
+            if words[k] in PER_WORDS and words[k + 1] == "m" and k + 2 < n_words and words[k + 2] == "2":
+                per.append("m2")  # "mg/m2" is tokenized m, 2
+                last, k = k + 2, k + 3
+                continue
             if not (words[k] in PER_WORDS and words[k + 1] in PER_UNITS):
                 break
-            if PER_UNITS[words[k + 1]] in ("day", "week") and words[k] != "/" and not per:
-                break  # "500 mg a day", "75 mg par jour": a frequency, not a per-unit dose
+            if PER_UNITS[words[k + 1]] in ("day", "week") and not per:
+                break  # "500 mg a day", "900 mg/day", "75 mg par jour": a frequency, not a per-unit dose
             per.append(PER_UNITS[words[k + 1]])
             last = k + 1
             k += 2
-        surface = _SLASH.sub("/", " ".join(words[i:last + 1]))
-        doses.append(Dose(value, unit, tuple(per), i, last, surface, high))
+        surface = _SLASH.sub("/", " ".join(words[first:last + 1]))
+        doses.append(Dose(value, unit, tuple(per), first, last, surface, high))
         i = last + 1
     return doses, numbers
 
@@ -237,7 +315,7 @@ def extract(text: str, language: str, lexicon: Lexicon) -> Extraction:
     lang = _lang(language)
     folded, words = tokenize(text, lang)
     terms = critical_terms()
-    drugs = _drugs(words, lexicon)
+    drugs = _drugs(words, lexicon, lang)
     doses, numbers = _doses(words)
     routes = [(i, ROUTES[lang][w]) for i, w in enumerate(words) if w in ROUTES[lang]]
     negation_words = set(terms["negation"][lang])

@@ -31,7 +31,24 @@ FORM_WORDS = {"patch", "patches", "tablet", "tablets", "injection", "solution", 
 SALT_WORDS = FORM_WORDS | {
     "sodium", "hydrochloride", "axetil", "sulfate", "sulphate", "hyclate", "disodium", "potassium", "calcium",
     "magnesium", "mesylate", "maleate", "tartrate", "succinate", "citrate", "acetate", "phosphate", "bromide",
-    "anhydrous", "monohydrate", "trihydrate", "dihydrate", "hcl"}
+    "anhydrous", "monohydrate", "trihydrate", "dihydrate", "hcl", "mofetil", "dipropionate", "propionate",
+    "furoate", "besylate", "besilate", "fumarate", "erbumine", "arginine", "trometamol", "tromethamine"}
+#: drug classes and everyday words the source dictionary lists as drugs: not one substance
+CLASS_WORDS = {"statin", "statins", "anticoagulant", "anticoagulants", "antibiotic", "antibiotics", "sulfate",
+               "sulfates", "sulphate", "vitamin", "vitamins", "steroid", "steroids", "opioid", "opioids",
+               "diuretic", "diuretics", "antidepressant", "antidepressants", "insulins", "antibiotique",
+               "antibiotiques", "vitamine", "vitamines"}
+#: a word after these is a person's name, even when it equals a brand ("Mrs Allegra Jones")
+TITLES = {"mr", "mrs", "ms", "miss", "dr", "pr", "prof", "m", "mme", "mlle", "madame", "monsieur", "docteur",
+          "professeur"}
+
+
+def strip_accents(text: str) -> str:
+    """céfépime → cefepime, nitrofurantoïne → nitrofurantoine (µ is kept: it is a unit)."""
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFD", text)
+    return unicodedata.normalize("NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
 
 
 def fold(text: str) -> str:
@@ -64,6 +81,8 @@ class Lexicon:
     #: phrases that begin a longer name ("acide", "acide acetylsalicylique" …): the matcher
     #: extends a phrase only while it is one of them
     prefixes: frozenset[str] = frozenset()
+    #: the substances of each combination product → its name (Augmentin's, co-amoxiclav's …)
+    combinations: dict[frozenset[str], str] = field(default_factory=dict)
 
     def canonical(self, name: str) -> str:
         return self.variants.get(fold(name), fold(name))
@@ -79,7 +98,7 @@ class Lexicon:
         return self.confusables.get(frozenset((a, b)))
 
 
-_COMBINATION = re.compile(r"\s*(?:\+|/| and | with |, )\s*")
+_COMBINATION = re.compile(r"\s*(?:\+|/|,? and | with |, (?!human))\s*")
 _ACID = re.compile(r"\b(\w+)ic acid\b")
 
 
@@ -92,7 +111,7 @@ def substance_key(name: str) -> str:
 
 def substances(lexicon: Lexicon, name: str) -> frozenset[str]:
     folded = fold(name).strip()
-    canonical = lexicon.variants.get(folded, folded)
+    canonical = lexicon.variants.get(folded) or lexicon.variants.get(strip_accents(folded), folded)
     parts = [p for p in _COMBINATION.split(canonical) if p]
     return frozenset(substance_key(lexicon.variants.get(p, p)) for p in parts)
 
@@ -131,7 +150,20 @@ def load_lexicon(formulary: str | None = None) -> Lexicon:
     if formulary:
         for variant, canonical in _read_pairs(Path(formulary)):
             variants[variant] = canonical
-    stop = {fold(w) for w in _package_stopwords()} | EXTRA_STOPWORDS
+    # one identity per substance: a canonical name that the supplements map to another
+    # (thyroxine → levothyroxine, colecalciferol → cholecalciferol) is followed once
+    for variant, canonical in variants.items():
+        target = variants.get(canonical)
+        if target is not None and target != canonical:
+            variants[variant] = target
+    for variant in list(variants):  # accents optional: céfépime = cefepime, kétoprofène = ketoprofene
+        variants.setdefault(strip_accents(variant), variants[variant])
+    combinations: dict[frozenset[str], str] = {}
+    for canonical in set(variants.values()):
+        parts = [p for p in _COMBINATION.split(canonical) if p]
+        if len(parts) > 1:
+            combinations.setdefault(frozenset(substance_key(variants.get(p, p)) for p in parts), canonical)
+    stop = {fold(w) for w in _package_stopwords()} | EXTRA_STOPWORDS | CLASS_WORDS
     confusables: dict[frozenset[str], str] = {}
     with (DATA / "confusables.csv").open(encoding="utf-8", newline="") as fh:
         for r in csv.DictReader(fh):
@@ -139,7 +171,7 @@ def load_lexicon(formulary: str | None = None) -> Lexicon:
     max_words = 5
     prefixes = {" ".join(words[:k]) for words in (v.split() for v in variants) if len(words) <= max_words
                 for k in range(1, len(words))}
-    return Lexicon(variants, max_words, stop, confusables, frozenset(prefixes))
+    return Lexicon(variants, max_words, stop, confusables, frozenset(prefixes), combinations)
 
 
 @lru_cache(maxsize=1)

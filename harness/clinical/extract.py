@@ -20,7 +20,7 @@ from harness.textcache import text_cache
 _THOUSANDS_EN = re.compile(r"(?<=\d)[, ](?=\d{3}(?!\d))")
 _THOUSANDS_FR = re.compile(r"(?<=\d)[ \u202f](?=\d{3}(?!\d))")
 _SLASH = re.compile(r" ?/ ?")
-TOKEN = re.compile(r"\d+(?:[.,]\d+)?|[^\W\d_]+(?:-[^\W\d_]+)*|[µ%/]")
+TOKEN = re.compile(r"\d+(?:[.,]\d+)?|(?<=\d)[-–](?=\d)|[^\W\d_]+(?:-[^\W\d_]+)*|[µ%/]")
 
 UNITS = {
     "mg": "mg", "mgs": "mg", "milligram": "mg", "milligrams": "mg", "milligramme": "mg", "milligrammes": "mg",
@@ -44,7 +44,7 @@ PER_UNITS = {
     "semaine": "week",
 }
 PER_WORDS = {"/", "per", "par", "a", "by"}
-RANGE_WORDS = {"-", "to", "à", "a"}
+RANGE_WORDS = {"-", "–", "to", "à", "a"}
 UNIT_BASE = {"mg": ("mass", 1e-3), "g": ("mass", 1.0), "µg": ("mass", 1e-6), "ng": ("mass", 1e-9),
              "kg": ("mass", 1e3), "ml": ("volume", 1e-3), "l": ("volume", 1.0)}
 ROUTES = {

@@ -105,7 +105,9 @@ _ACID = re.compile(r"\b(\w+)ic acid\b")
 def substance_key(name: str) -> str:
     """One spelling per substance: salts and dosage forms dropped, "X-ic acid" read as "X-ate"
     (valproic acid = valproate, clavulanic acid = clavulanate)."""
-    words = [w for w in _ACID.sub(r"\1ate", name).split() if w not in SALT_WORDS]
+    raw = _ACID.sub(r"\1ate", name).split()
+    words = [w for k, w in enumerate(raw) if w not in SALT_WORDS
+             and not (w in ("de", "d") and k + 1 < len(raw) and raw[k + 1] in SALT_WORDS)]  # "de sodium"
     return " ".join(words) or name
 
 

@@ -37,3 +37,34 @@ def test_brands_salts_and_spellings_are_one_substance() -> None:
         keys = {lex.substances(n) for n in names}
         assert len(keys) == 1, (names, keys)
     assert lex.substances("hydroxyzine") != lex.substances("hydralazine")
+
+
+def test_injected_errors_are_caught_and_benign_rewrites_are_not_flagged() -> None:
+    from harness.clinical.injection import ERRORS, measure
+
+    for lang in ("en", "fr"):
+        r = measure(lang, "test")
+        assert sum(r.injected.values()) >= 250, lang
+        for name in ("substitution", "unit magnitude", "decimal slip", "frequency"):
+            assert r.injected[name] >= 40, (lang, name)
+        assert set(r.injected) <= set(ERRORS)
+        assert r.detection >= 0.95, (lang, r.misses)
+        assert sum(r.benign.values()) >= 250 and r.false_alarm_rate <= 0.05, (lang, r.misses)
+
+
+def test_a_weekly_drug_heard_as_daily_is_critical() -> None:
+    from harness.clinical.analysis import analyse
+    from harness.clinical.lexicon import load_lexicon
+
+    lex = load_lexicon()
+    cases = [("Methotrexate 15 mg once weekly on Mondays.", "Methotrexate 15 mg once daily on Mondays.", "en"),
+             ("Méthotrexate 15 mg une fois par semaine.", "Méthotrexate 15 mg une fois par jour.", "fr"),
+             ("Gentamicin 5 mg/kg every 24 hours.", "Gentamicin 5 mg/kg every 8 hours.", "en")]
+    for reference, output, lang in cases:
+        found = [f for f in analyse(reference, output, lang, lex).findings if f.kind == "frequency_change"]
+        assert len(found) == 1 and found[0].severity == "critical", (reference, found)
+    same = [("Amoxicillin 500 mg twice a day.", "Amoxicillin 500 mg bid.", "en"),
+            ("Amoxicilline 1 g deux fois par jour.", "Amoxicilline 1 g matin et soir.", "fr"),
+            ("Take it every 8 hours.", "Take it three times a day.", "en")]
+    for reference, output, lang in same:
+        assert not [f for f in analyse(reference, output, lang, lex).findings if f.kind.startswith("frequency")]

@@ -275,8 +275,40 @@ def _critical(a: Analysis, ref: Extraction, out: Extraction, spans: list[tuple[i
         j1, j2 = _span(spans, i, i, len(out.words))
         if pairs[w] in words_out[j1:j2]:
             a.findings.append(Finding("near_homophone_swap", "critical", w, pairs[w]))
+    _schedules(a, ref, out, spans)
+    a.critical_ref += len(ref.schedules)
     a.critical_errors = sum(1 for f in a.findings if f.kind in (
-        "negation_lost", "negation_added", "laterality_flip", "laterality_lost", "near_homophone_swap"))
+        "negation_lost", "negation_added", "laterality_flip", "laterality_lost", "near_homophone_swap",
+        "frequency_change", "frequency_lost"))
+
+
+def _schedules(a: Analysis, ref: Extraction, out: Extraction, spans: list[tuple[int, int]]) -> None:
+    """A dosing schedule heard as another (weekly as daily, twice a day as once) is critical;
+    one that is gone is major. Compared by doses a day, so "bid" and "twice a day" agree."""
+    used: set[int] = set()
+    for s in ref.schedules:
+        width = max(1, len(s.text.split()))
+        j1, j2 = _span(spans, s.first, min(s.first + width - 1, len(spans) - 1), len(out.words))
+        near = sorted((k for k, o in enumerate(out.schedules) if k not in used and j1 - 1 <= o.first < j2 + 1),
+                      key=lambda k: abs(out.schedules[k].first - j1))[:1]  # the one standing where it stood
+        same = next((k for k in near if math.isclose(out.schedules[k].per_day, s.per_day, rel_tol=1e-4)), None)
+        if same is None and not near:  # said elsewhere (a reordered sentence) is not lost
+            same = next((k for k, o in enumerate(out.schedules) if k not in used
+                         and math.isclose(o.per_day, s.per_day, rel_tol=1e-4)), None)
+        if same is not None:
+            used.add(same)
+        elif near:
+            used.add(near[0])
+            a.findings.append(Finding("frequency_change", "critical", s.text, out.schedules[near[0]].text,
+                                      f"{_rate(s.per_day)} → {_rate(out.schedules[near[0]].per_day)}"))
+        else:
+            a.findings.append(Finding("frequency_lost", "major", s.text, "(nothing)", _rate(s.per_day)))
+
+
+def _rate(per_day: float) -> str:
+    if per_day >= 1:
+        return f"{per_day:g} a day"
+    return f"once every {round(1 / per_day, 1):g} days"
 
 
 @text_cache(short=4096)

@@ -20,6 +20,7 @@ from harness.textcache import text_cache
 _THOUSANDS_EN = re.compile(r"(?<=\d)[, ](?=\d{3}(?!\d))")
 _THOUSANDS_FR = re.compile(r"(?<=\d)[ \u202f](?=\d{3}(?!\d))")
 _SLASH = re.compile(r" ?/ ?")
+_SPACED_RANGE = re.compile(r"(?<=\d)\s+([-–])\s+(?=\d)")
 TOKEN = re.compile(r"\d+(?:[.,]\d+)?|(?<=\d)[-–](?=\d)|[^\W\d_]+(?:-[^\W\d_]+)*|[µ%/]")
 
 UNITS = {
@@ -64,6 +65,69 @@ FREQUENCY = {
 }
 
 
+_COUNT = {"once": 1, "twice": 2, "thrice": 3, "une": 1, "un": 1, "deux": 2, "trois": 3, "quatre": 4}
+_PERIOD_DAYS = {"day": 1, "days": 1, "daily": 1, "jour": 1, "jours": 1, "j": 1, "week": 7, "weeks": 7, "weekly": 7,
+                "semaine": 7, "semaines": 7, "month": 30, "months": 30, "monthly": 30, "mois": 30,
+                "hour": 1 / 24, "hours": 1 / 24, "heure": 1 / 24, "heures": 1 / 24, "h": 1 / 24}
+_ABBREVIATIONS = {"od": 1, "qd": 1, "bd": 2, "bid": 2, "tds": 3, "tid": 3, "qds": 4, "qid": 4, "qhs": 1}
+#: dosing schedules → doses a day, most specific first (a weekly drug heard as daily is a classic
+#: fatal error: the schedule is compared, not only its words)
+SCHEDULES: dict[str, list[tuple[re.Pattern[str], Callable[[re.Match[str]], float]]]] = {
+    "en": [
+        (re.compile(r"\b(once|twice|thrice|\d+) (?:times )?(?:a|per|each|every) (day|week|month)\b"),
+         lambda m: (_COUNT.get(m[1], 0) or float(m[1])) / _PERIOD_DAYS[m[2]]),
+        (re.compile(r"\b(once|twice|thrice|\d+) (?:times )?(daily|weekly|monthly)\b"),
+         lambda m: (_COUNT.get(m[1], 0) or float(m[1])) / _PERIOD_DAYS[m[2]]),
+        (re.compile(r"\bevery (\d+) (hours?|days?|weeks?|months?)\b"), lambda m: 1 / (float(m[1]) * _PERIOD_DAYS[m[2]])),
+        (re.compile(r"\bq ?(\d+) ?h\b"), lambda m: 24 / float(m[1])),
+        (re.compile(r"\bevery other day\b|\balternate days\b"), lambda m: 0.5),
+        (re.compile(r"\bevery (day|week|month)\b|\b(daily|weekly|monthly)\b"),
+         lambda m: 1 / _PERIOD_DAYS[m[1] or m[2]]),
+        (re.compile(r"\bon (?:mondays|tuesdays|wednesdays|thursdays|fridays|saturdays|sundays)\b"), lambda m: 1 / 7),
+        (re.compile(r"\b(od|qd|bd|bid|tds|tid|qds|qid|qhs)\b"), lambda m: _ABBREVIATIONS[m[1]]),
+        (re.compile(r"\b(?:at night|at bedtime|every morning|in the morning|nightly)\b"), lambda m: 1),
+    ],
+    "fr": [
+        (re.compile(r"\b(une|deux|trois|quatre|\d+) fois par (jour|semaine|mois)\b"),
+         lambda m: (_COUNT.get(m[1], 0) or float(m[1])) / _PERIOD_DAYS[m[2]]),
+        (re.compile(r"\btoutes les (\d+) (heures|h)\b"), lambda m: 24 / float(m[1])),
+        (re.compile(r"\btous les (\d+) (jours|mois)\b"), lambda m: 1 / (float(m[1]) * _PERIOD_DAYS[m[2]])),
+        (re.compile(r"\bun jour sur (?:deux|2)\b"), lambda m: 0.5),
+        (re.compile(r"\bmatin,? midi et soir\b"), lambda m: 3),
+        (re.compile(r"\bmatin et soir\b"), lambda m: 2),
+        (re.compile(r"\b(?:par|chaque|tous les|toutes les) (jour|jours|semaine|semaines|mois)\b"),
+         lambda m: 1 / _PERIOD_DAYS[m[1]]),
+        (re.compile(r"\b(quotidien|quotidienne|hebdomadaire|mensuel|mensuelle)\b"),
+         lambda m: {"quotidien": 1, "quotidienne": 1, "hebdomadaire": 1 / 7}.get(m[1], 1 / 30)),
+        (re.compile(r"\b(?:le lundi|le mardi|le mercredi|le jeudi|le vendredi|le samedi|le dimanche)\b"),
+         lambda m: 1 / 7),
+        (re.compile(r"\b(?:le soir|au coucher|le matin)\b"), lambda m: 1),
+    ],
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A dosing schedule: where it starts (token index), doses a day, as written."""
+
+    first: int
+    per_day: float
+    text: str
+
+
+def _schedules(folded: str, lang: str) -> list[Schedule]:
+    taken: list[tuple[int, int]] = []
+    out: list[tuple[int, float, str]] = []
+    for pattern, rate in SCHEDULES[lang]:
+        for m in pattern.finditer(folded):
+            if any(a < m.end() and m.start() < b for a, b in taken):
+                continue
+            taken.append(m.span())
+            out.append((m.start(), rate(m), m.group()))
+    out.sort()
+    return [Schedule(len(TOKEN.findall(folded, 0, start)), round(per_day, 6), text) for start, per_day, text in out]
+
+
 @dataclass(frozen=True, slots=True)
 class DrugMention:
     canonical: str
@@ -99,6 +163,7 @@ class Extraction:
     numbers: list[tuple[int, float]]
     routes: list[tuple[int, str]]
     frequencies: list[str]
+    schedules: list[Schedule]
     negations: list[int]
     laterality: list[tuple[int, str]]
     homophones: list[tuple[int, str]]
@@ -127,6 +192,7 @@ def tokenize(text: str, language: str) -> tuple[str, list[str]]:
     # thousands separators: "1,000" in English, "5 000" in both; a French comma is a decimal point
     folded = (_THOUSANDS_EN if lang == "en" else _THOUSANDS_FR).sub("", folded)
     folded = folded.replace("'", " ")  # l'aspirine → l aspirine; n'est → n est
+    folded = _SPACED_RANGE.sub(r"\1", folded)  # "5 - 10 mg" is the range 5-10 mg, not 10 mg
     return folded, TOKEN.findall(folded)
 
 
@@ -331,6 +397,7 @@ def extract(text: str, language: str, lexicon: Lexicon) -> Extraction:
     return Extraction(
         text=folded, words=words, drugs=drugs, doses=doses, numbers=numbers, routes=routes,
         frequencies=[m.group() for m in FREQUENCY[lang].finditer(folded)],
+        schedules=_schedules(folded, lang),
         negations=[i for i, w in enumerate(words) if w in negation_words and _anchored(
             i, anchored, NEGATION_SCOPE_AFTER, NEGATION_SCOPE_BEFORE if w in POST_NEGATIONS else 0)],
         laterality=[(i, w) for i, w in enumerate(words) if w in laterality

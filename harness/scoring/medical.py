@@ -161,8 +161,8 @@ class CriticalTerms(_Medical):
     error score of the whole output (critical ×5, major ×2, other word errors ×1, per
     reference word), to read beside WER."""
 
-    prefixes = ("negation_", "laterality_", "near_homophone")
-    title = "Negation, laterality, near-homophones"
+    prefixes = ("negation_", "laterality_", "near_homophone", "frequency_")
+    title = "Negation, laterality, near-homophones, dosing frequency"
     metrics = (
         MetricSpec("critical_term_error_rate", "ratio", "critical_errors", "critical_ref", higher_is_better=False,
                    description="critical errors / critical terms in the reference"),

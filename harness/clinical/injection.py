@@ -44,6 +44,11 @@ OTHER_SCHEDULE = {"en": (["once", "daily"], ["once", "weekly"]),
                   "fr": (["une", "fois", "par", "jour"], ["une", "fois", "par", "semaine"])}
 
 
+def _splice(words: list[str], first: int, last: int, new: list[str]) -> list[str]:
+    """`words` with words[first..last] replaced by `new`."""
+    return [*words[:first], *new, *words[last + 1:]]
+
+
 def _substitute(e: Extraction, words: list[str], lexicon: Lexicon, lang: str, rng: random.Random) -> list[str] | None:
     if not e.drugs:
         return None
@@ -53,7 +58,7 @@ def _substitute(e: Extraction, words: list[str], lexicon: Lexicon, lang: str, rn
                 if lexicon.substances(other) != lexicon.substances(d.canonical)]  # OxyContin is oxycodone
     others = [o for o in OTHER_DRUGS[lang] if lexicon.variants.get(o) != d.canonical]
     replacement = rng.choice(partners) if partners else rng.choice(others)
-    return words[:d.first] + replacement.split() + words[d.last + 1:]
+    return _splice(words, d.first, d.last, replacement.split())
 
 
 def _unit_magnitude(e: Extraction, words: list[str], lexicon: Lexicon, lang: str,
@@ -61,7 +66,7 @@ def _unit_magnitude(e: Extraction, words: list[str], lexicon: Lexicon, lang: str
     for d in e.doses:
         for k in range(d.first, d.last + 1):
             if words[k] in MAGNITUDE:
-                return words[:k] + [MAGNITUDE[words[k]]] + words[k + 1:]
+                return _splice(words, k, k, [MAGNITUDE[words[k]]])
     return None
 
 
@@ -71,7 +76,7 @@ def _decimal_slip(e: Extraction, words: list[str], lexicon: Lexicon, lang: str,
         # a plain "number unit" dose: "one and a half grams", "deux milligrammes et demi" are left alone
         if d.high is None and d.last == d.first + 1 and words[d.first][0].isdigit():
             slipped = f"{d.value * 10:f}".rstrip("0").rstrip(".")
-            return words[:d.first] + [slipped] + words[d.first + 1:]
+            return _splice(words, d.first, d.first, [slipped])
     return None
 
 
@@ -79,7 +84,7 @@ def _negation(e: Extraction, words: list[str], lexicon: Lexicon, lang: str, rng:
     if not e.negations:
         return None
     k = e.negations[0]
-    return words[:k] + words[k + 1:]
+    return _splice(words, k, k, [])
 
 
 def _laterality(e: Extraction, words: list[str], lexicon: Lexicon, lang: str, rng: random.Random) -> list[str] | None:
@@ -87,7 +92,7 @@ def _laterality(e: Extraction, words: list[str], lexicon: Lexicon, lang: str, rn
         return None
     k, side = e.laterality[0]
     flipped = {"left": "right", "right": "left", "gauche": "droite", "droite": "gauche", "droit": "gauche"}[side]
-    return words[:k] + [flipped] + words[k + 1:]
+    return _splice(words, k, k, [flipped])
 
 
 def _schedule(e: Extraction, words: list[str], lexicon: Lexicon, lang: str, rng: random.Random) -> list[str] | None:
@@ -95,7 +100,7 @@ def _schedule(e: Extraction, words: list[str], lexicon: Lexicon, lang: str, rng:
         return None
     s = e.schedules[0]
     daily, weekly = OTHER_SCHEDULE[lang]
-    return words[:s.first] + (weekly if s.per_day >= 1 else daily) + words[s.first + len(s.text.split()):]
+    return _splice(words, s.first, s.first + len(s.text.split()) - 1, weekly if s.per_day >= 1 else daily)
 
 
 ERRORS: dict[str, tuple[Rewrite, str]] = {
@@ -117,7 +122,7 @@ def _same_schedule(e: Extraction, words: list[str], lexicon: Lexicon, lang: str,
     for s in e.schedules:
         other = SAME_SCHEDULE[lang].get(s.per_day)
         if other and other != s.text.split():
-            return words[:s.first] + other + words[s.first + len(s.text.split()):]
+            return _splice(words, s.first, s.first + len(s.text.split()) - 1, other)
     return None
 
 
@@ -126,7 +131,7 @@ def _spelled_unit(e: Extraction, words: list[str], lexicon: Lexicon, lang: str,
     for d in e.doses:
         for k in range(d.first, d.last + 1):
             if words[k] in SPELLED:
-                return words[:k] + [SPELLED[words[k]][lang]] + words[k + 1:]
+                return _splice(words, k, k, [SPELLED[words[k]][lang]])
     return None
 
 
@@ -136,7 +141,7 @@ def _brand_for_generic(e: Extraction, words: list[str], lexicon: Lexicon, lang: 
         names = sorted(v for v, c in lexicon.variants.items() if c == d.canonical and v != d.surface
                        and v.isascii() and v.isalpha() and v not in lexicon.stopwords and len(v) > 4)
         if names:
-            return words[:d.first] + [rng.choice(names)] + words[d.last + 1:]
+            return _splice(words, d.first, d.last, [rng.choice(names)])
     return None
 
 
@@ -144,7 +149,7 @@ def _grams_as_milligrams(e: Extraction, words: list[str], lexicon: Lexicon, lang
                          rng: random.Random) -> list[str] | None:
     for d in e.doses:
         if d.unit == "g" and d.high is None and d.last == d.first + 1:
-            return words[:d.first] + [f"{d.value * 1000:g}", "mg"] + words[d.last + 1:]
+            return _splice(words, d.first, d.last, [f"{d.value * 1000:g}", "mg"])
     return None
 
 

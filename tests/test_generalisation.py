@@ -68,3 +68,26 @@ def test_a_weekly_drug_heard_as_daily_is_critical() -> None:
             ("Take it every 8 hours.", "Take it three times a day.", "en")]
     for reference, output, lang in same:
         assert not [f for f in analyse(reference, output, lang, lex).findings if f.kind.startswith("frequency")]
+
+
+def test_contractions_hyphenated_sides_misspellings_and_listed_pairs() -> None:
+    from harness.clinical.analysis import analyse
+    from harness.clinical.lexicon import load_lexicon
+
+    lex = load_lexicon()
+
+    def kinds(reference: str, output: str, lang: str = "en") -> list[tuple[str, str, str]]:
+        return [(f.kind, f.reference, f.output) for f in analyse(reference, output, lang, lex).findings]
+
+    assert kinds("He doesn't have chest pain.", "He does have chest pain.") == [("negation_lost", "not", "(nothing)")]
+    assert kinds("Right-sided weakness of the arm.", "Left-sided weakness of the arm.") == [
+        ("laterality_flip", "right", "left")]
+    assert kinds("Right-sided weakness of the arm.", "Right sided weakness of the arm.") == []
+    assert kinds("Metformin 500 mg twice daily.", "Metforman 500 mg twice daily.") == [
+        ("drug_misspelled", "metformin", "metforman")]
+    assert kinds("Atorvastatine 40 mg le soir.", "A tor va statine 40 mg le soir.", "fr")[0][0] == "drug_misspelled"
+    # a swap between two real drugs that look alike is flagged even off the list; listed pairs name their source
+    swap = analyse("Celexa 20 mg daily.", "Zyprexa 20 mg daily.", "en", lex).findings
+    assert swap[0].kind == "drug_substitution" and "ISMP" in swap[0].detail
+    unlisted = analyse("Lorazepam 1 mg at night.", "Clonazepam 1 mg at night.", "en", lex).findings
+    assert unlisted[0].kind == "drug_substitution" and unlisted[0].detail.startswith(("look-alike", "sound-alike"))

@@ -20,6 +20,7 @@ from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
 
 from harness.clinical.extract import Dose, DrugMention, Extraction, extract
+from harness.clinical.extract import side as side_of
 from harness.clinical.lexicon import Lexicon, critical_terms
 from harness.textcache import text_cache
 
@@ -133,6 +134,19 @@ def lasa(lexicon: Lexicon, a: str, b: str) -> str | None:
     return None
 
 
+MISSPELLING_RATIO = 85.0
+
+
+def _misspelling(surface: str, heard: str, lexicon: Lexicon) -> bool:
+    """`heard` is the reference drug written wrong, not another word: close in spelling (the
+    spaces of a name heard in pieces removed), at least 5 letters, and no drug or common word
+    of its own (the precision guard)."""
+    joined = heard.replace(" ", "").replace("-", "")
+    if len(joined) < 5 or any(w in lexicon.variants or w in lexicon.stopwords for w in heard.split() if len(w) > 3):
+        return False
+    return fuzz.ratio(surface.replace(" ", ""), joined) >= MISSPELLING_RATIO
+
+
 def _drugs(a: Analysis, ref: Extraction, out: Extraction, spans: list[tuple[int, int]], lexicon: Lexicon) -> None:
     a.drug_ref, a.drug_out = len(ref.drugs), len(out.drugs)
     # Match by position first: a reference mention is rendered when the same drug sits where the
@@ -169,6 +183,12 @@ def _drugs(a: Analysis, ref: Extraction, out: Extraction, spans: list[tuple[int,
                                       reason or "different drug"))
         else:
             heard = " ".join(out.words[span[0]:span[1]])
+            if heard and _misspelling(d.surface, heard, lexicon):
+                # "metforman", "a tor va statin": the drug is there, badly spelt (recall counts it)
+                a.drug_matched += 1
+                a.findings.append(Finding("drug_misspelled", "major", d.canonical, heard,
+                                          f"heard as a misspelling of {d.canonical}"))
+                continue
             reason = lasa(lexicon, d.surface, heard.replace(" ", "")) if heard else None
             a.findings.append(Finding("drug_lost", "critical", d.canonical, heard or "(nothing)",
                                       reason or ("deleted" if not heard else "replaced by other words")))
@@ -266,7 +286,7 @@ def _critical(a: Analysis, ref: Extraction, out: Extraction, spans: list[tuple[i
                                       or "(nothing)", words_out[j]))
     for i, side in ref.laterality:
         j1, j2 = _span(spans, i, i, len(out.words))
-        heard = words_out[j1:j2]
+        heard = [side_of(w) for w in words_out[j1:j2]]
         if opposite[side] in heard and side not in heard:
             a.findings.append(Finding("laterality_flip", "critical", side, opposite[side]))
         elif side not in heard:

@@ -20,6 +20,7 @@ from harness.textcache import text_cache
 _THOUSANDS_EN = re.compile(r"(?<=\d)[, ](?=\d{3}(?!\d))")
 _THOUSANDS_FR = re.compile(r"(?<=\d)[ \u202f](?=\d{3}(?!\d))")
 _SLASH = re.compile(r" ?/ ?")
+_NOT = re.compile(r"n't\b")
 _SPACED_RANGE = re.compile(r"(?<=\d)\s+([-–])\s+(?=\d)")
 TOKEN = re.compile(r"\d+(?:[.,]\d+)?|(?<=\d)[-–](?=\d)|[^\W\d_]+(?:-[^\W\d_]+)*|[µ%/]")
 
@@ -192,6 +193,8 @@ def tokenize(text: str, language: str) -> tuple[str, list[str]]:
     folded = alpha2digit(folded, lang, threshold=0)
     # thousands separators: "1,000" in English, "5 000" in both; a French comma is a decimal point
     folded = (_THOUSANDS_EN if lang == "en" else _THOUSANDS_FR).sub("", folded)
+    if lang == "en":
+        folded = _NOT.sub(" not", folded)  # "doesn't", "isn't": the negation is a word of its own
     folded = folded.replace("'", " ")  # l'aspirine → l aspirine; n'est → n est
     folded = _SPACED_RANGE.sub(r"\1", folded)  # "5 - 10 mg" is the range 5-10 mg, not 10 mg
     return folded, TOKEN.findall(folded)
@@ -274,8 +277,10 @@ def _lookup(phrase: str, lexicon: Lexicon, lang: str) -> str | None:
     if hit is None and not phrase.isascii():
         phrase = strip_accents(phrase)
         hit = variants.get(phrase)
-    if hit is None and lang == "fr" and len(phrase) >= 7 and phrase.endswith("e") and " " not in phrase:
-        hit = variants.get(phrase[:-1])  # French INN: dapagliflozine, tinzaparine, nitrofurantoïne
+    # French INN: dapagliflozine, tinzaparine, nitrofurantoïne (not a class: "statine")
+    if (hit is None and lang == "fr" and len(phrase) >= 7 and phrase.endswith("e") and " " not in phrase
+            and phrase[:-1] not in lexicon.stopwords):
+        hit = variants.get(phrase[:-1])
     return hit
 
 
@@ -357,6 +362,11 @@ DISCOURSE_BEFORE_SIDE = frozenset({"all", "that's", "thats", "just", "exactly", 
 POST_NEGATIONS = frozenset({"none", "negative", "absent", "négatif", "négative", "absence", "absente", "absents"})
 
 
+def side(word: str) -> str:
+    """The side a word names: "right-sided", "left-hand" → right, left (the word otherwise)."""
+    return word.split("-", 1)[0] if "-" in word else word
+
+
 @lru_cache(maxsize=8)
 def _anchor_matcher(lang: str, kinds: tuple[str, ...]) -> Callable[[str], bool]:
     anchors = critical_terms().get("anchors", {})
@@ -401,7 +411,7 @@ def extract(text: str, language: str, lexicon: Lexicon) -> Extraction:
         schedules=_schedules(folded, lang),
         negations=[i for i, w in enumerate(words) if w in negation_words and _anchored(
             i, anchored, NEGATION_SCOPE_AFTER, NEGATION_SCOPE_BEFORE if w in POST_NEGATIONS else 0)],
-        laterality=[(i, w) for i, w in enumerate(words) if w in laterality
+        laterality=[(i, side(w)) for i, w in enumerate(words) if side(w) in laterality
                     and not (i and words[i - 1] in DISCOURSE_BEFORE_SIDE)
-                    and _anchored(i, body, LATERALITY_SCOPE, LATERALITY_SCOPE)],
+                    and (_anchored(i, body, LATERALITY_SCOPE, LATERALITY_SCOPE) or "-" in w)],
         homophones=[(i, w) for i, w in enumerate(words) if w in homophones])

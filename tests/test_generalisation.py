@@ -91,3 +91,14 @@ def test_contractions_hyphenated_sides_misspellings_and_listed_pairs() -> None:
     assert swap[0].kind == "drug_substitution" and "ISMP" in swap[0].detail
     unlisted = analyse("Lorazepam 1 mg at night.", "Clonazepam 1 mg at night.", "en", lex).findings
     assert unlisted[0].kind == "drug_substitution" and unlisted[0].detail.startswith(("look-alike", "sound-alike"))
+
+
+def test_negation_and_side_errors_are_caught_on_sentences_written_after_the_fixes() -> None:
+    from harness.clinical.injection import measure
+
+    for lang in ("en", "fr"):
+        r = measure(lang, "critical")
+        assert r.injected["negation"] >= 12 and r.injected["laterality"] >= 15, (lang, r.injected)
+        assert r.detected["negation"] == r.injected["negation"], (lang, r.misses)
+        assert r.detected["laterality"] == r.injected["laterality"], (lang, r.misses)
+        assert r.false_alarm_rate <= 0.05, (lang, r.misses)

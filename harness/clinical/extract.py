@@ -32,7 +32,7 @@ UNITS = {
     "ng": "ng", "nanogram": "ng", "nanograms": "ng", "nanogramme": "ng", "nanogrammes": "ng",
     "kg": "kg", "ml": "ml", "mls": "ml", "millilitre": "ml", "millilitres": "ml", "milliliter": "ml",
     "milliliters": "ml", "l": "l", "litre": "l", "litres": "l", "liter": "l", "liters": "l",
-    "ui": "units", "iu": "units", "unit": "units", "units": "units", "unité": "units", "unités": "units",
+    "ui": "units", "iu": "units", "u": "units", "unit": "units", "units": "units", "unité": "units", "unités": "units",
     "mmol": "mmol", "millimole": "mmol", "millimoles": "mmol", "meq": "meq", "milliequivalents": "meq",
     "%": "%", "percent": "%", "pourcent": "%",
     "drop": "drops", "drops": "drops", "goutte": "drops", "gouttes": "drops",
@@ -41,7 +41,7 @@ UNITS = {
 PER_UNITS = {
     "kg": "kg", "kilogram": "kg", "kilograms": "kg", "kilo": "kg", "kilos": "kg", "kilogramme": "kg",
     "kilogrammes": "kg", "day": "day", "days": "day", "jour": "day", "jours": "day", "j": "day", "d": "day",
-    "hour": "h", "hours": "h", "heure": "h", "heures": "h", "h": "h", "minute": "min", "minutes": "min",
+    "hour": "h", "hours": "h", "hr": "h", "hrs": "h", "heure": "h", "heures": "h", "h": "h", "minute": "min", "minutes": "min",
     "min": "min", "dose": "dose", "doses": "dose", "m2": "m2", "m²": "m2", "ml": "ml", "l": "l", "week": "week",
     "semaine": "week",
 }

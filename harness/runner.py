@@ -41,6 +41,7 @@ from harness.scoring.pool import (
     cpu_bound_entries,
     error_detail,
     is_text_scorer,
+    merge_result,
     score_texts,
     workers_for,
 )
@@ -273,15 +274,12 @@ async def score_item(scorers: list[Scorer], sample: Sample, watchdog: Watchdog,
     for scorer in scorers:
         if is_text_scorer(scorer):
             continue
+        result: Score | BaseException
         try:
-            s = await asyncio.wait_for(scorer.score(sample), watchdog.timeout_s)
+            result = await asyncio.wait_for(scorer.score(sample), watchdog.timeout_s)
         except (Exception, ScorerTimeout) as exc:
-            score.values["scoring_error"] = 1
-            score.details[scorer.name] = error_detail(exc)
-            continue
-        score.values.update(s.values)
-        if s.details:
-            score.details[scorer.name] = s.details
+            result = exc
+        merge_result(score, scorer.name, result)
     return score
 
 

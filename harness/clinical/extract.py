@@ -41,7 +41,8 @@ UNITS = {
 PER_UNITS = {
     "kg": "kg", "kilogram": "kg", "kilograms": "kg", "kilo": "kg", "kilos": "kg", "kilogramme": "kg",
     "kilogrammes": "kg", "day": "day", "days": "day", "jour": "day", "jours": "day", "j": "day", "d": "day",
-    "hour": "h", "hours": "h", "hr": "h", "hrs": "h", "heure": "h", "heures": "h", "h": "h", "minute": "min", "minutes": "min",
+    "hour": "h", "hours": "h", "hr": "h", "hrs": "h", "heure": "h", "heures": "h", "h": "h", "minute": "min",
+    "minutes": "min",
     "min": "min", "dose": "dose", "doses": "dose", "m2": "m2", "m²": "m2", "ml": "ml", "l": "l", "week": "week",
     "semaine": "week",
 }

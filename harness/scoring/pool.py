@@ -43,16 +43,24 @@ def score_texts(scorers: Iterable[Scorer], item: Item, output: str, watchdog: Wa
     """Run text scorers on one output into `score`; a scorer that raises or runs past the
     limit costs the item that scorer's values, with the error kept in the details."""
     for scorer in scorers:
+        result: Score | BaseException
         try:
             with watchdog.limit():
-                s = scorer.score_text(item, output)
+                result = scorer.score_text(item, output)
         except (Exception, ScorerTimeout) as exc:
-            score.values["scoring_error"] = 1
-            score.details[scorer.name] = error_detail(exc)
-            continue
-        score.values.update(s.values)
-        if s.details:
-            score.details[scorer.name] = s.details
+            result = exc
+        merge_result(score, scorer.name, result)
+
+
+def merge_result(score: Score, name: str, result: Score | BaseException) -> None:
+    """One scorer's values and details into the item's score, or its error."""
+    if isinstance(result, BaseException):
+        score.values["scoring_error"] = 1
+        score.details[name] = error_detail(result)
+        return
+    score.values.update(result.values)
+    if result.details:
+        score.details[name] = result.details
 
 
 def workers_for(setting: int | None, items: int, has_cpu_scorers: bool) -> int:

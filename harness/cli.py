@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from harness.errors import ConfigError, RecordError, RunIncomplete
+from harness.errors import ConfigError, Problem, RecordError, RunIncomplete
 from harness.registry import RegistryClash
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -225,6 +225,51 @@ def cache_clear(where: Path = typer.Argument(Path("."), help="a suite file or it
     cache = _open_cache(where)
     typer.echo(f"removed {cache.clear()} cached responses from {cache.path}")
     cache.close()
+
+
+pii_app = typer.Typer(help="Personal and health identifiers (HAS key 2.4).")
+app.add_typer(pii_app, name="pii")
+
+
+@pii_app.command("scan")
+def pii_scan(file: Path = typer.Argument(..., help="a text file: notes, a dataset, an export"),
+             as_json: bool = typer.Option(False, "--json", help="one JSON object per identifier"),
+             hospital_pattern: list[str] = typer.Option([], "--hospital-pattern",
+                                                        help="a regular expression for this site's identifiers"),
+             mask: bool = typer.Option(False, "--mask", help="print identifiers masked, not as written")) -> None:
+    """List the identifiers in FILE (names, dates, addresses, phone numbers, e-mails, NIR, IBAN,
+    hospital numbers), with line and column. Exit 1 when any is found, 0 when none, 2 when
+    the file cannot be read."""
+    import bisect
+    import re
+
+    from harness.pii.detect import scan
+
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Problem(str(file), "", f"cannot read: {exc}", expected="a UTF-8 text file")]) from None
+    try:
+        found = scan(text, tuple(hospital_pattern))
+    except re.error as exc:
+        raise ConfigError([Problem("--hospital-pattern", "", f"not a regular expression: {exc}")]) from None
+    starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    for e in found:
+        line = bisect.bisect_right(starts, e.start)
+        col = e.start - starts[line - 1] + 1
+        shown = (e.text[:1] + "•" * (len(e.text) - 1)) if mask else e.text
+        if as_json:
+            typer.echo(json.dumps({"file": str(file), "line": line, "column": col, "type": e.kind, "text": shown,
+                                   **({"detail": e.detail} if e.detail else {})}, ensure_ascii=False))
+        else:
+            typer.echo(f"{file}:{line}:{col}: {e.kind} {shown!r}" + (f" ({e.detail})" if e.detail else ""))
+    if not as_json:
+        counts: dict[str, int] = {}
+        for e in found:
+            counts[e.kind] = counts.get(e.kind, 0) + 1
+        summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+        typer.echo(f"{len(found)} identifiers in {file}: {summary}", err=True)
+    raise typer.Exit(1 if found else 0)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Personal and health identifiers: detection (detect.py) and its evaluation (evaluate.py)."""

@@ -1,0 +1,228 @@
+"""Rule-based detection of personal and health identifiers in French and English text.
+
+HAS key 2.4: without an assurance of confidentiality no request may carry names, initials,
+dates, addresses, telephone numbers or social security numbers. Rules, not a trained model:
+they run offline, fast (megabytes a second) and each one is tested; checksums (NIR key,
+IBAN mod 97, NHS mod 11) keep look-alike numbers out. Overlaps are resolved by rule order
+(an e-mail is not also a name, a NIR not also a phone number).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+
+KINDS = ("EMAIL", "IBAN", "NIR", "PHONE", "HOSPITAL_ID", "BIRTH_DATE", "DATE", "AGE", "ADDRESS", "POSTCODE_CITY",
+         "NAME")
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    kind: str
+    start: int
+    end: int
+    text: str
+    detail: str = ""
+
+
+_UP = "A-ZÀ-ÖØ-Þ"
+_LOW = "a-zß-öø-ÿ"
+#: a capitalised name word: "Morel", "Jean-Pierre", "Lefèvre", "O'Neil"; or one in capitals: "DUPONT"
+_CAP = rf"(?:[{_UP}][{_LOW}]+(?:['’-][{_UP}][{_LOW}]+)*|[{_UP}]{{2,}}(?:-[{_UP}]{{2,}})?)"
+_TITLE = (r"(?:M\.|Mr\.?|Mrs\.?|Ms\.?|Miss|Mme\.?|Mlle\.?|Monsieur|Madame|Mademoiselle|Dr\.?|Docteur|"
+          r"Pr\.?|Professeur|Professor|Prof\.?)")
+_PARTICLE = r"(?:de |du |des |d'|van |von |Le |La |le |la )?"
+_MONTHS_FR = (r"(?:janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|septembre|octobre|novembre|"
+              r"décembre|decembre)")
+_MONTHS_EN = (r"(?:January|February|March|April|May|June|July|August|September|October|November|December|"
+              r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?")
+_DAYS = (r"(?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|Monday|Tuesday|Wednesday|Thursday|Friday|"
+         r"Saturday|Sunday)")
+_STREET_FR = (r"(?:rue|avenue|av\.|boulevard|bd|place|allée|allee|impasse|chemin|route|quai|cours|square|passage|"
+              r"voie|faubourg|esplanade|résidence|lotissement)")
+_STREET_EN = (r"(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Dr|Close|Way|Court|Ct|Crescent|Place|Square|"
+              r"Boulevard|Blvd|Terrace|Gardens|Row|Hill|Grove|Mews|Parade|Walk)")
+_BIRTH_CUE = (r"(?i:n[ée]e? le|n[ée]e?|date de naissance\s?:?|DDN\s?:?|born on|born|DOB\s?:?|D\.O\.B\.?\s?:?|"
+              r"date of birth\s?:?)")
+_RELATION = (r"(?:épouse|époux|mari|femme|fils|fille|enfant|frère|sœur|soeur|mère|père|wife|husband|son|daughter|"
+             r"child|brother|sister|mother|father|partner)")
+
+
+@lru_cache(maxsize=1)
+def first_names() -> frozenset[str]:
+    text = Path(str(files("harness.pii") / "data" / "first_names.txt")).read_text(encoding="utf-8")
+    names = {w for line in text.splitlines() if not line.startswith("#") for w in line.split()}
+    return frozenset(names | {_plain(n) for n in names})
+
+
+def _plain(word: str) -> str:
+    """René → Rene, Océane → Oceane: names are often typed without their accents."""
+    return "".join(c for c in unicodedata.normalize("NFD", word) if not unicodedata.combining(c))
+
+
+def nir_key_ok(digits: str) -> bool:
+    """French NIR: 13 characters + key = 97 − (number mod 97); Corsica 2A → 19, 2B → 18."""
+    body, key = digits[:13].upper(), digits[13:]
+    body = body.replace("2A", "19").replace("2B", "18")
+    return body.isdigit() and key.isdigit() and 97 - int(body) % 97 == int(key)
+
+
+def iban_ok(text: str) -> bool:
+    s = re.sub(r"\s", "", text).upper()
+    if not 15 <= len(s) <= 34:
+        return False
+    rotated = s[4:] + s[:4]
+    return int("".join(str(int(c, 36)) for c in rotated)) % 97 == 1
+
+
+def nhs_ok(text: str) -> bool:
+    digits = re.sub(r"\D", "", text)
+    if len(digits) != 10:
+        return False
+    check = 11 - sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True)) % 11
+    return (0 if check == 11 else check) == int(digits[9])
+
+
+Rule = tuple[str, re.Pattern[str], Callable[[re.Match[str]], tuple[int, int, str] | None] | None]
+
+
+def _rules(hospital_patterns: tuple[str, ...]) -> list[Rule]:
+    def group(n: int) -> Callable[[re.Match[str]], tuple[int, int, str] | None]:
+        return lambda m: (m.start(n), m.end(n), "")
+
+    def checked(test: Callable[[str], bool], why: str) -> Callable[[re.Match[str]], tuple[int, int, str] | None]:
+        return lambda m: (m.start(), m.end(), "") if test(m.group()) else None
+
+    def nir(m: re.Match[str]) -> tuple[int, int, str] | None:
+        digits = re.sub(r"[\s.]", "", m.group())
+        return m.start(), m.end(), "" if nir_key_ok(digits) else "key does not match (a typo, or another number)"
+
+    def date(m: re.Match[str]) -> tuple[int, int, str] | None:
+        day, month = int(m["d"]), int(m["m"])
+        return (m.start(), m.end(), "") if 1 <= day <= 31 and 1 <= month <= 12 else None
+
+    rules: list[Rule] = [
+        ("EMAIL", re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), None),
+        ("IBAN", re.compile(r"\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}(?:\s?[A-Z0-9]{1,3})?\b"),
+         checked(iban_ok, "IBAN checksum")),
+        ("NIR", re.compile(r"(?<![\d])[12378][\s.]?\d{2}[\s.]?(?:0[1-9]|1[0-2]|[2-9]\d)[\s.]?(?:\d{2}|2[AB])"
+                           r"[\s.]?\d{3}[\s.]?\d{3}[\s.]?\d{2}(?![\d])"), nir),
+        # NHS numbers: after their cue whatever their check digit (a typo is still the patient's), alone
+        # only when the mod-11 check holds (a US phone number has the same 3-3-4 shape)
+        ("HOSPITAL_ID", re.compile(r"\b(NHS (?:number|no\.?)\s*:?\s*)?(\d{3}\s\d{3}\s\d{4})\b"),
+         lambda m: (m.start(2), m.end(2), "" if nhs_ok(m[2]) else "check digit does not match")
+         if m[1] or nhs_ok(m[2]) else None),
+        ("PHONE", re.compile(r"(?<![\w+])(?:(?:\+|00)33\s?(?:\(0\)\s?)?[1-9]|0[1-9])(?:[\s.-]?\d{2}){4}(?!\d)"), None),
+        ("PHONE", re.compile(r"(?<![\w+])\+\d{1,3}[\s.-]?(?:\(0\)\s?)?\(?\d{1,4}\)?(?:[\s.-]?\d{2,4}){2,4}(?!\d)"),
+         None),
+        ("PHONE", re.compile(r"(?<![\w+])0\d{2,4}\s?\d{3,4}\s?\d{3,4}(?!\d)"),
+         checked(lambda s: 10 <= len(re.sub(r"\D", "", s)) <= 11, "digit count")),
+        ("PHONE", re.compile(r"\(\d{3}\)\s?\d{3}[-.\s]\d{4}\b"), None),
+        ("HOSPITAL_ID", re.compile(
+            r"\b(?:IPP|NDA|N° de séjour|n° de séjour|[Nn]uméro de séjour|[Ss]éjour|[Dd]ossier|[ÉéEe]pisode|"
+            r"MRN|[Hh]ospital number|[Rr]ecord|[Aa]dmission|[Pp]atient number)\s*[:#°n]*\s*"
+            r"((?:MRN\s)?(?:[A-Z]{1,3}-?)?\d[\d-]{4,14}\d)\b"), group(1)),
+        *[("HOSPITAL_ID", re.compile(p), None) for p in hospital_patterns],
+        ("BIRTH_DATE", re.compile(
+            rf"{_BIRTH_CUE}\s+(?:{_DAYS}\s+)?(?:\d{{1,2}}[/.-]\d{{1,2}}[/.-]\d{{2,4}}|\d{{4}}-\d{{2}}-\d{{2}}|"
+            rf"(?:1er|\d{{1,2}})(?:st|nd|rd|th)?\s+(?:{_MONTHS_FR}|{_MONTHS_EN})\s+\d{{4}}|{_MONTHS_EN}\s+\d{{1,2}},?\s+"
+            rf"\d{{4}})(?:\s+à\s+{_CAP})?"), None),
+        ("DATE", re.compile(r"(?<![\d/.])(?P<d>\d{1,2})[/.-](?P<m>\d{1,2})[/.-](?:\d{4}|\d{2})(?![\d/])"), date),
+        ("DATE", re.compile(r"\b\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])\b"), None),
+        ("DATE", re.compile(rf"\b(?:{_DAYS}\s+)?(?:1er|\d{{1,2}})(?:st|nd|rd|th)?(?:\s+(?:au|to)\s+\d{{1,2}})?\s+"
+                            rf"(?:{_MONTHS_FR}|{_MONTHS_EN})(?:\s+\d{{4}})?\b"), None),
+        ("DATE", re.compile(rf"\b(?:{_DAYS}\s+)?{_MONTHS_EN}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}\b"), None),
+        ("DATE", re.compile(rf"\b(?:{_MONTHS_FR}|{_MONTHS_EN})\s+\d{{4}}\b"), None),
+        ("DATE", re.compile(r"\b(?:depuis|since|en|in)\s+((?:19|20)\d{2})\b(?!\s*(?:mg|g|ml|units|UI))"), group(1)),
+        ("AGE", re.compile(r"\b(?:9\d|1[0-2]\d)(?:\s?ans|\s?years?[\s-]old|-year-old|\s?yo)\b"), None),
+        ("AGE", re.compile(r"(?<=[\w.], )(?:9\d|1[0-2]\d)(?=[,;.])"), None),
+        ("ADDRESS", re.compile(rf"\b\d{{1,4}}(?:\s?(?:bis|ter))?,?\s+{_STREET_FR}\s+[^,;:\n()]{{2,40}}?"
+                               r"(?=[,;:\n()]|\.(?:\s|$)|$)"), None),
+        ("ADDRESS", re.compile(rf"\b\d{{1,5}}\s+(?:[{_UP}][{_LOW}]+\s+){{1,3}}{_STREET_EN}\b"), None),
+        ("POSTCODE_CITY", re.compile(rf"\b\d{{5}}\s+(?:[{_UP}][{_LOW}'’-]+)(?:[\s-](?:[{_UP}][{_LOW}'’-]+|sur|en|"
+                                     rf"lès|les))*"), None),
+        ("POSTCODE_CITY", re.compile(rf"\b(?:[{_UP}][{_LOW}]+\s)?[{_UP}][{_LOW}]+\s+"
+                                     r"[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}\b"), None),
+    ]
+    return rules
+
+
+_NAME_RULES = [
+    # a title and one to three name words: "M. Jean-Pierre Morel", "Dr Lefèvre", "Mme Thi Lan Nguyen"
+    re.compile(rf"\b{_TITLE}\s+(?:{_CAP}\.?\s+)?{_PARTICLE}{_CAP}(?:\s+{_PARTICLE}{_CAP}){{0,2}}"),
+    # family name in capitals, then a given name: "DUPONT Marie"
+    re.compile(rf"\b[{_UP}]{{2,}}(?:-[{_UP}]{{2,}})?\s+[{_UP}][{_LOW}]+(?:-[{_UP}][{_LOW}]+)?"),
+    # "la famille Nguyen", "the Nguyen family"
+    re.compile(rf"(?<=famille )[{_UP}][{_LOW}]+|(?<=[Tt]he )[{_UP}][{_LOW}]+(?= family)"),
+]
+_WORD = re.compile(rf"[{_UP}][{_LOW}]+(?:-[{_UP}][{_LOW}]+)?")
+# a given name right after a street type is a street ("boulevard Victor Hugo"); "Dr" and "St" are
+# left out here, they are titles and saints as often as Drive and Street
+_STREET_BEFORE = re.compile(rf"\b(?:{_STREET_FR}|{_STREET_EN.replace('Dr|', '').replace('St|', '')})\s*$",
+                            re.IGNORECASE)
+_RELATION_BEFORE = re.compile(rf"\b{_RELATION}\s*:?\s*$", re.IGNORECASE)
+#: words after which two capitalised words are a person: "Amie : Océane Blanchard", "patient Rene Marshall"
+_PERSON_CUE = re.compile(r"\b(?:patient|patiente|ami|amie|friend|contact|next of kin|personne de confiance|"
+                         r"personne à prévenir|infirmière|infirmier|nurse|interne|kinésithérapeute|physiotherapist|"
+                         r"titulaire|holder|bénéficiaire|assurée?|seen|vu|vue)\s*:?\s*$", re.IGNORECASE)
+
+
+def _names(text: str) -> Iterable[tuple[int, int]]:
+    names = first_names()
+    for rule in _NAME_RULES[1:]:
+        for m in rule.finditer(text):
+            given = m.group().split()[-1]
+            if rule is _NAME_RULES[1] and given not in names:
+                continue
+            yield m.start(), m.end()
+    for m in _NAME_RULES[0].finditer(text):
+        yield m.start(), m.end()
+    for m in re.finditer(rf"(?<![\w-]){_CAP}\s+{_PARTICLE}{_CAP}\b", text):
+        if _PERSON_CUE.search(text, max(0, m.start() - 40), m.start()):
+            yield m.start(), m.end()
+    # a given name from the bundled lists, then family names: "Sophie Dupont", "Jean Valjean"
+    for m in _WORD.finditer(text):
+        if m.group() not in names or _STREET_BEFORE.search(text, 0, m.start()):
+            continue
+        end, rest = m.end(), text[m.end():]
+        # family names after a given name; "de" only after a title ("Rose de Noël" is a flower)
+        following = re.match(rf"(?:\s+(?:Le |La )?{_CAP}){{1,2}}", rest)
+        if following and not _STREET_BEFORE.search(following.group()):
+            yield m.start(), end + following.end()
+        elif _RELATION_BEFORE.search(text, 0, m.start()) or re.match(r"\s*\)", rest) or (re.match(
+                r"[,.;]", rest) and _RELATION_BEFORE.search(text, max(0, m.start() - 30), m.start())):
+            yield m.start(), end  # "son fils Youssef", "épouse Jeanne"
+
+
+def scan(text: str, hospital_patterns: Iterable[str] = ()) -> list[Entity]:
+    """Every identifier found in `text`, in order; the rules hold for French and English."""
+    found: list[Entity] = []
+    taken: list[tuple[int, int]] = []
+
+    def free(start: int, end: int) -> bool:
+        return all(end <= a or start >= b for a, b in taken)
+
+    for kind, pattern, accept in _compiled(tuple(hospital_patterns)):
+        for m in pattern.finditer(text):
+            span = accept(m) if accept is not None else (m.start(), m.end(), "")
+            if span is None:
+                continue
+            start, end, detail = span
+            if end > start and free(start, end):
+                taken.append((start, end))
+                found.append(Entity(kind, start, end, text[start:end], detail))
+    for start, end in sorted(_names(text), key=lambda s: (s[0], -(s[1] - s[0]))):
+        if free(start, end):
+            taken.append((start, end))
+            found.append(Entity("NAME", start, end, text[start:end]))
+    return sorted(found, key=lambda e: e.start)
+
+
+@lru_cache(maxsize=16)
+def _compiled(hospital_patterns: tuple[str, ...]) -> list[Rule]:
+    return _rules(hospital_patterns)

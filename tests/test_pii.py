@@ -108,3 +108,13 @@ def test_pii_scan_cli(tmp_path: Path) -> None:
     assert run_cli("pii", "scan", str(clean)).returncode == 0
     res = run_cli("pii", "scan", str(tmp_path / "missing.txt"))
     assert res.returncode == 2 and "cannot read" in res.stderr
+
+
+def test_parallel_scan_finds_what_one_process_finds() -> None:
+    from harness.pii.detect import scan_parallel
+
+    notes = [parse(line)[0] for line in (Path(__file__).parent.parent / "harness" / "pii" / "data" / "annotated"
+                                         / "fr-test.txt").read_text(encoding="utf-8").splitlines() if line]
+    text = "\n".join(notes * 400) + "\n"
+    assert len(text) > 2_000_000
+    assert scan_parallel(text, workers=2) == scan(text)

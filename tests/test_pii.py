@@ -115,6 +115,6 @@ def test_parallel_scan_finds_what_one_process_finds() -> None:
 
     notes = [parse(line)[0] for line in (Path(__file__).parent.parent / "harness" / "pii" / "data" / "annotated"
                                          / "fr-test.txt").read_text(encoding="utf-8").splitlines() if line]
-    text = "\n".join(notes * 400) + "\n"
+    text = "\n".join(notes * 500) + "\n"
     assert len(text) > 2_000_000
     assert scan_parallel(text, workers=2) == scan(text)

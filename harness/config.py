@@ -248,6 +248,37 @@ class Gate(Strict):
         return self
 
 
+class PIIGuardSpec(Strict):
+    """HAS 2.4: requests to systems not cleared for personal data are scanned before they are
+    sent; what is found is blocked (never sent) or pseudonymised (surrogates, put back in the
+    answer)."""
+
+    policy: Literal["block", "pseudonymise", "off"] = "block"
+    types: list[str] | None = Field(default=None, description="identifier types to act on (default: all)")
+    hospital_patterns: list[str] = Field(default_factory=list,
+                                         description="regular expressions for this site's patient numbers")
+
+    @field_validator("types")
+    @classmethod
+    def _types(cls, value: list[str] | None) -> list[str] | None:
+        from harness.pii.detect import KINDS
+
+        for kind in value or []:
+            if kind not in KINDS:
+                raise ValueError(f"unknown identifier type {kind!r}; expected one of {', '.join(KINDS)}")
+        return value
+
+    @field_validator("hospital_patterns")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {pattern!r} ({exc})") from None
+        return value
+
+
 class SuiteConfig(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
@@ -263,6 +294,7 @@ class SuiteConfig(Strict):
     output_dir: str = "runs"
     cache: bool = Field(default=True, description="reuse identical earlier responses (SQLite, .harness-cache/)")
     scoring_timeout_s: float = Field(default=60.0, gt=0, description="longest a scorer may take on one item")
+    pii_guard: PIIGuardSpec = Field(default_factory=PIIGuardSpec)
     scoring_workers: int | None = Field(
         default=None, ge=0, description="processes for CPU-bound scorers; unset: every core (at most 4) when a run "
                                         "has 400 items or more to score, else in-process; 0 or 1: in-process")

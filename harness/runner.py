@@ -27,12 +27,13 @@ from typing import Any
 from harness import __version__
 from harness.adapters.base import ADAPTERS, Adapter
 from harness.cache import ResponseCache, cache_key, default_cache_dir
-from harness.config import LoadedAdapter, LoadedSuite, LoadedTask, RetryPolicy, resolve
+from harness.config import DATA_CLASSES, LoadedAdapter, LoadedSuite, LoadedTask, RetryPolicy, resolve
 from harness.data import dataset_files, iter_items
 from harness.errors import AdapterError, ConfigError, Problem, RunIncomplete
 from harness.kinds import KINDS
 from harness.limits import AdaptiveLimiter
 from harness.metrics import build_scorecard
+from harness.pii.guard import PIIGuard
 from harness.record import FORMAT_VERSION, ResponseLine, ScoreLine, iter_lines
 from harness.report.scorecard import write_reports
 from harness.scoring.base import SCORERS, Scorer
@@ -83,6 +84,8 @@ class _Pair:
     identity: dict[str, Any] = field(default_factory=dict)
     #: the CPU-bound text scorers, when they run in the scoring pool (else empty)
     pooled: list[Scorer] = field(default_factory=list)
+    #: scans requests before they are sent (adapters not cleared for personal data)
+    guard: PIIGuard | None = None
     done: set[tuple[str, int]] = field(default_factory=set)
     recorded: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
 
@@ -322,6 +325,7 @@ class Runner:
         self._hashes = FileHashes() if hashes is None else hashes
         self.watchdog = Watchdog(self.suite.config.scoring_timeout_s)
         self.pool: ScoringPool | None = None
+        self.guards: dict[str, PIIGuard] = {}
         self.pool_broken = False
         self.scoring_workers = 0
 
@@ -397,6 +401,22 @@ class Runner:
                 pair.pooled = [s for s in pair.scorers if s.cpu_bound and is_text_scorer(s)]
                 pair.scorers = [s for s in pair.scorers if s not in pair.pooled]
 
+    def _start_guards(self, pairs: list[_Pair]) -> None:
+        """One PII guard per adapter that sends requests and is not cleared for personal data
+        (surrogates are consistent across the tasks it receives)."""
+        spec = self.suite.config.pii_guard
+        if spec.policy == "off":
+            return
+        for pair in pairs:
+            declarations = pair.adapter.profile.declarations
+            if not pair.instance.sends_requests or DATA_CLASSES.index(declarations.data_clearance) >= \
+                    DATA_CLASSES.index("personal"):
+                continue
+            if pair.adapter.name not in self.guards:
+                self.guards[pair.adapter.name] = PIIGuard(spec.policy, frozenset(spec.types) if spec.types else None,
+                                                          tuple(spec.hospital_patterns))
+            pair.guard = self.guards[pair.adapter.name]
+
     def _note_model(self, adapter: str, label: str, where: str) -> None:
         """A provider that starts answering with another model id in the middle of a run is a
         silent model change, as between runs."""
@@ -423,8 +443,17 @@ class Runner:
         secrets = pair.instance.secrets()
         while (job := await queue.get()) is not None:
             assert job.request is not None
-            response = await call_with_retries(pair.instance, job.request, timeout, ref.retry, pair.limiter,
-                                               self._sent(pair, job))
+            request: Request | None = job.request
+            if pair.guard is not None:
+                request, found = pair.guard.check(job.request)
+            if request is None:  # blocked: nothing leaves the machine
+                response = Response(error="blocked by the PII guard before sending: " + ", ".join(
+                    f"{kind} {n}" for kind, n in sorted(found.items())))
+            else:
+                response = await call_with_retries(pair.instance, request, timeout, ref.retry, pair.limiter,
+                                                   self._sent(pair, job))
+                if pair.guard is not None and request is not job.request:
+                    response.output = pair.guard.restore(response.output)
             scrub_response(response, secrets)
             try:
                 if response.cost is None and response.status == "ok":
@@ -538,6 +567,7 @@ class Runner:
                 self._load_previous(pairs)
                 self.live_model.update(manifest.get("first_models") or {})
             self._start_pool(pairs)
+            self._start_guards(pairs)
             await asyncio.gather(*(self._run_pair(p, i) for i, p in enumerate(pairs)))
         finally:
             if self.pool is not None:
@@ -547,6 +577,8 @@ class Runner:
                     await instance.close()
             self.writer.close()
             manifest["scoring_workers"] = self.scoring_workers
+            if self.guards:
+                manifest["pii_guard"] = {name: g.summary() for name, g in self.guards.items()}
             if self.pool_broken:
                 manifest["scoring_pool_broken"] = True
             previous_models = manifest.get("provider_models") or {}

@@ -1,0 +1,84 @@
+"""Issue 11: what leaves the machine. The pre-flight guard blocks or pseudonymises identifiers
+in requests to a system not cleared for personal data; the real adapter talks to a real local
+server, which proves what it received."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from conftest import QA_ROWS, run_cli
+
+from harness.store import iter_jsonl
+from harness.testing.openai_server import OpenAIServer
+
+PII_ROWS = [
+    {"id": "p1", "question": "M. Jean Morel, tél. 06 12 34 56 78, takes warfarin. Which risk? ANSWER=B",
+     "answer": "B"},
+    {"id": "p2", "question": "Patiente née le 4 juillet 1958, NIR 1 51 02 75 115 423 24. Dose? ANSWER=C",
+     "answer": "C"},
+    {"id": "p3", "question": "Write to claire.rousseau58@exemple.fr about her INR. ANSWER=A", "answer": "A"},
+]
+SECRETS = ("Jean Morel", "06 12 34 56 78", "4 juillet 1958", "1 51 02 75 115 423 24", "claire.rousseau58")
+
+
+def _sent(server: OpenAIServer) -> str:
+    return json.dumps(server.bodies, ensure_ascii=False)
+
+
+def test_the_guard_blocks_identifiers_before_anything_is_sent(qa_suite: Any, server: OpenAIServer,
+                                                               tmp_path: Path) -> None:
+    suite = qa_suite(rows=QA_ROWS[:4] + PII_ROWS)
+    res = run_cli("run", str(suite), "--quiet", env={"TEST_API_KEY": "k"})
+    assert res.returncode == 0, res.stderr
+    sent = _sent(server)
+    assert server.count("chat") == 4  # the four clean questions only
+    assert not any(secret in sent for secret in SECRETS)
+    run = next((tmp_path / "runs").iterdir())
+    responses = {r["item_id"]: r for r in iter_jsonl(run / "responses.jsonl")}
+    for row in PII_ROWS:
+        r = responses[row["id"]]
+        assert r["status"] == "error" and r["error"].startswith("blocked by the PII guard")
+        assert not any(secret in r["error"] for secret in SECRETS)  # the error names types, not values
+    assert responses["p1"]["error"].endswith("NAME 1, PHONE 1")
+    requests = list(iter_jsonl(run / "requests.jsonl"))
+    assert {r["item_id"] for r in requests} == {r["id"] for r in QA_ROWS[:4]}
+    guard = json.loads((run / "manifest.json").read_text())["pii_guard"]["local-chat"]
+    assert guard["blocked"] == 3 and guard["checked"] == 7
+    assert guard["by_type"] == {"BIRTH_DATE": 1, "EMAIL": 1, "NAME": 1, "NIR": 1, "PHONE": 1}
+
+
+def test_pseudonymised_requests_carry_surrogates_and_answers_get_the_originals_back(
+        qa_suite: Any, server: OpenAIServer, tmp_path: Path) -> None:
+    server.responder = lambda body: "You wrote: " + body["messages"][-1]["content"]
+    suite = qa_suite(rows=PII_ROWS, suite={"pii_guard": {"policy": "pseudonymise"}})
+    res = run_cli("run", str(suite), "--quiet", env={"TEST_API_KEY": "k"})
+    assert res.returncode == 0, res.stderr
+    sent = _sent(server)
+    assert server.count("chat") == 3
+    assert not any(secret in sent for secret in SECRETS)
+    assert "<NAME_1>" in sent and "<PHONE_1>" in sent and "<NIR_1>" in sent
+    run = next((tmp_path / "runs").iterdir())
+    outputs = {r["item_id"]: r["output"] for r in iter_jsonl(run / "responses.jsonl")}
+    assert "M. Jean Morel" in outputs["p1"] and "<NAME_1>" not in outputs["p1"]
+    record = "".join(p.read_text(encoding="utf-8") for p in run.iterdir() if p.suffix in (".json", ".jsonl"))
+    assert "<NAME_1>" not in record  # the map stays in memory
+    guard = json.loads((run / "manifest.json").read_text())["pii_guard"]["local-chat"]
+    assert guard["pseudonymised"] == 3 and guard["blocked"] == 0
+
+
+def test_an_adapter_cleared_for_personal_data_is_not_guarded(qa_suite: Any, server: OpenAIServer,
+                                                              tmp_path: Path) -> None:
+    suite = qa_suite(rows=PII_ROWS, task={"data_class": "personal"},
+                     adapter={"declarations": {"provider": "hds host", "data_clearance": "health",
+                                               "hds_certified": True}})
+    res = run_cli("run", str(suite), "--quiet", env={"TEST_API_KEY": "k"})
+    assert res.returncode == 0, res.stderr
+    assert server.count("chat") == 3 and "Jean Morel" in _sent(server)
+
+
+def test_guard_options_are_validated(qa_suite: Any, server: OpenAIServer) -> None:
+    suite = qa_suite(suite={"pii_guard": {"policy": "block", "types": ["NAME", "SSN"]}})
+    res = run_cli("validate", str(suite))
+    assert res.returncode == 2 and "pii_guard.types" in res.stderr and "SSN" in res.stderr

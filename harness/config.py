@@ -51,6 +51,8 @@ class Declarations(BaseModel):
     intended_use: str | None = None
     contact: str | None = None
     data_clearance: DataClass = "public"
+    encrypted_transport: bool | None = Field(
+        default=None, description="requests travel encrypted (TLS); false forbids data above public")
     prices: Prices | None = None
 
 
@@ -201,8 +203,18 @@ class RetryPolicy(Strict):
     jitter: float = Field(default=0.25, ge=0, le=1)
 
 
+class ClearanceOverride(Strict):
+    """A written exception to the adapter's declared clearance, decided by the suite's owner:
+    recorded in the manifest and printed on every report."""
+
+    up_to: DataClass
+    justification: str = Field(min_length=30, description="why this data may go to this system")
+    approved_by: str = Field(min_length=2, description="who decided (a data-protection officer, say)")
+
+
 class AdapterRef(Strict):
     path: str
+    clearance_override: ClearanceOverride | None = None
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     adaptive_concurrency: bool = Field(default=True, description="halve in-flight requests on 429")
     requests_per_minute: float | None = Field(default=None, gt=0)

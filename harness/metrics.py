@@ -16,6 +16,7 @@ import numpy as np
 
 from harness.config import SuiteConfig, criterion_holds
 from harness.record import ScoreLine, iter_lines
+from harness.report.sections import Section
 from harness.stats import SMALL_N, estimate
 from harness.store import SCORES, read_manifest
 
@@ -323,6 +324,27 @@ def describe_normalizer(spec: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def confidentiality_sections(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """HAS 2.4 on every report: data sent above a declared clearance (with who decided and
+    why), and what the pre-flight guard blocked or pseudonymised."""
+    out = []
+    for o in manifest.get("clearance_overrides") or []:
+        out.append(Section(
+            "Clearance override", o["task"], o["adapter"], "harness", group="Confidentiality (HAS 2.4)",
+            paragraphs=[f"'{o['data_class']}' data was sent to a system that declares clearance for "
+                        f"'{o['declared_clearance']}' only, under an override up to '{o['up_to']}' approved by "
+                        f"{o['approved_by']}: {o['justification']}"],
+            data=o).to_dict())
+    for adapter, g in (manifest.get("pii_guard") or {}).items():
+        found = ", ".join(f"{k} {v}" for k, v in g["by_type"].items()) or "none"
+        out.append(Section(
+            "Pre-flight PII guard", "(all tasks)", adapter, "harness", group="Confidentiality (HAS 2.4)",
+            paragraphs=[f"Policy {g['policy']}: {g['checked']} requests checked, {g['blocked']} blocked (never "
+                        f"sent), {g['pseudonymised']} pseudonymised; identifiers found: {found}."],
+            data=g).to_dict())
+    return out
+
+
 def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
     """Recompute the whole scorecard from `run_dir`'s manifest and scores."""
     run_dir = Path(run_dir)
@@ -352,5 +374,5 @@ def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
         "gates_failed": sum(1 for g in gates if not g["passed"]),
         "power": power_notes(suite, rows),
         "stability": stability(manifest, values),
-        "sections": scorer_sections(manifest, values),
+        "sections": confidentiality_sections(manifest) + scorer_sections(manifest, values),
     }

@@ -96,6 +96,11 @@ class Manifest(_Open):
     requests_sent: int = 0
     cache: dict[str, int] | None = None
     validation_notes: list[str] = Field(default_factory=list)
+    clearance_overrides: list[dict[str, Any]] = Field(
+        default_factory=list, description="data sent above an adapter's declared clearance, with who decided and why")
+    pii_guard: dict[str, dict[str, Any]] | None = Field(
+        default=None, description="per adapter: requests checked, blocked, pseudonymised, identifiers by type")
+    scoring_workers: int | None = Field(default=None, description="processes that ran the CPU-bound scorers")
     merged_from: list[str] | None = None
     resumed: int = 0
 

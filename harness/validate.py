@@ -37,6 +37,8 @@ class Validation:
     notes: list[str] = field(default_factory=list)  # worth knowing, not errors (recorded in the manifest)
     #: audio tasks → whether some adapter reads the audio (False: every adapter replays outputs)
     audio_read: dict[str, bool] = field(default_factory=dict)
+    #: data sent above an adapter's declared clearance under a written override (HAS 2.4)
+    clearance_overrides: list[dict[str, Any]] = field(default_factory=list)
 
 
 def task_scorers(task: TaskConfig) -> list[str]:
@@ -246,7 +248,8 @@ def load_suite(path: str | Path, *, scan: bool = True) -> Validation:
     if problems:
         raise ConfigError(problems)
 
-    pairs = _pairs(config, file, lines, tasks, adapters, problems)
+    overrides: list[dict[str, Any]] = []
+    pairs = _pairs(config, file, lines, tasks, adapters, problems, overrides)
     _check_metric_refs(config, file, lines, tasks, adapters, problems)
     if config.baseline and not resolve(base, config.baseline).is_dir():
         problems.append(Problem(file, "baseline", "baseline run not found", lines.get(("baseline",)),
@@ -255,7 +258,7 @@ def load_suite(path: str | Path, *, scan: bool = True) -> Validation:
         problems.append(Problem(file, "baseline", "a 'non_inferior_to: baseline' gate needs a baseline run",
                                 expected="baseline: runs/<run-id>"))
     suite = LoadedSuite(config, suite_path, tasks, adapters, pairs, lines)
-    result = Validation(suite, notes=notes)
+    result = Validation(suite, notes=notes, clearance_overrides=overrides)
     if scan and not problems:
         for task in tasks:
             if task.config.kind in KINDS:
@@ -295,7 +298,7 @@ def _unique(names: list[str], what: str, file: str, problems: list[Problem]) -> 
 
 
 def _pairs(config: SuiteConfig, file: str, lines: dict, tasks: list[LoadedTask], adapters: list[LoadedAdapter],
-           problems: list[Problem]) -> list[tuple[LoadedTask, LoadedAdapter]]:
+           problems: list[Problem], overrides: list[dict[str, Any]]) -> list[tuple[LoadedTask, LoadedAdapter]]:
     """Task × adapter pairs to run: the adapter accepts the task's modality and, where
     the suite says which tasks an adapter takes, only those. Data classes are checked here,
     before anything is sent: a task's data may go only to an adapter cleared for it."""
@@ -318,14 +321,9 @@ def _pairs(config: SuiteConfig, file: str, lines: dict, tasks: list[LoadedTask],
                                             f"adapter '{adapter.name}' ({adapter.profile.kind}) cannot take "
                                             f"'{task.config.kind}' task '{task.name}'"))
                 continue
-            cleared = adapter.profile.declarations.data_clearance
-            if DATA_CLASSES.index(task.config.data_class) > DATA_CLASSES.index(cleared):
-                problems.append(Problem(
-                    str(adapter.path), "declarations.data_clearance",
-                    f"task '{task.name}' holds '{task.config.data_class}' data ({task.path}) but adapter "
-                    f"'{adapter.name}' is cleared for '{cleared}' only; nothing was sent",
-                    adapter.lines.get(("declarations", "data_clearance")),
-                    expected=f"data_clearance >= {task.config.data_class}", found=cleared))
+            problem = _clearance_problem(task, adapter, file, i, lines, overrides)
+            if problem is not None:
+                problems.append(problem)
                 continue
             pairs.append((task, adapter))
     covered = {t.name for t, _ in pairs}
@@ -333,6 +331,43 @@ def _pairs(config: SuiteConfig, file: str, lines: dict, tasks: list[LoadedTask],
         if task.name not in covered and not problems:
             problems.append(Problem(file, "adapters", f"no adapter can run task '{task.name}' ({task.config.kind})"))
     return pairs
+
+
+_LOOPBACK = ("127.", "localhost", "::1", "[::1]")
+
+
+def _clearance_problem(task: LoadedTask, adapter: LoadedAdapter, file: str, index: int, lines: dict,
+                       overrides: list[dict[str, Any]]) -> Problem | None:
+    """HAS 2.4: data goes only to a system cleared for it (or under a written override), and
+    data above public only over encrypted transport."""
+    declarations = adapter.profile.declarations
+    level = DATA_CLASSES.index(task.config.data_class)
+    cleared = declarations.data_clearance
+    override = adapter.ref.clearance_override
+    if level > DATA_CLASSES.index(cleared):
+        if override is None or level > DATA_CLASSES.index(override.up_to):
+            return Problem(
+                str(adapter.path), "declarations.data_clearance",
+                f"task '{task.name}' holds '{task.config.data_class}' data ({task.path}) but adapter "
+                f"'{adapter.name}' is cleared for '{cleared}' only; nothing was sent",
+                adapter.lines.get(("declarations", "data_clearance")),
+                expected=f"data_clearance >= {task.config.data_class}", found=cleared,
+                hint=f"an exception needs `clearance_override: {{up_to: {task.config.data_class}, justification: "
+                     "..., approved_by: ...}}` on the adapter in the suite")
+        overrides.append({"adapter": adapter.name, "task": task.name, "data_class": task.config.data_class,
+                          "declared_clearance": cleared, **override.model_dump()})
+    if level == 0:
+        return None
+    url = str(getattr(adapter.settings, "base_url", "") or "")
+    host = url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0] if url else ""
+    if declarations.encrypted_transport is False or (url.startswith("http://") and not host.startswith(_LOOPBACK)):
+        return Problem(str(adapter.path), "settings.base_url" if url.startswith("http://") else
+                       "declarations.encrypted_transport",
+                       f"task '{task.name}' holds '{task.config.data_class}' data and adapter '{adapter.name}' "
+                       "would send it unencrypted; nothing was sent", adapter.lines.get(("settings", "base_url")),
+                       expected="an https:// endpoint (or a loopback one) and encrypted_transport not false",
+                       found=url or "encrypted_transport: false")
+    return None
 
 
 def _check_metric_refs(config: SuiteConfig, file: str, lines: dict, tasks: list[LoadedTask],

@@ -80,5 +80,49 @@ def test_an_adapter_cleared_for_personal_data_is_not_guarded(qa_suite: Any, serv
 
 def test_guard_options_are_validated(qa_suite: Any, server: OpenAIServer) -> None:
     suite = qa_suite(suite={"pii_guard": {"policy": "block", "types": ["NAME", "SSN"]}})
-    res = run_cli("validate", str(suite))
+    res = run_cli("validate", str(suite), env={"TEST_API_KEY": "k"})
     assert res.returncode == 2 and "pii_guard.types" in res.stderr and "SSN" in res.stderr
+
+
+def test_clearance_override_needs_a_justification_and_is_on_every_report(qa_suite: Any, server: OpenAIServer,
+                                                                          tmp_path: Path) -> None:
+    suite = qa_suite(task={"data_class": "personal"})
+    res = run_cli("validate", str(suite), env={"TEST_API_KEY": "k"})
+    assert res.returncode == 2 and "cleared for 'public' only" in res.stderr and "clearance_override" in res.stderr
+    assert server.count() == 0
+    import yaml
+
+    config = yaml.safe_load(suite.read_text())
+    config["adapters"] = [{"path": "adapters/chat.yaml", "clearance_override": {"up_to": "personal",
+                                                                                "justification": "too short"}}]
+    suite.write_text(yaml.safe_dump(config))
+    res = run_cli("validate", str(suite), env={"TEST_API_KEY": "k"})
+    assert res.returncode == 2 and "justification" in res.stderr and "approved_by" in res.stderr
+    why = "Synthetic notes only; the vendor's DPA covers the pilot (ticket DPO-2026-114)."
+    config["adapters"][0]["clearance_override"] = {"up_to": "personal", "justification": why,
+                                                   "approved_by": "C. Martin, DPO"}
+    suite.write_text(yaml.safe_dump(config))
+    res = run_cli("run", str(suite), "--quiet", env={"TEST_API_KEY": "k"})
+    assert res.returncode == 0, res.stderr
+    run = next((tmp_path / "runs").iterdir())
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["clearance_overrides"][0]["approved_by"] == "C. Martin, DPO"
+    for report in ("scorecard.md", "report.html"):
+        text = (run / report).read_text(encoding="utf-8")
+        assert "Confidentiality (HAS 2.4)" in text and "DPO-2026-114" in text and "C. Martin" in text, report
+
+
+def test_data_above_public_never_travels_unencrypted(qa_suite: Any, server: OpenAIServer) -> None:
+    suite = qa_suite(task={"data_class": "personal"},
+                     adapter={"settings": {"base_url": "http://10.1.2.3:8000/v1", "model": "m"},
+                              "declarations": {"provider": "lan", "data_clearance": "health"}})
+    res = run_cli("validate", str(suite), env={"TEST_API_KEY": "k"})
+    assert res.returncode == 2 and "unencrypted" in res.stderr and "http://10.1.2.3:8000/v1" in res.stderr
+    suite = qa_suite(task={"data_class": "personal"},
+                     adapter={"declarations": {"provider": "x", "data_clearance": "health",
+                                               "encrypted_transport": False}})
+    res = run_cli("validate", str(suite), env={"TEST_API_KEY": "k"})
+    assert res.returncode == 2 and "encrypted_transport" in res.stderr
+    suite = qa_suite(task={"data_class": "public"},
+                     adapter={"settings": {"base_url": "http://10.1.2.3:8000/v1", "model": "m"}})
+    assert run_cli("validate", str(suite), env={"TEST_API_KEY": "k"}).returncode == 0  # public data may travel in the clear

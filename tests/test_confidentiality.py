@@ -125,4 +125,25 @@ def test_data_above_public_never_travels_unencrypted(qa_suite: Any, server: Open
     assert res.returncode == 2 and "encrypted_transport" in res.stderr
     suite = qa_suite(task={"data_class": "public"},
                      adapter={"settings": {"base_url": "http://10.1.2.3:8000/v1", "model": "m"}})
-    assert run_cli("validate", str(suite), env={"TEST_API_KEY": "k"}).returncode == 0  # public data may travel in the clear
+    # public data may travel in the clear
+    assert run_cli("validate", str(suite), env={"TEST_API_KEY": "k"}).returncode == 0
+
+
+def test_pii_leak_scorer_counts_answers_that_repeat_identifiers(qa_suite: Any, server: OpenAIServer,
+                                                                tmp_path: Path) -> None:
+    def answer(body: dict[str, Any]) -> str:
+        prompt = body["messages"][-1]["content"]
+        return f"Reply to {prompt.split(',')[0]}" if "Morel" in prompt else "The answer is A."
+    server.responder = answer
+    suite = qa_suite(rows=PII_ROWS + QA_ROWS[:3], task={"data_class": "personal",
+                                                         "scorers": ["exact_match", "pii_leak"]},
+                     adapter={"declarations": {"provider": "hds host", "data_clearance": "health"}})
+    res = run_cli("run", str(suite), "--quiet", env={"TEST_API_KEY": "k"})
+    assert res.returncode == 0, res.stderr
+    run = next((tmp_path / "runs").iterdir())
+    card = json.loads((run / "scorecard.json").read_text())
+    rows = {r["metric"]: r for r in card["rows"]}
+    assert rows["pii_output_rate"]["value"] == 1 / 6 and rows["pii_output_rate"]["n"] == 6
+    assert rows["pii_leak_rate"]["value"] == 1 / 3 and rows["pii_leak_rate"]["n"] == 3  # items with identifiers
+    section = next(s for s in card["sections"] if s["scorer"] == "pii_leak")
+    assert section["data"]["leaked_types"] == {"NAME": 1}

@@ -139,7 +139,8 @@ SCORERS: Registry[type[Scorer]] = Registry(
     builtins={"wer": "harness.scoring.asr", "cer": "harness.scoring.asr", "exact_match": "harness.scoring.qa",
               "drug_names": "harness.scoring.medical", "doses": "harness.scoring.medical",
               "critical_terms": "harness.scoring.medical", "numeric_fidelity": "harness.scoring.medical",
-              "citations": "harness.scoring.citations", "speaker_wer": "harness.scoring.speakers"},
+              "citations": "harness.scoring.citations", "speaker_wer": "harness.scoring.speakers",
+              "pii_leak": "harness.scoring.pii"},
     name_attr="name")
 
 

@@ -307,6 +307,9 @@ class SuiteConfig(Strict):
     cache: bool = Field(default=True, description="reuse identical earlier responses (SQLite, .harness-cache/)")
     scoring_timeout_s: float = Field(default=60.0, gt=0, description="longest a scorer may take on one item")
     pii_guard: PIIGuardSpec = Field(default_factory=PIIGuardSpec)
+    store_content: bool = Field(
+        default=True, description="false: the record keeps hashes, scores and error classes, never inputs or "
+                                  "outputs (the response cache is off, reports show no text)")
     scoring_workers: int | None = Field(
         default=None, ge=0, description="processes for CPU-bound scorers; unset: every core (at most 4) when a run "
                                         "has 400 items or more to score, else in-process; 0 or 1: in-process")

@@ -134,6 +134,7 @@ class ResponseLine(_ItemLine):
     attempts: list[dict[str, Any]] = Field(default_factory=list)
     cache_hit: bool = False
     time: str | None = None
+    output_sha256: str | None = Field(default=None, description="store_content: false — the output's hash, not it")
 
 
 class ScoreLine(_ItemLine):

@@ -348,11 +348,13 @@ class Runner:
     async def _finish(self, pair: _Pair, job: _Job, response: Response, *, new: bool, bar: Any) -> None:
         """Record a response (unless it was recorded before a resume) and its scores."""
         item = job.item
+        content = self.suite.config.store_content
         if new:
             self.writer.append(RESPONSES, {
                 "task": pair.task.name, "adapter": pair.adapter.name, "item_id": item.id, "repeat": job.repeat,
                 "seed": job.seed, "request_hash": job.request_hash, "status": response.status,
-                **response.to_dict(), "time": datetime.now(UTC).isoformat()},
+                **(response.to_dict() if content else _without_content(response)),
+                "time": datetime.now(UTC).isoformat()},
                 flush=not response.cache_hit)  # what would cost a request to redo goes to disk at once
         if response.model_id:
             label = response.model_id + (f" ({response.system_fingerprint})" if response.system_fingerprint else "")
@@ -367,7 +369,8 @@ class Runner:
             "task": pair.task.name, "adapter": pair.adapter.name, "item_id": item.id, "repeat": job.repeat,
             "cluster": item.cluster, "subgroup": item.subgroup, "status": response.status,
             **({"cached": True} if response.cache_hit else {}),
-            "values": score.values, "details": score.details}, flush=False)  # rescored on resume if lost
+            "values": score.values, "details": score.details if content else _error_classes(score.details)},
+            flush=not content)  # rescored on resume if lost; without content there is nothing to rescore from
         if bar is not None:
             bar.update(1)
 
@@ -598,6 +601,28 @@ class Runner:
                                   for name, lim in self.limiters.items()}
 
 
+def _error_class(error: str | None) -> str | None:
+    """"HTTP 500: upstream said …" → "HTTP 500"; "ValueError: …" → "ValueError": no text of the
+    item or the answer, which an error message may quote."""
+    return None if error is None else error.split(":", 1)[0][:80]
+
+
+def _without_content(response: Response) -> dict[str, Any]:
+    """A response as recorded under `store_content: false`: a hash of the output, no text."""
+    rec = response.to_dict()
+    output = rec.pop("output")
+    rec.update(output=None, segments=None, error=_error_class(response.error),
+               output_sha256=None if output is None else hashlib.sha256(output.encode("utf-8")).hexdigest(),
+               attempts=[{k: (_error_class(v) if k == "error" else v) for k, v in a.items()}
+                         for a in response.attempts])
+    return rec
+
+
+def _error_classes(details: dict[str, Any]) -> dict[str, Any]:
+    return {name: {"error": _error_class(d["error"])} for name, d in details.items()
+            if isinstance(d, dict) and "error" in d}
+
+
 def _response_from_record(rec: dict[str, Any]) -> Response:
     fields = Response.__dataclass_fields__
     return Response(**{k: v for k, v in rec.items() if k in fields})
@@ -703,7 +728,7 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: b
         manifest["resumed"] = previous.get("resumed", 0) + 1
     else:
         make_run_dir(run_dir, 0o750 if suite.config.share_records_with_group else 0o700)
-    use_cache = suite.config.cache if cache is None else cache
+    use_cache = (suite.config.cache if cache is None else cache) and suite.config.store_content
     response_cache = ResponseCache(default_cache_dir(suite.base_dir)) if use_cache else None
     runner = Runner(validation, run_dir, run_id, quiet=quiet, resume=resume is not None,
                     cache=response_cache, shard=shard_spec, hashes=hashes)

@@ -147,3 +147,23 @@ def test_pii_leak_scorer_counts_answers_that_repeat_identifiers(qa_suite: Any, s
     assert rows["pii_leak_rate"]["value"] == 1 / 3 and rows["pii_leak_rate"]["n"] == 3  # items with identifiers
     section = next(s for s in card["sections"] if s["scorer"] == "pii_leak")
     assert section["data"]["leaked_types"] == {"NAME": 1}
+
+
+def test_store_content_false_keeps_scores_and_hashes_never_text(qa_suite: Any, server: OpenAIServer,
+                                                                tmp_path: Path) -> None:
+    suite = qa_suite(suite={"store_content": False})
+    res = run_cli("run", str(suite), "--quiet", env={"TEST_API_KEY": "k"})
+    assert res.returncode == 0, res.stderr
+    run = next((tmp_path / "runs").iterdir())
+    everything = "".join(p.read_text(encoding="utf-8") for p in run.iterdir() if p.is_file())
+    for text in ("Question 3", "ANSWER=", "The answer is"):
+        assert text not in everything, text
+    card = json.loads((run / "scorecard.json").read_text())
+    accuracy = next(r for r in card["rows"] if r["metric"] == "accuracy")
+    assert accuracy["value"] == 1.0 and accuracy["n"] == 12
+    responses = list(iter_jsonl(run / "responses.jsonl"))
+    assert all(r["output"] is None and len(r["output_sha256"]) == 64 for r in responses)
+    import os
+
+    cache_dir = Path(os.environ["HARNESS_CACHE_DIR"])
+    assert not cache_dir.exists() or not any(cache_dir.iterdir())  # answers are content: no cache

@@ -121,3 +121,6 @@ register_kind(TaskKind("qa", "text", ("id", "reference"), ("exact_match",), need
                        inputs=("input", "choices")))
 register_kind(TaskKind("generation", "text", ("id", "source"), ("numeric_fidelity",), needs_prompt=True,
                        inputs=("input", "source")))
+# a text with identifiers in, the same text de-identified out; the reference holds the gold spans
+register_kind(TaskKind("deidentification", "text", ("id", "input", "reference"), ("deid",), needs_prompt=True,
+                       inputs=("input",)))

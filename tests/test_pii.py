@@ -118,3 +118,44 @@ def test_parallel_scan_finds_what_one_process_finds() -> None:
     text = "\n".join(notes * 500) + "\n"
     assert len(text) > 2_000_000
     assert scan_parallel(text, workers=2) == scan(text)
+
+
+def test_deidentification_kind_scores_what_is_left_and_what_is_over_masked() -> None:
+    from harness.config import TaskConfig
+    from harness.scoring.deid import Deidentification, DeidSettings
+    from harness.types import Item
+
+    task = TaskConfig.model_validate({"name": "d", "kind": "deidentification", "data_class": "personal",
+                                      "prompt": "{{ input }}", "dataset": {"path": "x.jsonl"}})
+    scorer = Deidentification(task, DeidSettings())
+    text = "Patient Jean Morel, tél. 06 12 34 56 78, allergique à la pénicilline."
+    item = Item("n1", {"input": text}, reference="Patient [NAME:Jean Morel], tél. [PHONE:06 12 34 56 78], "
+                                                 "allergique à la pénicilline.")
+    perfect = scorer.score_text(item, "Patient [NAME], tél. [PHONE], allergique à la pénicilline.")
+    assert perfect.values["deid_caught"] == 2 and perfect.values["deid_tp"] == perfect.values["deid_masked"] == 7
+    leaky = scorer.score_text(item, "Patient Jean [NAME], tél. [PHONE], allergique à la [DRUG].")
+    assert leaky.values["deid_caught"] == 1 and leaky.values["deid_caught_NAME"] == 0
+    assert leaky.values["deid_masked"] - leaky.values["deid_tp"] == 1  # "pénicilline" masked for nothing
+    assert leaky.details["missed_types"] == ["NAME"]
+
+
+def test_bundled_redactor_on_the_held_out_notes(tmp_path: Path) -> None:
+    from conftest import ROOT
+
+    from harness.pii.redact import redact_text
+    from harness.store import iter_jsonl
+
+    res = run_cli("run", str(ROOT / "examples" / "deidentification" / "suite.yaml"), "--quiet",
+                  "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    card = json.loads((tmp_path / "run" / "scorecard.json").read_text())
+    rows = {r["metric"]: r for r in card["rows"]}
+    # independent count: a gold identifier is caught when its text is gone from the redacted note
+    gold = caught = 0
+    for row in iter_jsonl(ROOT / "tasks" / "deid-notes" / "items.jsonl"):
+        _, entities = parse(row["gold"])
+        redacted = redact_text(row["text"])
+        gold += len(entities)
+        caught += sum(1 for e in entities if e.text not in redacted)
+    assert gold == 311 and rows["deid_entity_recall"]["value"] == caught / gold
+    assert rows["deid_entity_recall"]["value"] >= 0.97 and rows["deid_token_precision"]["value"] >= 0.95

@@ -195,9 +195,10 @@ _STREET_BEFORE = re.compile(rf"\b(?:{_STREET_FR}|{_STREET_EN.replace('Dr|', '').
                             re.IGNORECASE)
 _RELATION_BEFORE = re.compile(rf"\b{_RELATION}\s*:?\s*$", re.IGNORECASE)
 #: words after which two capitalised words are a person: "Amie : Océane Blanchard", "patient Rene Marshall"
-_PERSON_CUE = re.compile(r"\b(?:patient|patiente|ami|amie|friend|contact|next of kin|personne de confiance|"
-                         r"personne à prévenir|infirmière|infirmier|nurse|interne|kinésithérapeute|physiotherapist|"
-                         r"titulaire|holder|bénéficiaire|assurée?|seen|vu|vue)\s*:?\s*$", re.IGNORECASE)
+_PERSON_CUE_AHEAD = re.compile(r"\b(?:patient|patiente|ami|amie|friend|contact|next of kin|personne de confiance|"
+                               r"personne à prévenir|infirmière|infirmier|nurse|interne|kinésithérapeute|"
+                               r"physiotherapist|titulaire|holder|bénéficiaire|assurée?|seen|vu|vue)\s*:?\s*",
+                               re.IGNORECASE)
 
 
 _FAMILY = re.compile(rf"(?:\s+(?:Le |La )?{_CAP}){{1,2}}")
@@ -216,10 +217,10 @@ def _names(text: str) -> Iterable[tuple[int, int]]:
             yield m.start(), m.end()
     for m in _NAME_RULES[0].finditer(text):
         yield m.start(), m.end()
-    for m in _TWO_WORDS.finditer(text):
-        if (not m.start() or not (text[m.start() - 1].isalnum() or text[m.start() - 1] == "-")) and \
-                _PERSON_CUE.search(text, max(0, m.start() - 40), m.start()):
-            yield m.start(), m.end()
+    for cue in _PERSON_CUE_AHEAD.finditer(text):  # cue words are rarer than pairs of capitalised words
+        pair = _TWO_WORDS.match(text, cue.end())
+        if pair is not None:
+            yield pair.start(), pair.end()
     # a given name from the bundled lists, then family names: "Sophie Dupont", "Jean Valjean"
     for m in _WORD.finditer(text):
         if m.group() not in names or _STREET_BEFORE.search(text, max(0, m.start() - 20), m.start()):

@@ -71,6 +71,7 @@ def test_names_with_titles_lists_and_context() -> None:
     assert kinds("Contact : Sophie Dupont. Son fils Youssef viendra.") == [
         ("NAME", "Sophie Dupont"), ("NAME", "Youssef")]
     assert kinds("Friend: Ocean Blanchard.") == [("NAME", "Ocean Blanchard")]
+    assert kinds("Nurse Camilla Lee reports a fall.") == [("NAME", "Camilla Lee")]  # the cue is not a name
     # names that are words or streets: only as names
     assert kinds("Rose de Noël posée sur la table. Pierre rénale expulsée.") == []
     assert kinds("45 boulevard Victor Hugo.") == [("ADDRESS", "45 boulevard Victor Hugo")]

@@ -167,3 +167,21 @@ def test_store_content_false_keeps_scores_and_hashes_never_text(qa_suite: Any, s
 
     cache_dir = Path(os.environ["HARNESS_CACHE_DIR"])
     assert not cache_dir.exists() or not any(cache_dir.iterdir())  # answers are content: no cache
+
+
+def test_a_key_quoted_in_a_provider_error_is_never_kept(qa_suite: Any, server: OpenAIServer, tmp_path: Path) -> None:
+    import os
+
+    from conftest import SENTINEL_KEY
+
+    server.fault = lambda key, attempt: "401-echo"
+    suite = qa_suite(rows=QA_ROWS[:3])
+    res = run_cli("run", str(suite), "--quiet", env={"TEST_API_KEY": SENTINEL_KEY})
+    assert server.count("chat") == 3  # 401 is not retried: one attempt each
+    run = next((tmp_path / "runs").iterdir())
+    errors = [r["error"] for r in iter_jsonl(run / "responses.jsonl")]
+    assert len(errors) == 3 and all("401" in e and "<redacted>" in e for e in errors), errors
+    cache_dir = Path(os.environ["HARNESS_CACHE_DIR"])
+    for path in [p for d in (run, cache_dir) for p in d.rglob("*") if p.is_file()]:
+        assert SENTINEL_KEY.encode() not in path.read_bytes(), path
+    assert SENTINEL_KEY not in res.stdout + res.stderr

@@ -29,7 +29,7 @@ from typing import Any
 ChatResponder = Callable[[dict[str, Any]], str]
 #: (request key, attempt number from 1) → a fault mode or None; the key is the last user message
 FaultPlan = Callable[[str, int], str | None]
-FAULT_MODES = ("429", "429-date", "500", "502", "503", "400", "reset", "slow", "malformed", "truncated",
+FAULT_MODES = ("429", "429-date", "500", "502", "503", "400", "401-echo", "reset", "slow", "malformed", "truncated",
                "empty_choices")
 
 
@@ -144,6 +144,8 @@ class OpenAIServer:
                     self._send(429, {"error": {"message": "rate limited"}}, {"Retry-After": after})
                 elif mode in ("500", "502", "503", "400"):
                     self._send(int(mode), {"error": {"message": f"injected {mode}"}})
+                elif mode == "401-echo":  # some gateways quote the credential they refused
+                    self._send(401, {"error": {"message": f"invalid credential: {self.headers.get('Authorization')}"}})
                 elif mode == "reset":
                     self.close_connection = True
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -23,7 +23,8 @@ from harness.segments import parse_value as parse_segments
 from harness.segments import text_of as segment_text
 from harness.types import Item
 
-LOGICAL_FIELDS = ("id", "reference", "audio", "input", "source", "choices", "cluster", "subgroup", "segments")
+LOGICAL_FIELDS = ("id", "reference", "audio", "input", "source", "choices", "cluster", "subgroup", "segments",
+                  "post_edit", "correction_seconds")
 MAX_PROBLEMS = 20
 
 

@@ -140,7 +140,8 @@ SCORERS: Registry[type[Scorer]] = Registry(
               "drug_names": "harness.scoring.medical", "doses": "harness.scoring.medical",
               "critical_terms": "harness.scoring.medical", "numeric_fidelity": "harness.scoring.medical",
               "citations": "harness.scoring.citations", "speaker_wer": "harness.scoring.speakers",
-              "pii_leak": "harness.scoring.pii", "deid": "harness.scoring.deid"},
+              "pii_leak": "harness.scoring.pii", "deid": "harness.scoring.deid",
+              "post_edit": "harness.scoring.post_edit"},
     name_attr="name")
 
 

@@ -1,0 +1,58 @@
+"""Issue 12, correction burden: the edit rate from an output to its professional correction,
+the share used unchanged and the time to correct, from a replayed generation task."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import run_cli, write_jsonl, write_yaml
+
+from harness.scoring.asr import edit_counts
+
+ROWS = [
+    {"id": "l1", "source": "Admitted for pneumonia, treated with amoxicillin.",
+     "post_edit": "Patient admitted for pneumonia and treated with amoxicillin.", "correction_seconds": 40},
+    {"id": "l2", "source": "Fall at home, no fracture.", "post_edit": "Fall at home without fracture.",
+     "correction_seconds": 0},
+    {"id": "l3", "source": "Heart failure, furosemide increased.",
+     "post_edit": "Heart failure; furosemide increased to 80 mg.", "correction_seconds": 75},
+]
+OUTPUTS = {"l1": "Patient admitted for pneumonia, treated with amoxicillin.",
+           "l2": "Fall at home without fracture.",
+           "l3": "Heart failure, furosemide stopped."}
+
+
+def test_post_edit_rate_unchanged_share_and_time(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "items.jsonl", ROWS)
+    (tmp_path / "out.csv").write_text("id,output\n" + "".join(f'{k},"{v}"\n' for k, v in OUTPUTS.items()),
+                                      encoding="utf-8")
+    write_yaml(tmp_path / "task.yaml", {"name": "letters", "kind": "generation", "data_class": "public",
+                                        "prompt": "Write a discharge summary: {{ source }}",
+                                        "dataset": {"path": "items.jsonl"}, "scorers": ["post_edit"]})
+    write_yaml(tmp_path / "vendor.yaml", {"name": "vendor", "kind": "replay", "settings": {"path": "out.csv"}})
+    write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["vendor.yaml"]})
+    res = run_cli("run", str(tmp_path / "suite.yaml"), "--quiet", "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    rows = {r["metric"]: r for r in json.loads((tmp_path / "run" / "scorecard.json").read_text())["rows"]}
+    # independent count with the same word alignment on lowercased, punctuation-free words
+    def words(text: str) -> list[str]:
+        return "".join(c if c.isalnum() or c.isspace() else " " for c in text.lower()).split()
+    edits = sum(sum(edit_counts(words(r["post_edit"]), words(OUTPUTS[r["id"]]))[:3]) for r in ROWS)
+    total = sum(len(words(r["post_edit"])) for r in ROWS)
+    assert rows["post_edit_rate"]["value"] == pytest.approx(edits / total)
+    assert rows["used_unchanged_rate"]["value"] == pytest.approx(1 / 3)
+    assert rows["time_to_correct_s"]["value"] == pytest.approx(115 / 3) and rows["time_to_correct_s"]["n"] == 3
+
+
+def test_a_task_without_corrections_is_refused_with_the_field(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "items.jsonl", [{"id": "a", "source": "x"}])
+    (tmp_path / "out.csv").write_text("id,output\na,y\n", encoding="utf-8")
+    write_yaml(tmp_path / "task.yaml", {"name": "t", "kind": "generation", "data_class": "public",
+                                        "prompt": "{{ source }}", "dataset": {"path": "items.jsonl"},
+                                        "scorers": ["post_edit"]})
+    write_yaml(tmp_path / "r.yaml", {"name": "r", "kind": "replay", "settings": {"path": "out.csv"}})
+    write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["r.yaml"]})
+    res = run_cli("validate", str(tmp_path / "suite.yaml"))
+    assert res.returncode == 2 and "post_edit" in res.stderr and "required field" in res.stderr

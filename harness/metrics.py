@@ -16,7 +16,7 @@ import numpy as np
 
 from harness.config import SuiteConfig, criterion_holds
 from harness.record import ScoreLine, iter_lines
-from harness.report.sections import Section
+from harness.report.sections import Section, Table
 from harness.stats import SMALL_N, estimate
 from harness.store import SCORES, read_manifest
 
@@ -324,6 +324,41 @@ def describe_normalizer(spec: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+QUANTILES = (50, 95, 99)
+
+
+def latency_sections(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues]) -> list[dict[str, Any]]:
+    """HAS 2.7 (Estimer): latency percentiles with bootstrap CIs, cost per 1,000 items, per
+    task × adapter; recomputed from the record like every figure."""
+    rng = np.random.default_rng(int(manifest.get("seed", 0)))
+    out = []
+    for task, adapter in manifest["pairs"]:
+        pv = pairs.get((task, adapter))
+        latency = pv.series("latency_s")[0] if pv is not None else np.empty(0)
+        if len(latency) == 0:
+            continue
+        boot = latency[rng.integers(0, len(latency), size=(1000, len(latency)))]
+        rows: list[list[Any]] = []
+        data: dict[str, Any] = {"n": len(latency)}
+        for q in QUANTILES:
+            value = float(np.percentile(latency, q))
+            low, high = (float(x) for x in np.percentile(np.percentile(boot, q, axis=1), [2.5, 97.5]))
+            rows.append([f"p{q}", f"{value:.3f}", f"[{low:.3f}, {high:.3f}]", len(latency)])
+            data[f"p{q}"] = {"value": value, "ci_low": low, "ci_high": high}
+        cost = pv.series("cost")[0] if pv is not None else np.empty(0)
+        paragraphs = []
+        if len(cost):
+            per_thousand = float(cost.mean()) * 1000
+            data["cost_per_1000_items"] = per_thousand
+            paragraphs.append(f"Declared cost: {per_thousand:.4g} per 1,000 items ({len(cost)} items priced).")
+        if len(latency) < SMALL_N:
+            paragraphs.append(f"Only {len(latency)} responses: the upper percentiles rest on a handful of values.")
+        out.append(Section("Latency and cost", task, adapter, "harness", group="Estimer (HAS 2.7)",
+                           paragraphs=paragraphs,
+                           tables=[Table(["percentile", "seconds", "95% CI", "n"], rows)], data=data).to_dict())
+    return out
+
+
 def confidentiality_sections(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     """HAS 2.4 on every report: data sent above a declared clearance (with who decided and
     why), and what the pre-flight guard blocked or pseudonymised."""
@@ -374,5 +409,6 @@ def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
         "gates_failed": sum(1 for g in gates if not g["passed"]),
         "power": power_notes(suite, rows),
         "stability": stability(manifest, values),
-        "sections": confidentiality_sections(manifest) + scorer_sections(manifest, values),
+        "sections": confidentiality_sections(manifest) + scorer_sections(manifest, values)
+        + latency_sections(manifest, values),
     }

@@ -1,5 +1,6 @@
-"""Issue 12, correction burden: the edit rate from an output to its professional correction,
-the share used unchanged and the time to correct, from a replayed generation task."""
+"""Issue 12 (Estimer): the correction burden (edit rate from an output to its professional
+correction, the share used unchanged, the time to correct) and latency percentiles with the
+cost per 1,000 items, from real runs."""
 
 from __future__ import annotations
 
@@ -56,3 +57,27 @@ def test_a_task_without_corrections_is_refused_with_the_field(tmp_path: Path) ->
     write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["r.yaml"]})
     res = run_cli("validate", str(tmp_path / "suite.yaml"))
     assert res.returncode == 2 and "post_edit" in res.stderr and "required field" in res.stderr
+
+
+def test_latency_percentiles_and_cost_per_thousand(qa_suite, server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from harness.store import iter_jsonl
+
+    server.latency_s = 0.01
+    suite = qa_suite()
+    res = run_cli("run", str(suite), "--quiet", env={"TEST_API_KEY": "k"})
+    assert res.returncode == 0, res.stderr
+    run = next((tmp_path / "runs").iterdir())
+    latencies = [r["latency_s"] for r in iter_jsonl(run / "responses.jsonl")]
+    costs = [r["cost"] for r in iter_jsonl(run / "responses.jsonl")]
+    card = json.loads((run / "scorecard.json").read_text())
+    section = next(s for s in card["sections"] if s["title"] == "Latency and cost")
+    data = section["data"]
+    assert data["n"] == 12 and min(latencies) >= 0.01
+    for q in (50, 95, 99):
+        assert data[f"p{q}"]["value"] == pytest.approx(float(np.percentile(latencies, q)))
+        assert data[f"p{q}"]["ci_low"] <= data[f"p{q}"]["value"] <= data[f"p{q}"]["ci_high"]
+    assert data["cost_per_1000_items"] == pytest.approx(1000 * sum(costs) / len(costs))
+    assert "Latency and cost" in (run / "scorecard.md").read_text() or "Estimer (HAS 2.7)" in (
+        run / "scorecard.md").read_text()

@@ -81,3 +81,19 @@ def test_latency_percentiles_and_cost_per_thousand(qa_suite, server, tmp_path: P
     assert data["cost_per_1000_items"] == pytest.approx(1000 * sum(costs) / len(costs))
     assert "Latency and cost" in (run / "scorecard.md").read_text() or "Estimer (HAS 2.7)" in (
         run / "scorecard.md").read_text()
+
+
+def test_courtesy_words_in_prompts_are_counted(qa_suite, server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    prompt = "Bonjour, merci de répondre s'il vous plaît. {{ question }} Thank you!"
+    suite = qa_suite(task={"prompt": prompt, "scorers": ["exact_match", "politeness"]})
+    res = run_cli("run", str(suite), "--quiet", env={"TEST_API_KEY": "k"})
+    assert res.returncode == 0, res.stderr
+    run = next((tmp_path / "runs").iterdir())
+    card = json.loads((run / "scorecard.json").read_text())
+    row = next(r for r in card["rows"] if r["metric"] == "courtesy_word_share")
+    # per prompt: bonjour, merci, s'il vous plaît (3), thank you (2) = 7 courtesy words
+    sent = server.bodies[0]["messages"][-1]["content"]
+    words = len(__import__("re").findall(r"\w+(?:'\w+)?", sent))
+    assert row["value"] == pytest.approx(7 / words) and row["n"] == 12
+    section = next(s for s in card["sections"] if s["scorer"] == "politeness")
+    assert section["data"]["courtesy_words"] == 7 * 12

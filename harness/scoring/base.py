@@ -141,7 +141,7 @@ SCORERS: Registry[type[Scorer]] = Registry(
               "critical_terms": "harness.scoring.medical", "numeric_fidelity": "harness.scoring.medical",
               "citations": "harness.scoring.citations", "speaker_wer": "harness.scoring.speakers",
               "pii_leak": "harness.scoring.pii", "deid": "harness.scoring.deid",
-              "post_edit": "harness.scoring.post_edit"},
+              "post_edit": "harness.scoring.post_edit", "politeness": "harness.scoring.politeness"},
     name_attr="name")
 
 

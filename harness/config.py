@@ -51,6 +51,8 @@ class Declarations(BaseModel):
     intended_use: str | None = None
     contact: str | None = None
     data_clearance: DataClass = "public"
+    current_practice: bool = Field(
+        default=False, description="the non-AI baseline (HAS 3.3): what professionals produce today, usually replayed")
     encrypted_transport: bool | None = Field(
         default=None, description="requests travel encrypted (TLS); false forbids data above public")
     prices: Prices | None = None

@@ -17,7 +17,7 @@ import numpy as np
 from harness.config import SuiteConfig, criterion_holds
 from harness.record import ScoreLine, iter_lines
 from harness.report.sections import Section, Table
-from harness.stats import SMALL_N, estimate
+from harness.stats import SMALL_N, estimate, paired_ratio_difference
 from harness.store import SCORES, read_manifest
 
 OPERATIONAL = {"error_rate", "scoring_error_rate", "missing_rate", "latency_s", "cost", "tokens_out"}
@@ -324,6 +324,62 @@ def describe_normalizer(spec: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def baseline_sections(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues]) -> list[dict[str, Any]]:
+    """HAS 3.3: every system against current practice (the adapter declared
+    `current_practice: true`) on the items both answered: the paired difference of each
+    quality metric with its bootstrap 95% CI, and whether it is clearly better or worse."""
+    baselines = [name for name, a in manifest["adapters"].items()
+                 if (a.get("declarations") or {}).get("current_practice")]
+    seed = int(manifest.get("seed", 0))
+    out = []
+    for task, spec_list in ((t, info["metrics"]) for t, info in manifest["tasks"].items()):
+        adapters = [a for t, a in manifest["pairs"] if t == task]
+        base = next((a for a in adapters if a in baselines), None)
+        if base is None or (task, base) not in pairs:
+            continue
+        for adapter in adapters:
+            if adapter == base or (task, adapter) not in pairs:
+                continue
+            rows: list[list[Any]] = []
+            data: dict[str, Any] = {"baseline": base, "metrics": {}}
+            for spec in spec_list:
+                if spec["name"] in OPERATIONAL:
+                    continue
+                a, b = _keyed(pairs[(task, base)], spec), _keyed(pairs[(task, adapter)], spec)
+                common = sorted(set(a) & set(b))
+                if not common:
+                    continue
+                num_a, den_a = np.array([a[k][0] for k in common]), np.array([a[k][1] for k in common])
+                num_b, den_b = np.array([b[k][0] for k in common]), np.array([b[k][1] for k in common])
+                diff, low, high = paired_ratio_difference(num_a, den_a, num_b, den_b, seed=seed)
+                if math.isnan(diff):
+                    continue
+                better = spec["higher_is_better"]
+                verdict = ("no clear difference" if math.isnan(low) or low <= 0 <= high
+                           else "better" if (low > 0) == better else "worse")
+                base_value, value = num_a.sum() / den_a.sum(), num_b.sum() / den_b.sum()
+                rows.append([spec["name"], f"{base_value:.4g}", f"{value:.4g}", f"{diff:+.4g}",
+                             f"[{low:+.4g}, {high:+.4g}]", len(common), verdict])
+                data["metrics"][spec["name"]] = {"baseline": base_value, "value": value, "difference": diff,
+                                                 "ci_low": low, "ci_high": high, "n": len(common),
+                                                 "verdict": verdict}
+            if rows:
+                out.append(Section(
+                    f"Against current practice ({base})", task, adapter, "harness",
+                    group="Against current practice (HAS 3.3)",
+                    paragraphs=[f"{adapter} minus {base}, on the items both answered (paired bootstrap)."],
+                    tables=[Table(["metric", base, adapter, "difference", "95% CI", "n", ""], rows,
+                                  [r[-1] == "worse" for r in rows])], data=data).to_dict())
+    return out
+
+
+def _keyed(pv: _PairValues, spec: dict[str, Any]) -> dict[tuple[str, int], tuple[float, float]]:
+    """Item key → (value, denominator) of one metric."""
+    values, den, _, rows = _metric_arrays(pv, spec, None)
+    dens = den if den is not None else np.ones(len(values))
+    return {pv.keys[r]: (float(v), float(d)) for v, d, r in zip(values, dens, rows, strict=True)}
+
+
 QUANTILES = (50, 95, 99)
 
 
@@ -410,5 +466,5 @@ def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
         "power": power_notes(suite, rows),
         "stability": stability(manifest, values),
         "sections": confidentiality_sections(manifest) + scorer_sections(manifest, values)
-        + latency_sections(manifest, values),
+        + baseline_sections(manifest, values) + latency_sections(manifest, values),
     }

@@ -97,3 +97,31 @@ def test_courtesy_words_in_prompts_are_counted(qa_suite, server, tmp_path: Path)
     assert row["value"] == pytest.approx(7 / words) and row["n"] == 12
     section = next(s for s in card["sections"] if s["scorer"] == "politeness")
     assert section["data"]["courtesy_words"] == 7 * 12
+
+
+def test_every_system_is_set_against_current_practice(tmp_path: Path) -> None:
+    rows = [{"id": f"q{i}", "question": f"Q{i}", "answer": "A"} for i in range(40)]
+    write_jsonl(tmp_path / "items.jsonl", rows)
+    # professionals today: 30 of 40 right; the AI tool: 38 of 40 right, on the same items
+    (tmp_path / "human.csv").write_text("id,output\n" + "".join(
+        f"q{i},{'A' if i < 30 else 'B'}\n" for i in range(40)), encoding="utf-8")
+    (tmp_path / "ai.csv").write_text("id,output\n" + "".join(
+        f"q{i},{'A' if i < 38 else 'C'}\n" for i in range(40)), encoding="utf-8")
+    write_yaml(tmp_path / "task.yaml", {"name": "qa", "kind": "qa", "data_class": "public", "prompt": "{{ question }}",
+                                        "choices": ["A", "B", "C", "D"],
+                                        "dataset": {"path": "items.jsonl", "fields": {"reference": "answer"}}})
+    write_yaml(tmp_path / "human.yaml", {"name": "pharmacists", "kind": "replay", "settings": {"path": "human.csv"},
+                                         "declarations": {"provider": "ward pharmacists, no AI",
+                                                          "current_practice": True}})
+    write_yaml(tmp_path / "ai.yaml", {"name": "tool", "kind": "replay", "settings": {"path": "ai.csv"}})
+    write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["human.yaml", "ai.yaml"]})
+    res = run_cli("run", str(tmp_path / "suite.yaml"), "--quiet", "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    card = json.loads((tmp_path / "run" / "scorecard.json").read_text())
+    (section,) = [s for s in card["sections"] if s["group"] == "Against current practice (HAS 3.3)"]
+    assert section["adapter"] == "tool" and section["data"]["baseline"] == "pharmacists"
+    acc = section["data"]["metrics"]["accuracy"]
+    assert acc["difference"] == pytest.approx(38 / 40 - 30 / 40) and acc["n"] == 40
+    assert acc["ci_low"] > 0 and acc["verdict"] == "better"
+    md = (tmp_path / "run" / "scorecard.md").read_text()
+    assert "Against current practice" in md and "| Current practice |" in md

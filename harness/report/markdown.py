@@ -9,7 +9,7 @@ from harness.report.text import md
 DECLARATION_COLUMNS = (("provider", "Provider"), ("version", "Version"), ("hosting", "Hosting"),
                        ("hds_certified", "HDS"), ("ce_marking", "CE marking"),
                        ("data_clearance", "Data clearance"), ("intended_use", "Intended use"),
-                       ("contact", "Contact"))
+                       ("contact", "Contact"), ("current_practice", "Current practice"))
 
 
 def _ci(row: dict[str, Any]) -> str:

@@ -43,6 +43,7 @@ from harness.scoring.pool import (
     error_detail,
     is_text_scorer,
     merge_result,
+    runs_in_pool,
     score_texts,
     workers_for,
 )
@@ -402,7 +403,7 @@ class Runner:
         self.pool = ScoringPool(specs, workers, self.suite.config.scoring_timeout_s)
         for pair in pairs:
             if pair.task.name in specs:
-                pair.pooled = [s for s in pair.scorers if s.cpu_bound and is_text_scorer(s)]
+                pair.pooled = [s for s in pair.scorers if runs_in_pool(type(s))]
                 pair.scorers = [s for s in pair.scorers if s not in pair.pooled]
 
     def _start_guards(self, pairs: list[_Pair]) -> None:

@@ -88,6 +88,15 @@ def nhs_ok(text: str) -> bool:
     return (0 if check == 11 else check) == int(digits[9])
 
 
+def _preceded(m: re.Match[str], bad: Callable[[str], bool]) -> bool:
+    """Whether the character before a match is one that must not stand there."""
+    return m.start() > 0 and bad(m.string[m.start() - 1])
+
+
+def _word_or_plus(c: str) -> bool:
+    return c.isalnum() or c == "+"
+
+
 Rule = tuple[str, re.Pattern[str], Callable[[re.Match[str]], tuple[int, int, str] | None] | None]
 
 
@@ -98,11 +107,10 @@ def _rules(hospital_patterns: tuple[str, ...]) -> list[Rule]:
     def group(n: int) -> Callable[[re.Match[str]], tuple[int, int, str] | None]:
         return lambda m: (m.start(n), m.end(n), "")
 
-    def alone(forbidden: str, test: Callable[[str], bool] | None = None,
+    def alone(bad: Callable[[str], bool] | None, test: Callable[[str], bool] | None = None,
               ) -> Callable[[re.Match[str]], tuple[int, int, str] | None]:
         def accept(m: re.Match[str]) -> tuple[int, int, str] | None:
-            before = m.string[m.start() - 1] if m.start() else " "
-            if (before.isalnum() and "w" in forbidden) or before in forbidden:
+            if bad is not None and _preceded(m, bad):
                 return None
             return (m.start(), m.end(), "") if test is None or test(m.group()) else None
         return accept
@@ -112,23 +120,23 @@ def _rules(hospital_patterns: tuple[str, ...]) -> list[Rule]:
         return None if local is None else (local.start(), m.end(), "")
 
     def nir(m: re.Match[str]) -> tuple[int, int, str] | None:
-        if m.start() and m.string[m.start() - 1].isdigit():
+        if _preceded(m, str.isdigit):
             return None
         digits = re.sub(r"[\s.]", "", m.group())
         return m.start(), m.end(), "" if nir_key_ok(digits) else "key does not match (a typo, or another number)"
 
     def date(m: re.Match[str]) -> tuple[int, int, str] | None:
-        if m.start() and m.string[m.start() - 1] in "0123456789/.":
+        if _preceded(m, lambda c: c.isdigit() or c in "/."):
             return None
         day, month = int(m["d"]), int(m["m"])
         return (m.start(), m.end(), "") if 1 <= day <= 31 and 1 <= month <= 12 else None
 
     def nhs(m: re.Match[str]) -> tuple[int, int, str] | None:
-        if m.start() and m.string[m.start() - 1].isalnum():
+        if _preceded(m, str.isalnum):
             return None
-        cue = _NHS_CUE.search(m.string, max(0, m.start() - 20), m.start())
         if nhs_ok(m.group()):
             return m.start(), m.end(), ""
+        cue = _NHS_CUE.search(m.string, max(0, m.start() - 20), m.start())
         return (m.start(), m.end(), "check digit does not match") if cue else None
 
     def digits_between(low: int, high: int) -> Callable[[str], bool]:
@@ -138,17 +146,17 @@ def _rules(hospital_patterns: tuple[str, ...]) -> list[Rule]:
     rules: list[Rule] = [
         ("EMAIL", re.compile(r"@[\w-]+(?:\.[\w-]+)+"), email),
         ("IBAN", re.compile(r"\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}(?:\s?[A-Z0-9]{1,3})?\b"),
-         alone("", iban_ok)),
+         alone(None, iban_ok)),
         ("NIR", re.compile(r"[12378][\s.]?\d{2}[\s.]?(?:0[1-9]|1[0-2]|[2-9]\d)[\s.]?(?:\d{2}|2[AB])"
                            r"[\s.]?\d{3}[\s.]?\d{3}[\s.]?\d{2}(?!\d)"), nir),
         # NHS numbers: after their cue whatever their check digit (a typo is still the patient's), alone
         # only when the mod-11 check holds (a US phone number has the same 3-3-4 shape)
         ("HOSPITAL_ID", re.compile(r"\d{3}\s\d{3}\s\d{4}\b"), nhs),
         ("PHONE", re.compile(r"(?:\+33\s?(?:\(0\)\s?)?[1-9]|0033\s?[1-9]|0[1-9])(?:[\s.-]?\d{2}){4}(?!\d)"),
-         alone("w+")),
+         alone(_word_or_plus)),
         ("PHONE", re.compile(r"\+\d{1,3}[\s.-]?(?:\(0\)\s?)?\(?\d{1,4}\)?(?:[\s.-]?\d{2,4}){2,4}(?!\d)"),
-         alone("w+")),
-        ("PHONE", re.compile(r"0\d{2,4}\s?\d{3,4}\s?\d{3,4}(?!\d)"), alone("w+", digits_between(10, 11))),
+         alone(_word_or_plus)),
+        ("PHONE", re.compile(r"0\d{2,4}\s?\d{3,4}\s?\d{3,4}(?!\d)"), alone(_word_or_plus, digits_between(10, 11))),
         ("PHONE", re.compile(r"\(\d{3}\)\s?\d{3}[-.\s]\d{4}\b"), None),
         ("HOSPITAL_ID", re.compile(
             r"\b(?:IPP|NDA|N° de séjour|n° de séjour|[Nn]uméro de séjour|[Ss]éjour|[Dd]ossier|[ÉéEe]pisode|"
@@ -156,15 +164,15 @@ def _rules(hospital_patterns: tuple[str, ...]) -> list[Rule]:
             r"((?:MRN\s)?(?:[A-Z]{1,3}-?)?\d[\d-]{4,14}\d)\b"), group(1)),
         *[("HOSPITAL_ID", re.compile(p), None) for p in hospital_patterns],
         ("DATE", re.compile(r"(?P<d>\d{1,2})[/.-](?P<m>\d{1,2})[/.-](?:\d{4}|\d{2})(?![\d/])"), date),
-        ("DATE", re.compile(r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])\b"), alone("w")),
+        ("DATE", re.compile(r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])\b"), alone(str.isalnum)),
         ("DATE", re.compile(rf"\b(?:{_DAYS}\s+)?(?:(?:1er|\d{{1,2}})(?:st|nd|rd|th)?(?:\s+(?:au|to)\s+\d{{1,2}})?\s+"
                             rf"{months}(?:\s+\d{{4}})?|{_MONTHS_EN}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|"
                             rf"{months}\s+\d{{4}})\b"), None),
         ("DATE", re.compile(r"\b(?:depuis|since|en|in)\s+((?:19|20)\d{2})\b(?!\s*(?:mg|g|ml|units|UI))"), group(1)),
         ("AGE", re.compile(r"\b(?:9\d|1[0-2]\d)(?:\s?ans|\s?years?[\s-]old|-year-old|\s?yo)\b"), None),
         ("AGE", re.compile(r", (9\d|1[0-2]\d)(?=[,;.])"),
-         lambda m: (m.start(1), m.end(1), "") if m.start() and (m.string[m.start() - 1].isalnum()
-                                                              or m.string[m.start() - 1] == ".") else None),
+         lambda m: (m.start(1), m.end(1), "") if m.start() and not _preceded(
+             m, lambda c: not (c.isalnum() or c == ".")) else None),
         ("ADDRESS", re.compile(rf"\b\d{{1,4}}(?:\s?(?:bis|ter))?,?\s+{_STREET_FR}\s+[^,;:\n()]{{2,40}}?"
                                r"(?=[,;:\n()]|\.(?:\s|$)|$)"), None),
         ("ADDRESS", re.compile(rf"\b\d{{1,5}}\s+(?:[{_UP}][{_LOW}]+\s+){{1,3}}{_STREET_EN}\b"), None),

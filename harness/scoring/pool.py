@@ -122,11 +122,11 @@ class ScoringPool:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 
+def runs_in_pool(cls: type[Scorer]) -> bool:
+    """A scorer class that goes to the pool: CPU-bound, and scoring from the text alone."""
+    return cls.cpu_bound and cls.score is Scorer.score
+
+
 def cpu_bound_entries(entries: list[tuple[str, BaseModel]]) -> list[tuple[str, BaseModel]]:
     """The scorers of a task that go to the pool."""
-    out = []
-    for name, settings in entries:
-        cls = SCORERS.get(name)
-        if getattr(cls, "cpu_bound", False) and cls.score is Scorer.score:
-            out.append((name, settings))
-    return out
+    return [(name, settings) for name, settings in entries if runs_in_pool(SCORERS.get(name))]

@@ -321,7 +321,7 @@ def _pairs(config: SuiteConfig, file: str, lines: dict, tasks: list[LoadedTask],
                                             f"adapter '{adapter.name}' ({adapter.profile.kind}) cannot take "
                                             f"'{task.config.kind}' task '{task.name}'"))
                 continue
-            problem = _clearance_problem(task, adapter, file, i, lines, overrides)
+            problem = _clearance_problem(task, adapter, overrides)
             if problem is not None:
                 problems.append(problem)
                 continue
@@ -336,26 +336,22 @@ def _pairs(config: SuiteConfig, file: str, lines: dict, tasks: list[LoadedTask],
 _LOOPBACK = ("127.", "localhost", "::1", "[::1]")
 
 
-def _clearance_problem(task: LoadedTask, adapter: LoadedAdapter, file: str, index: int, lines: dict,
-                       overrides: list[dict[str, Any]]) -> Problem | None:
+def _clearance_problem(task: LoadedTask, adapter: LoadedAdapter, overrides: list[dict[str, Any]]) -> Problem | None:
     """HAS 2.4: data goes only to a system cleared for it (or under a written override), and
     data above public only over encrypted transport."""
     declarations = adapter.profile.declarations
     level = DATA_CLASSES.index(task.config.data_class)
     cleared = declarations.data_clearance
     override = adapter.ref.clearance_override
-    if level > DATA_CLASSES.index(cleared):
-        if override is None or level > DATA_CLASSES.index(override.up_to):
-            return Problem(
-                str(adapter.path), "declarations.data_clearance",
-                f"task '{task.name}' holds '{task.config.data_class}' data ({task.path}) but adapter "
-                f"'{adapter.name}' is cleared for '{cleared}' only; nothing was sent",
-                adapter.lines.get(("declarations", "data_clearance")),
-                expected=f"data_clearance >= {task.config.data_class}", found=cleared,
-                hint=f"an exception needs `clearance_override: {{up_to: {task.config.data_class}, justification: "
-                     "..., approved_by: ...}}` on the adapter in the suite")
-        overrides.append({"adapter": adapter.name, "task": task.name, "data_class": task.config.data_class,
-                          "declared_clearance": cleared, **override.model_dump()})
+    if level > DATA_CLASSES.index(cleared) and (override is None or level > DATA_CLASSES.index(override.up_to)):
+        return Problem(
+            str(adapter.path), "declarations.data_clearance",
+            f"task '{task.name}' holds '{task.config.data_class}' data ({task.path}) but adapter "
+            f"'{adapter.name}' is cleared for '{cleared}' only; nothing was sent",
+            adapter.lines.get(("declarations", "data_clearance")),
+            expected=f"data_clearance >= {task.config.data_class}", found=cleared,
+            hint=f"an exception needs `clearance_override: {{up_to: {task.config.data_class}, justification: "
+                 "..., approved_by: ...}}` on the adapter in the suite")
     if level == 0:
         return None
     url = str(getattr(adapter.settings, "base_url", "") or "")
@@ -367,6 +363,9 @@ def _clearance_problem(task: LoadedTask, adapter: LoadedAdapter, file: str, inde
                        "would send it unencrypted; nothing was sent", adapter.lines.get(("settings", "base_url")),
                        expected="an https:// endpoint (or a loopback one) and encrypted_transport not false",
                        found=url or "encrypted_transport: false")
+    if level > DATA_CLASSES.index(cleared) and override is not None:  # allowed above: recorded, printed
+        overrides.append({"adapter": adapter.name, "task": task.name, "data_class": task.config.data_class,
+                          "declared_clearance": cleared, **override.model_dump()})
     return None
 
 

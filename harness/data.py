@@ -181,12 +181,15 @@ class ItemMaker:
         self.with_segments = "segments" in fields or task.config.kind == "transcription"
         self.allows = roots.allows if roots is not None else None
 
+    def audio_path(self, row: dict[str, Any]) -> Path | None:
+        audio = row.get(self.col["audio"])
+        if isinstance(audio, dict):  # Hugging Face Audio feature
+            audio = audio.get("path")
+        return resolve(self.audio_dir, str(audio)) if audio else None
+
     def __call__(self, row: dict[str, Any]) -> Item:
         """Raises SegmentError when the row's segments cannot be read."""
         col = self.col
-        audio = row.get(col["audio"])
-        if isinstance(audio, dict):  # Hugging Face Audio feature
-            audio = audio.get("path")
         data = dict(row)
         for logical, column in self.aliases:
             data[logical] = row.get(column)
@@ -198,7 +201,7 @@ class ItemMaker:
             if reference in (None, ""):  # a corpus that ships only timed turns: the transcript they make
                 reference = segment_text(segments)
         return Item(id=item_id, data=data, reference=reference,
-                    audio=resolve(self.audio_dir, str(audio)) if audio else None,
+                    audio=self.audio_path(row),
                     cluster=None if cluster is None else str(cluster),
                     subgroup=None if subgroup is None else str(subgroup), segments=segments)
 
@@ -262,7 +265,7 @@ def scan_dataset(task: LoadedTask, required: tuple[str, ...], roots: Roots | Non
                                 expected="a list of {text, speaker, start, end}, or a TextGrid, STM, CTM, "
                                          "RTTM or JSON file inside the suite's folders"))
             if "audio" in required and row.get(columns["audio"]):
-                audio = make(row).audio
+                audio = make.audio_path(row)  # not make(row): its segments may be the row's problem
                 if audio is None:
                     continue
                 outside = roots.problem(audio, where, columns["audio"], lineno) if roots is not None else None

@@ -222,3 +222,20 @@ def test_segment_problems_are_exit_2(tmp_path: Path) -> None:
         "scorers": [{"name": "speaker_wer", "speakers": ["doctor name"]}]})
     res = run_cli("validate", str(suite_dir / "suite.yaml"))
     assert res.returncode == 2 and "scorers[0].speakers" in res.stderr and "speaker label" in res.stderr
+
+
+def test_bad_segments_beside_audio_an_adapter_reads_is_exit_2(tmp_path: Path) -> None:
+    """The audio check used to build the item again and crash on its segments (exit 3)."""
+    import shutil
+
+    shutil.copy(ROOT / "tasks" / "dictation-en" / "audio" / "dict-001.ogg", tmp_path / "a.ogg")
+    write_jsonl(tmp_path / "items.jsonl", [{"id": "c1", "audio": "a.ogg", "text": "hello",
+                                            "turns": "missing.TextGrid"}])
+    write_yaml(tmp_path / "task.yaml", {"name": "t", "kind": "transcription", "data_class": "public",
+                                        "dataset": {"path": "items.jsonl",
+                                                    "fields": {"reference": "text", "segments": "turns"}}})
+    write_yaml(tmp_path / "asr.yaml", {"name": "asr", "kind": "faster-whisper", "settings": {"model": "tiny.en"}})
+    write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["asr.yaml"]})
+    res = run_cli("validate", str(tmp_path / "suite.yaml"))
+    assert res.returncode == 2, res.stderr
+    assert "items.jsonl:1: turns" in res.stderr and "segment file not found" in res.stderr

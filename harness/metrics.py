@@ -17,7 +17,7 @@ import numpy as np
 from harness.config import SuiteConfig, criterion_holds
 from harness.record import ScoreLine, iter_lines
 from harness.report.sections import Section, Table
-from harness.stats import SMALL_N, estimate, paired_ratio_difference
+from harness.stats import SMALL_N, estimate, paired_ratio_difference, quantile_ci
 from harness.store import SCORES, read_manifest
 
 OPERATIONAL = {"error_rate", "scoring_error_rate", "missing_rate", "latency_s", "cost", "tokens_out"}
@@ -384,23 +384,23 @@ QUANTILES = (50, 95, 99)
 
 
 def latency_sections(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues]) -> list[dict[str, Any]]:
-    """HAS 2.7 (Estimer): latency percentiles with bootstrap CIs, cost per 1,000 items, per
-    task × adapter; recomputed from the record like every figure."""
-    rng = np.random.default_rng(int(manifest.get("seed", 0)))
+    """HAS 2.7 (Estimer): latency percentiles with distribution-free CIs (order statistics; an
+    end shown "—" when n is too small to bound it), cost per 1,000 items, per task × adapter;
+    recomputed from the record like every figure."""
     out = []
     for task, adapter in manifest["pairs"]:
         pv = pairs.get((task, adapter))
         latency = pv.series("latency_s")[0] if pv is not None else np.empty(0)
         if len(latency) == 0:
             continue
-        boot = latency[rng.integers(0, len(latency), size=(1000, len(latency)))]
         rows: list[list[Any]] = []
         data: dict[str, Any] = {"n": len(latency)}
         for q in QUANTILES:
-            value = float(np.percentile(latency, q))
-            low, high = (float(x) for x in np.percentile(np.percentile(boot, q, axis=1), [2.5, 97.5]))
-            rows.append([f"p{q}", f"{value:.3f}", f"[{low:.3f}, {high:.3f}]", len(latency)])
-            data[f"p{q}"] = {"value": value, "ci_low": low, "ci_high": high}
+            value, low, high = quantile_ci(latency, q / 100)
+            ci = "[" + ", ".join("—" if math.isnan(x) else f"{x:.3f}" for x in (low, high)) + "]"
+            rows.append([f"p{q}", f"{value:.3f}", ci, len(latency)])
+            data[f"p{q}"] = {"value": value, "ci_low": None if math.isnan(low) else low,
+                             "ci_high": None if math.isnan(high) else high}
         cost = pv.series("cost")[0] if pv is not None else np.empty(0)
         paragraphs = []
         if len(cost):

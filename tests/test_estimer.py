@@ -77,7 +77,10 @@ def test_latency_percentiles_and_cost_per_thousand(qa_suite, server, tmp_path: P
     assert data["n"] == 12 and min(latencies) >= 0.01
     for q in (50, 95, 99):
         assert data[f"p{q}"]["value"] == pytest.approx(float(np.percentile(latencies, q)))
-        assert data[f"p{q}"]["ci_low"] <= data[f"p{q}"]["value"] <= data[f"p{q}"]["ci_high"]
+        assert data[f"p{q}"]["ci_low"] <= data[f"p{q}"]["value"]
+    assert data["p50"]["value"] <= data["p50"]["ci_high"]
+    # 12 responses cannot bound p95 or p99 from above at 95%: shown open, not invented
+    assert data["p95"]["ci_high"] is None and data["p99"]["ci_high"] is None
     assert data["cost_per_1000_items"] == pytest.approx(1000 * sum(costs) / len(costs))
     assert "Latency and cost" in (run / "scorecard.md").read_text() or "Estimer (HAS 2.7)" in (
         run / "scorecard.md").read_text()

@@ -65,3 +65,20 @@ def test_paired_difference_detects_a_shift() -> None:
     ones = np.ones(300)
     diff, _, high = paired_ratio_difference(a, ones, b, ones)
     assert diff < 0 and high < 0
+
+
+def test_quantile_ci_covers_the_true_percentile_and_stays_open_when_n_is_too_small() -> None:
+    from harness.stats import quantile_ci
+
+    rng = np.random.default_rng(7)
+    true_p95 = -np.log(0.05)  # exponential(1)
+    hits = sum(low <= true_p95 <= high for _, low, high in (quantile_ci(rng.exponential(size=300), 0.95)
+                                                              for _ in range(400)))
+    assert 0.93 <= hits / 400 <= 0.995  # order-statistic intervals are exact or conservative
+    # p99 of 100 values: P(all below) = 0.99^100 = 0.37 > 2.5%, so no upper bound exists
+    value, low, high = quantile_ci(rng.exponential(size=100), 0.99)
+    assert low <= value and np.isnan(high)
+    # the interval is made of observed values, in order
+    x = rng.normal(size=1000)
+    value, low, high = quantile_ci(x, 0.5)
+    assert low in x and high in x and low < value < high

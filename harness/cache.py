@@ -28,8 +28,8 @@ from harness.types import Response
 
 CACHE_DIR_ENV = "HARNESS_CACHE_DIR"
 CACHE_FILE = "responses.sqlite"
-_CACHED_FIELDS = ("output", "latency_s", "tokens_in", "tokens_out", "cost", "model_id", "system_fingerprint",
-                  "audio_seconds", "segments")
+_CACHED_FIELDS = ("output", "latency_s", "tokens_in", "tokens_out", "cost", "energy_wh", "gwp_g", "model_id",
+                  "system_fingerprint", "audio_seconds", "segments")
 
 
 def default_cache_dir(base: Path) -> Path:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from harness.metrics import load_values
+from harness.metrics import keyed_values, load_values
 from harness.stats import (
     DELTA_METHOD_UNITS,
     Z95,
@@ -275,24 +275,56 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, margin: float | None =
     return Comparison(str(run_a), str(run_b), True, problems, warnings, results)
 
 
-def _series_by_key(pv: Any, spec: dict[str, Any]) -> dict[tuple[str, int], tuple[float, float]]:
-    values, rows = pv.series(spec["value"])
-    out = {pv.keys[r]: (float(v), 1.0) for v, r in zip(values, rows, strict=True)}
-    if spec["aggregation"] == "ratio" and spec.get("denominator"):
-        den, den_rows = pv.series(spec["denominator"])
-        dens = {pv.keys[r]: float(d) for d, r in zip(den, den_rows, strict=True)}
-        out = {k: (v, dens[k]) for k, (v, _) in out.items() if k in dens}
-    return out
+def _paired_clusters(pb: Any, keys: list[tuple[str, int]]) -> np.ndarray | None:
+    """Resampling units of paired items: their clusters, or the item when repeats share it."""
+    cluster_of = dict(zip(pb.keys, pb.clusters, strict=True))
+    if any(cluster_of.get(k) is not None for k in keys):
+        return np.array([cluster_of.get(k) or k[0] for k in keys])
+    if any(r > 0 for _, r in keys):
+        return np.array([k[0] for k in keys])
+    return None
+
+
+def _compare_corpus(spec: dict[str, Any], sa: dict[Any, Any], sb: dict[Any, Any], keys: list[tuple[str, int]],
+                    pb: Any, base: dict[str, Any], unpaired: bool, seed: int) -> MetricComparison | None:
+    """A corpus metric (BLEU, chrF): the paired bootstrap and approximate randomization of
+    harness.corpus on the shared items; unpaired runs get two independent bootstraps."""
+    from harness.corpus import corpus_estimate, paired_corpus_difference
+
+    if unpaired:
+        if len(sa) < 2 or len(sb) < 2:
+            return None
+        ea = corpus_estimate(np.array(list(sa.values())), spec, seed=seed)
+        eb = corpus_estimate(np.array(list(sb.values())), spec, seed=seed)
+        if None in (ea.value, eb.value, ea.ci_low, ea.ci_high, eb.ci_low, eb.ci_high):
+            return None
+        assert ea.value is not None and eb.value is not None
+        se = math.sqrt(((ea.ci_high - ea.ci_low) / (2 * Z95)) ** 2  # type: ignore[operator]
+                       + ((eb.ci_high - eb.ci_low) / (2 * Z95)) ** 2)  # type: ignore[operator]
+        diff = eb.value - ea.value
+        p = float(2 * sps.norm.sf(abs(diff) / se)) if se > 0 else (1.0 if diff == 0 else 0.0)
+        return MetricComparison(**base, n_paired=0, baseline=ea.value, candidate=eb.value, difference=diff,
+                                ci_low=diff - Z95 * se, ci_high=diff + Z95 * se, p_value=p,
+                                test="unpaired z (bootstrap SEs)")
+    if len(keys) < 2:
+        return None
+    a, b, diff, low, high, p = paired_corpus_difference(
+        np.array([sa[k] for k in keys]), np.array([sb[k] for k in keys]), spec, _paired_clusters(pb, keys), seed)
+    return MetricComparison(**base, n_paired=len(keys), baseline=a, candidate=b, difference=diff,
+                            ci_low=None if math.isnan(low) else low, ci_high=None if math.isnan(high) else high,
+                            p_value=None if math.isnan(p) else p, test="paired approximate randomization")
 
 
 def _compare_metric(task: str, adapter: str, spec: dict[str, Any], pa: Any, pb: Any,
                     shared: list[tuple[str, int]], margin: float | None, unpaired: bool,
                     seed: int) -> MetricComparison | None:
-    sa, sb = _series_by_key(pa, spec), _series_by_key(pb, spec)
+    sa, sb = keyed_values(pa, spec), keyed_values(pb, spec)
     keys = [k for k in shared if k in sa and k in sb]
     binary = spec["aggregation"] == "proportion"
     base = dict(task=task, adapter=adapter, metric=spec["name"], aggregation=spec["aggregation"],
                 higher_is_better=spec["higher_is_better"], margin=margin or 0.0)
+    if spec["aggregation"] == "corpus":
+        return _compare_corpus(spec, sa, sb, keys, pb, base, unpaired, seed)
     if unpaired:
         a = np.array(list(sa.values()))
         b = np.array(list(sb.values()))
@@ -311,12 +343,7 @@ def _compare_metric(task: str, adapter: str, spec: dict[str, Any], pa: Any, pb: 
     arr_b = np.array([sb[k] for k in keys])
     if not arr_a[:, 1].sum() or not arr_b[:, 1].sum():
         return None  # a ratio with nothing to divide by on the shared items (e.g. no citation): no figure
-    cluster_of = dict(zip(pb.keys, pb.clusters, strict=True))
-    clusters = None
-    if any(cluster_of.get(k) is not None for k in keys):
-        clusters = np.array([cluster_of.get(k) or k[0] for k in keys])
-    elif any(r > 0 for _, r in keys):
-        clusters = np.array([k[0] for k in keys])
+    clusters = _paired_clusters(pb, keys)
     pv = PairedValues(keys, arr_a[:, 0], arr_a[:, 1], arr_b[:, 0], arr_b[:, 1], clusters)
     va, vb, diff, low, high, p, test = compare_values(pv, spec["aggregation"], binary=binary, seed=seed)
     result = MetricComparison(**base, n_paired=len(keys), baseline=va, candidate=vb, difference=diff,

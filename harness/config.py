@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from harness.energy import EnergyDeclaration
 from harness.errors import ConfigError, Problem, did_you_mean
 from harness.yamlio import Loc, line_of, load_yaml
 
@@ -56,6 +57,8 @@ class Declarations(BaseModel):
     encrypted_transport: bool | None = Field(
         default=None, description="requests travel encrypted (TLS); false forbids data above public")
     prices: Prices | None = None
+    energy: EnergyDeclaration | None = Field(
+        default=None, description="how this system's energy per response is estimated (HAS 2.7)")
 
 
 class AdapterProfile(Strict):
@@ -168,6 +171,8 @@ class TaskConfig(Strict):
     kind: str
     description: str = ""
     language: str = "en"
+    source_language: str | None = Field(
+        default=None, description="translation: the source's language (`language` is the target's)")
     data_class: DataClass
     dataset: DatasetSpec
     scorers: list[str | ScorerEntry] | None = None

@@ -121,6 +121,10 @@ register_kind(TaskKind("qa", "text", ("id", "reference"), ("exact_match",), need
                        inputs=("input", "choices")))
 register_kind(TaskKind("generation", "text", ("id", "source"), ("numeric_fidelity",), needs_prompt=True,
                        inputs=("input", "source")))
+# patient information into another language (task `language` = the target language); the
+# reference is a professional translation. Back-translation: `against: source` on the scorers.
+register_kind(TaskKind("translation", "text", ("id", "source", "reference"), ("bleu", "chrf", "ter"),
+                       needs_prompt=True, inputs=("source",)))
 # a text with identifiers in, the same text de-identified out; the reference holds the gold spans
 register_kind(TaskKind("deidentification", "text", ("id", "input", "reference"), ("deid",), needs_prompt=True,
                        inputs=("input",)))

@@ -20,7 +20,8 @@ from harness.report.sections import Section, Table
 from harness.stats import SMALL_N, estimate, paired_ratio_difference, quantile_ci
 from harness.store import SCORES, read_manifest
 
-OPERATIONAL = {"error_rate", "scoring_error_rate", "missing_rate", "latency_s", "cost", "tokens_out"}
+OPERATIONAL = {"error_rate", "scoring_error_rate", "missing_rate", "latency_s", "cost", "tokens_out", "energy_wh",
+               "gwp_g"}
 
 
 class _PairValues:
@@ -101,6 +102,20 @@ def _metric_arrays(pv: _PairValues, spec: dict[str, Any], clusters: np.ndarray |
     return values, den, (clusters[rows] if clusters is not None else None), rows
 
 
+def corpus_statistics(pv: _PairValues, spec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """A corpus metric's per-item statistics (items × k, in key order) and their row positions;
+    only items that recorded every statistic."""
+    names = [f"{spec['value']}#{i}" for i in range(int(spec.get("statistics") or 0))]
+    columns = [pv.series(name) for name in names]
+    if not columns or any(len(v) == 0 for v, _ in columns):
+        return np.empty((0, len(names))), np.empty(0, dtype=np.int64)
+    rows = columns[0][1]
+    for _, r in columns[1:]:
+        rows = np.intersect1d(rows, r, assume_unique=True)
+    stats = np.column_stack([v[np.searchsorted(r, rows)] for v, r in columns])
+    return stats, rows
+
+
 def compute_rows(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues]) -> list[dict[str, Any]]:
     rows = []
     repeats = int(manifest.get("repeats", 1))
@@ -112,16 +127,22 @@ def compute_rows(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairVal
             pv.finalize()
         clusters = pv.cluster_ids(repeats)
         for spec in manifest["tasks"][task]["metrics"]:
-            values, den, cl, _ = _metric_arrays(pv, spec, clusters)
-            if spec["name"] in OPERATIONAL and len(values) == 0:
-                continue
-            est = estimate(values, spec["aggregation"], den, cl, seed=seed)
+            if spec["aggregation"] == "corpus":
+                from harness.corpus import corpus_estimate
+
+                stats, positions = corpus_statistics(pv, spec)
+                est = corpus_estimate(stats, spec, clusters[positions] if clusters is not None else None, seed)
+            else:
+                values, den, cl, _ = _metric_arrays(pv, spec, clusters)
+                if spec["name"] in OPERATIONAL and len(values) == 0:
+                    continue
+                est = estimate(values, spec["aggregation"], den, cl, seed=seed)
             rows.append({
                 "task": task, "adapter": adapter, "metric": spec["name"], "value": est.value,
                 "ci_low": est.ci_low, "ci_high": est.ci_high, "n": est.n, "clusters": est.clusters,
                 "ci_method": est.method, "higher_is_better": spec["higher_is_better"],
                 "aggregation": spec["aggregation"], "operational": spec["name"] in OPERATIONAL,
-                "small_n": est.n < SMALL_N,
+                "small_n": est.n < SMALL_N, "method": spec.get("method") or "",
             })
     return rows
 
@@ -158,10 +179,14 @@ def evaluate_objectives(suite: SuiteConfig, manifest: dict[str, Any],
             entry["status"] = "met"
         else:
             entry["status"] = "not met"
-        # Conclusive when the whole CI lies on the same side of the success bound.
+        # Conclusive when the whole CI lies on the same side of the success bound; a met or
+        # not-met whose CI straddles it is "inconclusive" (more items needed), a stop stays a stop.
         if row and obj.success and row["ci_low"] is not None:
             ends = [criterion_holds(obj.success, row["ci_low"]), criterion_holds(obj.success, row["ci_high"])]
             entry["conclusive"] = ends[0] == ends[1]
+            if not entry["conclusive"] and entry["status"] in ("met", "not met"):
+                entry["point_status"] = entry["status"]
+                entry["status"] = "inconclusive"
         out.append(entry)
     return out
 
@@ -248,8 +273,9 @@ def stability(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues
         if pv is None:
             continue
         for spec in manifest["tasks"][task]["metrics"]:
-            if spec["name"] in OPERATIONAL or (spec["aggregation"] == "ratio" and not spec.get("denominator")):
-                continue
+            if spec["name"] in OPERATIONAL or spec["aggregation"] == "corpus" or (
+                    spec["aggregation"] == "ratio" and not spec.get("denominator")):
+                continue  # a corpus figure has no per-item value to agree on
             values, rows = pv.series(spec["value"])
             if len(values) == 0:
                 continue
@@ -345,19 +371,25 @@ def baseline_sections(manifest: dict[str, Any], pairs: dict[tuple[str, str], _Pa
             for spec in spec_list:
                 if spec["name"] in OPERATIONAL:
                     continue
-                a, b = _keyed(pairs[(task, base)], spec), _keyed(pairs[(task, adapter)], spec)
+                a, b = keyed_values(pairs[(task, base)], spec), keyed_values(pairs[(task, adapter)], spec)
                 common = sorted(set(a) & set(b))
                 if not common:
                     continue
-                num_a, den_a = np.array([a[k][0] for k in common]), np.array([a[k][1] for k in common])
-                num_b, den_b = np.array([b[k][0] for k in common]), np.array([b[k][1] for k in common])
-                diff, low, high = paired_ratio_difference(num_a, den_a, num_b, den_b, seed=seed)
+                if spec["aggregation"] == "corpus":
+                    from harness.corpus import paired_corpus_difference
+
+                    base_value, value, diff, low, high, _ = paired_corpus_difference(
+                        np.array([a[k] for k in common]), np.array([b[k] for k in common]), spec, seed=seed)
+                else:
+                    num_a, den_a = np.array([a[k][0] for k in common]), np.array([a[k][1] for k in common])
+                    num_b, den_b = np.array([b[k][0] for k in common]), np.array([b[k][1] for k in common])
+                    diff, low, high = paired_ratio_difference(num_a, den_a, num_b, den_b, seed=seed)
+                    base_value, value = num_a.sum() / den_a.sum(), num_b.sum() / den_b.sum()
                 if math.isnan(diff):
                     continue
                 better = spec["higher_is_better"]
                 verdict = ("no clear difference" if math.isnan(low) or low <= 0 <= high
                            else "better" if (low > 0) == better else "worse")
-                base_value, value = num_a.sum() / den_a.sum(), num_b.sum() / den_b.sum()
                 rows.append([spec["name"], f"{base_value:.4g}", f"{value:.4g}", f"{diff:+.4g}",
                              f"[{low:+.4g}, {high:+.4g}]", len(common), verdict])
                 data["metrics"][spec["name"]] = {"baseline": base_value, "value": value, "difference": diff,
@@ -373,8 +405,11 @@ def baseline_sections(manifest: dict[str, Any], pairs: dict[tuple[str, str], _Pa
     return out
 
 
-def _keyed(pv: _PairValues, spec: dict[str, Any]) -> dict[tuple[str, int], tuple[float, float]]:
-    """Item key → (value, denominator) of one metric."""
+def keyed_values(pv: _PairValues, spec: dict[str, Any]) -> dict[tuple[str, int], Any]:
+    """Item key → (value, denominator) of one metric; → its statistics for a corpus metric."""
+    if spec["aggregation"] == "corpus":
+        stats, positions = corpus_statistics(pv, spec)
+        return {pv.keys[r]: row for row, r in zip(stats, positions, strict=True)}
     values, den, _, rows = _metric_arrays(pv, spec, None)
     dens = den if den is not None else np.ones(len(values))
     return {pv.keys[r]: (float(v), float(d)) for v, d, r in zip(values, dens, rows, strict=True)}
@@ -412,6 +447,45 @@ def latency_sections(manifest: dict[str, Any], pairs: dict[tuple[str, str], _Pai
         out.append(Section("Latency and cost", task, adapter, "harness", group="Estimer (HAS 2.7)",
                            paragraphs=paragraphs,
                            tables=[Table(["percentile", "seconds", "95% CI", "n"], rows)], data=data).to_dict())
+    return out
+
+
+def energy_sections(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues]) -> list[dict[str, Any]]:
+    """HAS 2.7: energy and emissions per task × adapter, total and per item (bootstrap CI),
+    with the method and its version beside the figures (EcoLogits' estimates moved by a
+    factor of ~57 between versions for one model class)."""
+    seed = int(manifest.get("seed", 0))
+    out = []
+    for task, adapter in manifest["pairs"]:
+        pv = pairs.get((task, adapter))
+        method = manifest["adapters"].get(adapter, {}).get("energy_method")
+        if pv is None or method is None:
+            continue
+        energy, gwp = pv.series("energy_wh")[0], pv.series("gwp_g")[0]
+        if len(energy) == 0:
+            out.append(Section("Energy and emissions", task, adapter, "harness", group="Estimer (HAS 2.7)",
+                               paragraphs=[f"Method: {method}. No response could be estimated (no output token "
+                                           "count, or a model this method does not know)."],
+                               data={"method": method, "n": 0}).to_dict())
+            continue
+        per_item = estimate(energy, "mean", seed=seed)
+        per_item_g = estimate(gwp, "mean", seed=seed)
+        data = {"method": method, "n": len(energy), "total_wh": float(energy.sum()), "total_g_co2": float(gwp.sum()),
+                "wh_per_item": per_item.value, "wh_ci": [per_item.ci_low, per_item.ci_high],
+                "wh_per_1000_items": 1000 * float(energy.mean()), "g_co2_per_1000_items": 1000 * float(gwp.mean())}
+
+        def ci(e: Any) -> str:
+            return "—" if e.ci_low is None else f"[{e.ci_low:.3g}, {e.ci_high:.3g}]"
+
+        rows = [["energy, Wh", f"{energy.sum():.4g}", f"{per_item.value:.3g}", ci(per_item),
+                 f"{1000 * energy.mean():.4g}", len(energy)],
+                ["emissions, gCO2eq", f"{gwp.sum():.4g}", f"{per_item_g.value:.3g}", ci(per_item_g),
+                 f"{1000 * gwp.mean():.4g}", len(gwp)]]
+        out.append(Section("Energy and emissions", task, adapter, "harness", group="Estimer (HAS 2.7)",
+                           paragraphs=[f"Method: {method}. Figures from different methods or versions are not "
+                                       "comparable."],
+                           tables=[Table(["", "this run", "per item", "95% CI", "per 1,000 items", "n"], rows)],
+                           data=data).to_dict())
     return out
 
 
@@ -457,6 +531,9 @@ def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
                             "provider_models": manifest.get("provider_models", {}).get(name, [])}
                      for name, a in manifest["adapters"].items()},
         "rows": rows,
+        # how each figure is computed, with versions: sacrebleu's signature, ROUGE-L's tokens
+        "methods": [{"task": t, "metric": spec["name"], "method": spec["method"]}
+                    for t, info in manifest["tasks"].items() for spec in info["metrics"] if spec.get("method")],
         "responses": [{"task": t, "adapter": a, "responses": len(values[(t, a)].keys) if (t, a) in values else 0,
                        "from_cache": values[(t, a)].cached if (t, a) in values else 0}
                       for t, a in manifest["pairs"]],
@@ -466,5 +543,6 @@ def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
         "power": power_notes(suite, rows),
         "stability": stability(manifest, values),
         "sections": confidentiality_sections(manifest) + scorer_sections(manifest, values)
-        + baseline_sections(manifest, values) + latency_sections(manifest, values),
+        + baseline_sections(manifest, values) + latency_sections(manifest, values)
+        + energy_sections(manifest, values),
     }

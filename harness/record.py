@@ -6,8 +6,9 @@ the statistics, and `docs/record.schema.json` (generated from them, checked by a
 tells other tools what a run holds.
 
 Format versions: 1 is the record written before versions were stamped (read as it is);
-2 adds `format_version`, `requests.jsonl`, the cache and scoring-error fields. A record
-of a newer version than this harness knows is refused.
+2 adds `format_version`, `requests.jsonl`, the cache and scoring-error fields; 3 adds
+corpus-level metrics (`aggregation: corpus`, BLEU and chrF from summed statistics) and a
+metric's `method`. A record of a newer version than this harness knows is refused.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import RecordError
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 T = TypeVar("T", bound=BaseModel)
 
 
@@ -39,11 +40,15 @@ class SuiteInfo(_Open):
 
 class MetricInfo(_Open):
     name: str
-    aggregation: Literal["mean", "proportion", "ratio"]
+    aggregation: Literal["mean", "proportion", "ratio", "corpus"]
     value: str
     denominator: str | None = None
     higher_is_better: bool = True
     description: str = ""
+    statistics: int = Field(default=0, description="corpus: per-item values <value>#0 … summed over items")
+    reducer: str = Field(default="", description="corpus: the formula applied to the summed statistics")
+    reducer_args: list[Any] = Field(default_factory=list)
+    method: str = Field(default="", description="how the figure is computed, with versions")
 
 
 class TaskInfo(_Open):
@@ -127,6 +132,8 @@ class ResponseLine(_ItemLine):
     tokens_in: int | None = None
     tokens_out: int | None = None
     cost: float | None = None
+    energy_wh: float | None = Field(default=None, description="estimated Wh, method in the manifest's adapter")
+    gwp_g: float | None = Field(default=None, description="estimated gCO2eq, same method")
     model_id: str | None = None
     system_fingerprint: str | None = None
     audio_seconds: float | None = None

@@ -29,6 +29,7 @@ from harness.adapters.base import ADAPTERS, Adapter
 from harness.cache import ResponseCache, cache_key, default_cache_dir
 from harness.config import DATA_CLASSES, LoadedAdapter, LoadedSuite, LoadedTask, RetryPolicy, resolve
 from harness.data import dataset_files, iter_items
+from harness.energy import describe as describe_energy
 from harness.errors import AdapterError, ConfigError, Problem, RunIncomplete
 from harness.kinds import KINDS
 from harness.limits import AdaptiveLimiter
@@ -172,7 +173,9 @@ def build_manifest(suite: LoadedSuite, validation: Validation, run_id: str,
                            "metrics": [m.to_dict() for m in task_metrics(t)]} for t in suite.tasks},
         "adapters": {a.name: {"path": str(a.path), "kind": a.profile.kind, "description": a.profile.description,
                               "settings": _redacted_settings(a),
-                              "declarations": a.profile.declarations.model_dump(mode="json", exclude_none=True)}
+                              "declarations": a.profile.declarations.model_dump(mode="json", exclude_none=True),
+                              **({"energy_method": describe_energy(a.profile.declarations.energy)}
+                                 if a.profile.declarations.energy else {})}
                      for a in suite.adapters},
         "pairs": [[t.name, a.name] for t, a in suite.pairs],
         "validation_notes": validation.notes,
@@ -255,9 +258,21 @@ async def call_with_retries(adapter: Adapter, request: Request, timeout: float, 
     return Response(error=attempts[-1]["error"], attempts=attempts)
 
 
+def _price_and_energy(adapter: Adapter, response: Response) -> None:
+    """Cost from the declared prices and energy from the declared method, where the
+    response does not carry them already (a replay's cost column, the cache)."""
+    if response.cost is None:
+        response.cost = adapter.cost(response)
+    if response.energy_wh is None:
+        energy = adapter.energy(response)
+        if energy is not None:
+            response.energy_wh, response.gwp_g = energy
+
+
 def _operational(response: Response) -> dict[str, float | None]:
     return {"error": int(response.status == "error"), "missing": int(response.status == "missing"),
-            "latency_s": response.latency_s, "cost": response.cost, "tokens_out": response.tokens_out}
+            "latency_s": response.latency_s, "cost": response.cost, "tokens_out": response.tokens_out,
+            "energy_wh": response.energy_wh, "gwp_g": response.gwp_g}
 
 
 async def score_item(scorers: list[Scorer], sample: Sample, watchdog: Watchdog,
@@ -364,7 +379,8 @@ class Runner:
         pooled = None
         if pair.pooled and response.output is not None:
             pooled = await self._pool_score(pair, item, response.output)
-        score = await score_item(pair.scorers, Sample(item, job.request, response), self.watchdog, pooled)
+        score = await score_item(pair.scorers, Sample(item, job.request, response, pair.adapter.name),
+                                 self.watchdog, pooled)
         self.writer.append(SCORES, {
             "task": pair.task.name, "adapter": pair.adapter.name, "item_id": item.id, "repeat": job.repeat,
             "cluster": item.cluster, "subgroup": item.subgroup, "status": response.status,
@@ -460,8 +476,8 @@ class Runner:
                     response.output = pair.guard.restore(response.output)
             scrub_response(response, secrets)
             try:
-                if response.cost is None and response.status == "ok":
-                    response.cost = pair.instance.cost(response)
+                if response.status == "ok":
+                    _price_and_energy(pair.instance, response)
                 if job.cache_key is not None and self.cache is not None:
                     self.cache.put(job.cache_key, pair.adapter.profile.kind, response)
             except Exception as exc:  # a plugin's cost() or a full disk must not stop the other items
@@ -496,6 +512,7 @@ class Runner:
         for job in jobs:
             hit = cached.get(job.cache_key) if job.cache_key else None
             if hit is not None:
+                _price_and_energy(pair.instance, hit)  # a cache written before energy was declared
                 await self._finish(pair, job, hit, new=True, bar=bar)
             else:
                 await queue.put(job)

@@ -66,6 +66,9 @@ class Response:
     tokens_in: int | None = None
     tokens_out: int | None = None
     cost: float | None = None
+    #: estimated energy (Wh; EcoLogits' range centre) and emissions (gCO2eq), by the adapter's declared method
+    energy_wh: float | None = None
+    gwp_g: float | None = None
     model_id: str | None = None
     system_fingerprint: str | None = None
     audio_seconds: float | None = None
@@ -104,3 +107,4 @@ class Sample:
     item: Item
     request: Request | None
     response: Response
+    adapter: str = ""

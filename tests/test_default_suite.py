@@ -72,7 +72,7 @@ def _valid_against_the_published_schema(run_dir: Path) -> None:
     files = {"manifest.json": [json.loads((run_dir / "manifest.json").read_text())]}
     for name in ("responses.jsonl", "scores.jsonl", "requests.jsonl"):
         files[name] = [json.loads(line) for line in (run_dir / name).read_text().splitlines()]
-    assert files["manifest.json"][0]["format_version"] == 2 and files["requests.jsonl"]
+    assert files["manifest.json"][0]["format_version"] == 3 and files["requests.jsonl"]
     for name, records in files.items():
         validator = jsonschema.Draft202012Validator({**schema, "$ref": schema["x-files"][name]})
         for record in records:

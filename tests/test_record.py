@@ -21,7 +21,7 @@ def test_published_schema_is_generated_from_the_models() -> None:
 def test_a_record_without_a_version_is_read_and_a_newer_one_refused(tmp_path: Path) -> None:
     run = replay_run(tmp_path)
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == 3
     old = tmp_path / "old"
     shutil.copytree(run, old)
     del manifest["format_version"]  # as written before versions were stamped

@@ -103,6 +103,16 @@ class Adapter(ABC):
         total += (response.audio_seconds or 0) / 60 * prices.per_audio_minute
         return round(total, 8)
 
+    def energy(self, response: Response) -> tuple[float, float] | None:
+        """(Wh, gCO2eq) of a response by the declared method (harness.energy), or None."""
+        decl = self.declarations.energy
+        if decl is None:
+            return None
+        from harness.energy import estimate
+
+        est = estimate(decl, response.tokens_out, response.latency_s)
+        return None if est is None else (est.wh, est.g_co2)
+
 
 ADAPTERS: Registry[type[Adapter]] = Registry(
     "adapter kind", "harness.adapters",

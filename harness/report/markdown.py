@@ -124,5 +124,8 @@ def render_markdown(card: dict[str, Any]) -> str:
             "Wilson on the effective sample size (Kish). Means and ratios: bootstrap (2,000 resamples of whole "
             "clusters), delta method from 1,000 clusters on.",
             "- Quality metrics are computed on the items that returned an output; `error_rate` and "
-            "`missing_rate` count the others and must be read beside them.", ""]
+            "`missing_rate` count the others and must be read beside them.",
+            "- Corpus metrics (BLEU, chrF, TER) reduce statistics summed over items, as sacrebleu does; "
+            "their CIs resample items (1 bootstrap resample = a new corpus).",
+            *(f"- {md(m['task'])} / {md(m['metric'])}: {md(m['method'])}" for m in card.get("methods") or []), ""]
     return "\n".join(out)

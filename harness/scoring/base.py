@@ -18,7 +18,7 @@ from harness.registry import Registry
 from harness.report.sections import Section
 from harness.types import Item, Sample, Score
 
-Aggregation = Literal["mean", "proportion", "ratio"]
+Aggregation = Literal["mean", "proportion", "ratio", "corpus"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,12 @@ class MetricSpec:
 
     - `proportion`: mean of 0/1 values (Wilson interval, cluster bootstrap when clustered);
     - `mean`: mean of values (bootstrap);
-    - `ratio`: sum(numerator) / sum(denominator) over items, e.g. corpus WER (bootstrap).
+    - `ratio`: sum(numerator) / sum(denominator) over items, e.g. corpus WER (bootstrap);
+    - `corpus`: a formula (`reducer`, see harness.corpus) of `statistics` per-item values
+      `<value>#0` … summed over items, e.g. BLEU from n-gram counts (bootstrap).
+
+    `method` states how the figure is computed, with versions (sacrebleu's signature, an
+    energy model's version): figures with different methods are not comparable.
     """
 
     name: str
@@ -36,6 +41,13 @@ class MetricSpec:
     denominator: str | None = None
     higher_is_better: bool = True
     description: str = ""
+    statistics: int = 0
+    reducer: str = ""
+    reducer_args: tuple[tuple[str, Any], ...] = ()
+    method: str = ""
+
+    def statistic_names(self) -> list[str]:
+        return [f"{self.value}#{i}" for i in range(self.statistics)]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,7 +153,9 @@ SCORERS: Registry[type[Scorer]] = Registry(
               "critical_terms": "harness.scoring.medical", "numeric_fidelity": "harness.scoring.medical",
               "citations": "harness.scoring.citations", "speaker_wer": "harness.scoring.speakers",
               "pii_leak": "harness.scoring.pii", "deid": "harness.scoring.deid",
-              "post_edit": "harness.scoring.post_edit", "politeness": "harness.scoring.politeness"},
+              "post_edit": "harness.scoring.post_edit", "politeness": "harness.scoring.politeness",
+              "bleu": "harness.scoring.similarity", "chrf": "harness.scoring.similarity",
+              "ter": "harness.scoring.similarity", "rouge_l": "harness.scoring.similarity"},
     name_attr="name")
 
 
@@ -165,4 +179,8 @@ OPERATIONAL_METRICS = (
     MetricSpec("cost", "mean", "cost", higher_is_better=False, description="declared cost per item"),
     MetricSpec("tokens_out", "mean", "tokens_out", higher_is_better=False,
                description="output tokens per item"),
+    MetricSpec("energy_wh", "mean", "energy_wh", higher_is_better=False,
+               description="estimated energy per item, Wh (method: the adapter's energy declaration)"),
+    MetricSpec("gwp_g", "mean", "gwp_g", higher_is_better=False,
+               description="estimated emissions per item, gCO2eq (same method)"),
 )

@@ -19,7 +19,7 @@ from harness.report.sections import Section, Table, counts_text
 from harness.scoring.base import CheckContext, MetricSpec, Scorer, ScorerSettings, register_scorer
 from harness.types import Item, Score
 
-MEDICAL_KINDS = frozenset({"transcription", "generation", "qa"})
+MEDICAL_KINDS = frozenset({"transcription", "generation", "qa", "translation"})
 DOSE_CLASSES = ("unit_magnitude", "decimal_slip", "per_unit", "value", "unit_dropped", "dropped", "invented")
 
 
@@ -184,7 +184,7 @@ class CriticalTerms(_Medical):
 class NumericFidelity(Scorer):
     """Every dose and number in a generated text must be supported by the source document."""
 
-    kinds = frozenset({"generation"})
+    kinds = frozenset({"generation", "translation"})
     metrics = (MetricSpec("unsupported_number_rate", "ratio", "numbers_unsupported", "numbers_out",
                           higher_is_better=False, description="doses and numbers absent from the source"),
                MetricSpec("outputs_with_unsupported_numbers", "proportion", "has_unsupported",
@@ -202,7 +202,9 @@ class NumericFidelity(Scorer):
         return _check_formulary(settings, ctx)
 
     def score_text(self, item: Item, output: str) -> Score:
-        source = extract(str(item.data.get("source") or ""), self.task.language, self.lexicon)
+        # a translation's source is in its own language ("deux comprimés" for "two tablets")
+        source = extract(str(item.data.get("source") or ""), self.task.source_language or self.task.language,
+                         self.lexicon)
         out = extract(output, self.task.language, self.lexicon)
         source_values = {v for _, v in source.numbers}
         unsupported = [d.surface for d in out.doses if not any(same_quantity(d, s) for s in source.doses)]

@@ -21,7 +21,7 @@ class PIILeak(Scorer):
     """Per answer: any identifier at all (`pii_output_rate`), and any identifier of the input
     (the prompt and the fields sent) found again in the answer (`pii_leak_rate`), by type."""
 
-    kinds = frozenset({"qa", "generation", "transcription"})
+    kinds = frozenset({"qa", "generation", "transcription", "translation"})
     metrics = (
         MetricSpec("pii_output_rate", "proportion", "pii_in_output", higher_is_better=False,
                    description="answers that contain a personal identifier"),

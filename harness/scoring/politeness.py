@@ -22,7 +22,7 @@ _WORD = re.compile(r"\w+(?:'\w+)?")
 class Politeness(Scorer):
     """Courtesy words / all words of the prompt sent (system and user messages)."""
 
-    kinds = frozenset({"qa", "generation", "deidentification"})
+    kinds = frozenset({"qa", "generation", "deidentification", "translation"})
     metrics = (MetricSpec("courtesy_word_share", "ratio", "courtesy_words", "prompt_words", higher_is_better=False,
                           description="prompt words spent on greetings and thanks"),)
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from harness.report.sections import Section
 from harness.scoring.asr import edit_counts
-from harness.scoring.base import MetricSpec, Scorer, register_scorer
+from harness.scoring.base import MetricSpec, Scorer, ScorerSettings, register_scorer
 from harness.scoring.normalize import normalizer
-from harness.types import Item, Score
+from harness.types import Item, Sample, Score
 
 
 @register_scorer("post_edit")
@@ -18,7 +20,7 @@ class PostEdit(Scorer):
     """HTER-style edit rate (word edits from the output to its correction / words of the
     correction), the share of outputs used unchanged, and time to correct."""
 
-    kinds = frozenset({"generation", "transcription", "qa"})
+    kinds = frozenset({"generation", "transcription", "qa", "translation"})
     needs_fields = ("post_edit",)
     metrics = (
         MetricSpec("post_edit_rate", "ratio", "pe_edits", "pe_words", higher_is_better=False,
@@ -28,6 +30,16 @@ class PostEdit(Scorer):
         MetricSpec("time_to_correct_s", "mean", "pe_seconds", higher_is_better=False,
                    description="seconds spent correcting, where recorded"),
     )
+
+    class Settings(ScorerSettings):
+        adapter: str | None = Field(
+            default=None, description="the system whose outputs were corrected; the others get no value")
+
+    async def score(self, sample: Sample) -> Score:
+        wanted = self.settings.adapter  # type: ignore[attr-defined]
+        if wanted is not None and sample.adapter != wanted:
+            return Score(dict.fromkeys(("pe_edits", "pe_words", "pe_unchanged", "pe_seconds")))
+        return await super().score(sample)
 
     def score_text(self, item: Item, output: str) -> Score:
         norm = normalizer(self.task.language, self.task.normalizer)

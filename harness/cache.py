@@ -28,7 +28,7 @@ from harness.types import Response
 
 CACHE_DIR_ENV = "HARNESS_CACHE_DIR"
 CACHE_FILE = "responses.sqlite"
-_CACHED_FIELDS = ("output", "latency_s", "tokens_in", "tokens_out", "cost", "energy_wh", "gwp_g", "model_id",
+_CACHED_FIELDS = ("output", "latency_s", "ttft_s", "tokens_in", "tokens_out", "cost", "energy_wh", "gwp_g", "model_id",
                   "system_fingerprint", "audio_seconds", "segments")
 
 

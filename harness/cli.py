@@ -164,6 +164,58 @@ def plan(baseline: float = typer.Option(None, "--baseline", help="current rate o
 
 
 @app.command()
+def init(folder: Path = typer.Argument(Path("."), help="where to write the new suite"),
+         name: str = typer.Option(None, "--name", help="task name, e.g. discharge-letters"),
+         kind: str = typer.Option(None, "--kind", help="qa, generation or translation"),
+         objective: str = typer.Option(None, "--objective", help="what the tool must achieve, in one sentence"),
+         metric: str = typer.Option(None, "--metric", help="the indicator (default: the kind's main metric)"),
+         success: str = typer.Option(None, "--success", help="success criterion, e.g. '>= 0.9'"),
+         stop: str = typer.Option(None, "--stop", help="stop criterion, e.g. '< 0.8' (empty: none)"),
+         baseline: float = typer.Option(None, "--baseline", help="today's rate of the indicator, for the sample size"),
+         drop: float = typer.Option(None, "--drop", help="the smallest change that matters, for the sample size"),
+         language: str = typer.Option("en", "--language"),
+         data_class: str = typer.Option("public", "--data-class", help="public, pseudonymised, personal or health")
+         ) -> None:
+    """Scaffold a suite that states its objective, indicator, success and stop criteria and
+    sample size before anything runs (HAS 1.6); asks for what the options do not give."""
+    from harness.errors import ConfigError
+    from harness.scaffold import KIND_TEMPLATES, InitAnswers, scaffold
+
+    ask = sys.stdin.isatty()
+
+    def get(value: object, prompt: str, default: object) -> object:
+        if value is not None:
+            return value
+        return typer.prompt(prompt, default=default) if ask else default
+
+    kind = str(get(kind, f"Task kind ({', '.join(KIND_TEMPLATES)})", "qa"))
+    default_metric, direction, _, _ = KIND_TEMPLATES.get(kind, ("accuracy", ">=", [], []))
+    name = str(get(name, "Task name", f"my-{kind}"))
+    objective = str(get(objective, "Objective (one sentence)", f"Measure {kind} quality on our own items"))
+    metric = str(get(metric, "Indicator (metric)", default_metric))
+    success = str(get(success, "Success criterion", f"{direction} 0.9" if default_metric == "accuracy"
+                      else f"{direction} 0.5"))
+    stop_criterion = str(get(stop, "Stop criterion (empty for none)", "")) or None
+    if baseline is None and ask and typer.confirm("Compute the sample size now?", default=True):
+        baseline = float(typer.prompt("Today's rate of the indicator (0-1)", default=0.85))
+        drop = float(typer.prompt("Smallest change that matters", default=0.05))
+    answers = InitAnswers(name, kind, objective, metric, success, stop_criterion, baseline, drop, language,
+                          data_class)
+    try:
+        written = scaffold(answers, folder)
+    except ConfigError as exc:
+        _fail(exc, 2)
+    except ValueError as exc:  # the power computation's bounds
+        _fail(exc, 2)
+    for path in written:
+        typer.echo(f"wrote {path}")
+    n = answers.sample_size()
+    if n is not None:
+        typer.echo(f"sample size: {n} items (paired, α 0.05, power 0.8)")
+    typer.echo(f"next: harness validate {folder / 'suite.yaml'}")
+
+
+@app.command()
 def history(runs_dir: Path = typer.Argument(Path("runs"), help="folder of run records"),
             plots: bool = typer.Option(True, "--plots/--no-plots", help="draw one chart per task × metric"),
             plot_format: str = typer.Option("png", "--plot-format", help="png or svg")) -> None:

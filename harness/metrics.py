@@ -21,7 +21,7 @@ from harness.stats import SMALL_N, estimate, paired_ratio_difference, quantile_c
 from harness.store import SCORES, read_manifest
 
 OPERATIONAL = {"error_rate", "scoring_error_rate", "missing_rate", "latency_s", "cost", "tokens_out", "energy_wh",
-               "gwp_g"}
+               "gwp_g", "ttft_s", "tokens_per_s"}
 
 
 class _PairValues:
@@ -418,6 +418,16 @@ def keyed_values(pv: _PairValues, spec: dict[str, Any]) -> dict[tuple[str, int],
 QUANTILES = (50, 95, 99)
 
 
+def _percentiles(values: np.ndarray, label: str, rows: list[list[Any]], data: dict[str, Any], key: str = "") -> None:
+    """p50/p95/p99 rows with order-statistic CIs, and their figures under data[f"{key}p{q}"]."""
+    for q in QUANTILES if len(values) else ():
+        value, low, high = quantile_ci(values, q / 100)
+        ci = "[" + ", ".join("—" if math.isnan(x) else f"{x:.3f}" for x in (low, high)) + "]"
+        rows.append([f"{label}p{q}", f"{value:.3f}", ci, len(values)])
+        data[f"{key}p{q}"] = {"value": value, "ci_low": None if math.isnan(low) else low,
+                              "ci_high": None if math.isnan(high) else high}
+
+
 def latency_sections(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues]) -> list[dict[str, Any]]:
     """HAS 2.7 (Estimer): latency percentiles with distribution-free CIs (order statistics; an
     end shown "—" when n is too small to bound it), cost per 1,000 items, per task × adapter;
@@ -430,14 +440,16 @@ def latency_sections(manifest: dict[str, Any], pairs: dict[tuple[str, str], _Pai
             continue
         rows: list[list[Any]] = []
         data: dict[str, Any] = {"n": len(latency)}
-        for q in QUANTILES:
-            value, low, high = quantile_ci(latency, q / 100)
-            ci = "[" + ", ".join("—" if math.isnan(x) else f"{x:.3f}" for x in (low, high)) + "]"
-            rows.append([f"p{q}", f"{value:.3f}", ci, len(latency)])
-            data[f"p{q}"] = {"value": value, "ci_low": None if math.isnan(low) else low,
-                             "ci_high": None if math.isnan(high) else high}
+        _percentiles(latency, "", rows, data)
+        _percentiles(pv.series("ttft_s")[0] if pv is not None else np.empty(0), "time to first token ", rows, data,
+                     key="ttft_")
         cost = pv.series("cost")[0] if pv is not None else np.empty(0)
         paragraphs = []
+        speed = pv.series("tokens_per_s")[0] if pv is not None else np.empty(0)
+        if len(speed):
+            data["tokens_per_s"] = float(speed.mean())
+            paragraphs.append(f"Throughput: {speed.mean():.4g} output tokens per second per response "
+                              f"(mean of {len(speed)}).")
         if len(cost):
             per_thousand = float(cost.mean()) * 1000
             data["cost_per_1000_items"] = per_thousand

@@ -129,6 +129,7 @@ class ResponseLine(_ItemLine):
     error: str | None = None
     missing: bool = False
     latency_s: float | None = None
+    ttft_s: float | None = Field(default=None, description="seconds to the first token (streaming adapters)")
     tokens_in: int | None = None
     tokens_out: int | None = None
     cost: float | None = None

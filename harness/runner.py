@@ -272,7 +272,9 @@ def _price_and_energy(adapter: Adapter, response: Response) -> None:
 def _operational(response: Response) -> dict[str, float | None]:
     return {"error": int(response.status == "error"), "missing": int(response.status == "missing"),
             "latency_s": response.latency_s, "cost": response.cost, "tokens_out": response.tokens_out,
-            "energy_wh": response.energy_wh, "gwp_g": response.gwp_g}
+            "energy_wh": response.energy_wh, "gwp_g": response.gwp_g, "ttft_s": response.ttft_s,
+            "tokens_per_s": (response.tokens_out / response.latency_s
+                             if response.tokens_out and response.latency_s else None)}
 
 
 async def score_item(scorers: list[Scorer], sample: Sample, watchdog: Watchdog,

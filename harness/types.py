@@ -63,6 +63,8 @@ class Response:
     error: str | None = None
     missing: bool = False
     latency_s: float | None = None
+    #: seconds to the first token, where the adapter streams
+    ttft_s: float | None = None
     tokens_in: int | None = None
     tokens_out: int | None = None
     cost: float | None = None

@@ -128,3 +128,27 @@ def test_every_system_is_set_against_current_practice(tmp_path: Path) -> None:
     assert acc["ci_low"] > 0 and acc["verdict"] == "better"
     md = (tmp_path / "run" / "scorecard.md").read_text()
     assert "Against current practice" in md and "| Current practice |" in md
+
+
+def test_streaming_records_time_to_first_token_and_throughput(qa_suite, server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server.latency_s = 0.02
+    server.stream_delay_s = 0.03  # the default responder answers in a few words: TTFT < latency
+    suite = qa_suite(adapter={"settings": {"base_url": server.base_url, "model": "local-test-model",
+                                           "api_key_env": "TEST_API_KEY", "stream": True}})
+    res = run_cli("run", str(suite), "--quiet", env={"TEST_API_KEY": "k"})
+    assert res.returncode == 0, res.stderr
+    run = next((tmp_path / "runs").iterdir())
+    responses = [json.loads(line) for line in (run / "responses.jsonl").open()]
+    assert all(r["status"] == "ok" for r in responses) and all(b.get("stream") for b in server.bodies)
+    for r in responses:
+        assert 0.02 <= r["ttft_s"] < r["latency_s"]
+        # 3 gaps of 30 ms between the 4 words: the first token came well before the last
+        assert len(r["output"].split(" ")) == 4 and r["latency_s"] - r["ttft_s"] >= 0.05
+        assert r["tokens_out"] == len(r["output"].split())  # usage from the stream's last chunk
+    # the streamed answers are the non-streamed ones
+    assert {r["output"] for r in responses} == {server.responder(b) for b in server.bodies}
+    card = json.loads((run / "scorecard.json").read_text())
+    section = next(s for s in card["sections"] if s["title"] == "Latency and cost")
+    assert section["data"]["ttft_p50"]["value"] < section["data"]["p50"]["value"]
+    assert section["data"]["tokens_per_s"] > 0
+    assert next(r for r in card["rows"] if r["metric"] == "ttft_s")["n"] == 12

@@ -7,6 +7,7 @@ import hashlib
 import os
 import re
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,35 @@ class HTTPAdapter(Adapter):
 
     def url(self, path: str) -> str:
         return self.settings.base_url.rstrip("/") + path
+
+    async def post_stream(self, path: str, **kwargs: Any) -> AsyncIterator[dict[str, Any]]:
+        """POST and yield each server-sent event's JSON (`data: {...}` lines) until `[DONE]`;
+        failures map to AdapterError like `post`."""
+        assert self._session is not None, "setup() was not called"
+        try:
+            async with self._session.post(self.url(path), **kwargs) as resp:
+                if resp.status >= 400:
+                    body = await resp.read()
+                    raise AdapterError(f"HTTP {resp.status}: {body[:300].decode('utf-8', 'replace')}",
+                                       status=resp.status, retryable=resp.status in RETRYABLE_STATUS,
+                                       retry_after=parse_retry_after(resp.headers.get("Retry-After")))
+                async for raw in resp.content:
+                    line = raw.strip()
+                    if not line.startswith(b"data:"):
+                        continue  # blank separators, comments, `event:` lines
+                    payload = line[5:].strip()
+                    if payload == b"[DONE]":
+                        return
+                    try:
+                        event = orjson.loads(payload)
+                    except ValueError:
+                        raise AdapterError(f"malformed event in stream: {payload[:120]!r}", retryable=True) from None
+                    if isinstance(event, dict):
+                        yield event
+        except aiohttp.ClientPayloadError as exc:
+            raise AdapterError(f"truncated stream: {exc}", retryable=True) from None
+        except (aiohttp.ClientConnectionError, aiohttp.ServerDisconnectedError, ConnectionError) as exc:
+            raise AdapterError(f"connection error: {type(exc).__name__}: {exc}", retryable=True) from None
 
     async def post(self, path: str, **kwargs: Any) -> dict[str, Any]:
         """POST and return the JSON body; map failures to AdapterError with retry hints."""

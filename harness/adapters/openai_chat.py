@@ -20,6 +20,7 @@ class ChatSettings(HTTPSettings):
     top_p: float | None = None
     seed: int | None = Field(default=None, description="fixed seed; default: the run's per-repeat seed")
     extra_body: dict[str, Any] = Field(default_factory=dict)
+    stream: bool = Field(default=False, description="stream the answer: records the time to first token")
 
 
 @register_adapter("openai-chat")
@@ -37,6 +38,8 @@ class OpenAIChat(HTTPAdapter):
             if getattr(s, key) is not None:
                 body[key] = getattr(s, key)
         body.update(s.extra_body)
+        if s.stream:
+            return await self._generate_streamed(body)
         start = time.perf_counter()
         # orjson instead of aiohttp's json=: the request body is on the hot path
         data = await self.post("/chat/completions", data=orjson.dumps(body),
@@ -53,3 +56,29 @@ class OpenAIChat(HTTPAdapter):
         return Response(output=content, latency_s=latency, tokens_in=usage.get("prompt_tokens"),
                         tokens_out=usage.get("completion_tokens"), model_id=data.get("model"),
                         system_fingerprint=data.get("system_fingerprint"))
+
+    async def _generate_streamed(self, body: dict[str, Any]) -> Response:
+        body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        start = time.perf_counter()
+        ttft: float | None = None
+        parts: list[str] = []
+        usage: dict[str, Any] = {}
+        model_id = fingerprint = None
+        finished = False
+        async for event in self.post_stream("/chat/completions", data=orjson.dumps(body),
+                                            headers={"Content-Type": "application/json"}):
+            model_id = event.get("model") or model_id
+            fingerprint = event.get("system_fingerprint") or fingerprint
+            usage = event.get("usage") or usage
+            for choice in event.get("choices") or []:
+                piece = (choice.get("delta") or {}).get("content")
+                if piece:
+                    if ttft is None:
+                        ttft = time.perf_counter() - start
+                    parts.append(piece)
+                finished = finished or choice.get("finish_reason") is not None
+        if not finished and not parts:
+            raise AdapterError("stream ended without content", retryable=True)
+        return Response(output="".join(parts), latency_s=time.perf_counter() - start, ttft_s=ttft,
+                        tokens_in=usage.get("prompt_tokens"), tokens_out=usage.get("completion_tokens"),
+                        model_id=model_id, system_fingerprint=fingerprint)

@@ -61,6 +61,7 @@ class OpenAIServer:
         self.fingerprint = "fp_local_1"
         self.fault: FaultPlan | None = None
         self.slow_s = 2.0
+        self.stream_delay_s = 0.0  # between streamed chunks
         self.retry_after_s = 0.05
         self.attempts: Counter[str] = Counter()
         self.completed: Counter[str] = Counter()
@@ -136,6 +137,32 @@ class OpenAIServer:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _stream(self, completion: dict[str, Any]) -> None:
+                """Server-sent events as OpenAI streams them: one chunk per word, `stream_delay_s`
+                apart, then a usage chunk and [DONE]."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+
+                def event(payload: dict[str, Any] | str) -> None:
+                    data = ("data: " + (payload if isinstance(payload, str) else json.dumps(payload)) + "\n\n").encode()
+                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                    self.wfile.flush()
+
+                base = {k: completion[k] for k in ("id", "created", "model", "system_fingerprint")}
+                words = completion["choices"][0]["message"]["content"].split(" ")
+                for i, word in enumerate(words):
+                    if i:
+                        time.sleep(server.stream_delay_s)
+                    event({**base, "object": "chat.completion.chunk", "choices": [
+                        {"index": 0, "delta": {"content": word if i == 0 else " " + word}, "finish_reason": None}]})
+                event({**base, "object": "chat.completion.chunk", "choices": [
+                    {"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                event({**base, "object": "chat.completion.chunk", "choices": [], "usage": completion["usage"]})
+                event("[DONE]")
+                self.wfile.write(b"0\r\n\r\n")
+
             def _fault(self, mode: str) -> bool:
                 """Apply a fault; True when the request has been answered (or dropped)."""
                 if mode in ("429", "429-date"):
@@ -194,7 +221,10 @@ class OpenAIServer:
                         return
                     with server._lock:
                         server.completed[key] += 1
-                    self._send(200, server.chat(body))
+                    if body.get("stream"):
+                        self._stream(server.chat(body))
+                    else:
+                        self._send(200, server.chat(body))
                 elif self.path.endswith("/audio/transcriptions"):
                     match = re.search(rb'filename="([^"]+)"', raw)
                     filename = match.group(1).decode() if match else ""

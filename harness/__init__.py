@@ -15,6 +15,10 @@ def __getattr__(name: str):  # lazy: `import harness` stays cheap for the CLI
         from harness.runner import run_suite
 
         return run_suite
+    if name == "load_run":
+        from harness.analysis import load_run
+
+        return load_run
     if name == "load_suite":
         from harness.validate import load_suite
 
@@ -22,4 +26,4 @@ def __getattr__(name: str):  # lazy: `import harness` stays cheap for the CLI
     raise AttributeError(name)
 
 
-__all__ = ["ConfigError", "RunIncomplete", "__version__", "load_suite", "run_suite"]
+__all__ = ["ConfigError", "RunIncomplete", "__version__", "load_run", "load_suite", "run_suite"]

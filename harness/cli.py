@@ -22,6 +22,8 @@ class Format(StrEnum):
     json = "json"
     html = "html"
     junit = "junit"
+    csv = "csv"
+    parquet = "parquet"
 
 
 def _fail(exc: Exception, code: int) -> None:
@@ -83,13 +85,22 @@ def validate(suite: Path = typer.Argument(..., help="suite.yaml")) -> None:
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="runs/<run-id>"),
            format: Format = typer.Option(Format.md, "--format", "-f"),
-           out: Path = typer.Option(None, "--out", help="write to this file instead of stdout")) -> None:
-    """Recompute the scorecard from a run record alone."""
+           out: Path = typer.Option(None, "--out", help="write to this file instead of stdout (csv, parquet: "
+                                                          "this folder, default RUN/tables)")) -> None:
+    """Recompute the scorecard from a run record alone; csv and parquet write its tables
+    (items, responses, scores, metrics)."""
     from harness.metrics import build_scorecard
     from harness.report.markdown import render_markdown
 
     if not (run_dir / "manifest.json").is_file():
         _fail(Exception(f"{run_dir}: not a run record (no manifest.json)"), 2)
+    if format in (Format.csv, Format.parquet):
+        from harness.analysis import export_tables, load_run
+
+        folder = out or run_dir / "tables"
+        for path in export_tables(load_run(run_dir), folder, format.value):
+            typer.echo(f"wrote {path}")
+        return
     card = build_scorecard(run_dir)
     if format == Format.junit:
         import tempfile

@@ -45,7 +45,7 @@ def _run_block(containing: str, tmp_path: Path, *, stop_on_error: bool,
 
 
 def test_python_example(tmp_path: Path) -> None:
-    (code,) = _blocks("python")
+    code = next(b for b in _blocks("python") if "load_suite" in b)
     project = _copy_project(tmp_path)
     res = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True,
                          env=_env(tmp_path), timeout=120)
@@ -76,3 +76,18 @@ def test_drift_example_exits_1(tmp_path: Path) -> None:
     assert "**1 regression(s)**: drug-qa-en/accuracy (chatbot)" in res.stdout
     assert "-0.359 [-0.5128, -0.2051]" in res.stdout and "| 0.000488 |" in res.stdout
     assert (project / "compare.xml").exists() and (project / "compare.md").exists()
+
+
+def test_analyst_example(tmp_path: Path) -> None:
+    """The notebook-style example: load a run as DataFrames, export its tables."""
+    shell = next(b for b in _blocks("sh") if "--format parquet" in b)
+    code = next(b for b in _blocks("python") if "load_run" in b)
+    project = _copy_project(tmp_path)
+    res = subprocess.run(["bash", "-euo", "pipefail", "-c", shell], cwd=project, capture_output=True, text=True,
+                         env=_env(tmp_path), timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert (project / "runs" / "estimer" / "tables" / "scores.parquet").is_file()
+    res = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True,
+                         env=_env(tmp_path), timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "mt-vendor-a" in res.stdout and "interpreter-service" in res.stdout and "chrf" in res.stdout

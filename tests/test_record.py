@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import ROOT, replay_run, run_cli
 
 from harness.record import schema
@@ -58,3 +59,27 @@ def test_an_unexpected_error_exits_3_never_1(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-c", code, str(run)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 3, res.stderr
     assert "error: unexpected ZeroDivisionError: a bug" in res.stderr
+
+
+def test_load_run_and_csv_tables_hold_the_record(tmp_path: Path) -> None:
+    import pandas as pd
+
+    import harness
+    from harness.errors import ConfigError
+
+    run = replay_run(tmp_path)
+    loaded = harness.load_run(run)
+    card = json.loads((run / "scorecard.json").read_text())
+    responses = loaded.responses()
+    assert len(responses) == sum(1 for _ in (run / "responses.jsonl").open())
+    assert set(loaded.items()["item_id"]) == set(responses["item_id"])
+    res = run_cli("report", str(run), "--format", "csv", "--out", str(tmp_path / "tables"))
+    assert res.returncode == 0, res.stderr
+    metrics = pd.read_csv(tmp_path / "tables" / "metrics.csv")
+    accuracy = metrics[metrics.metric == "accuracy"].iloc[0]
+    expected = next(r for r in card["rows"] if r["metric"] == "accuracy")
+    assert accuracy["value"] == expected["value"] and accuracy["n"] == expected["n"]
+    scores = pd.read_csv(tmp_path / "tables" / "scores.csv")
+    assert scores["correct"].mean() == expected["value"]
+    with pytest.raises(ConfigError):
+        harness.load_run(tmp_path / "not-a-run")

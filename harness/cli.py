@@ -38,8 +38,13 @@ def run(suite: Path = typer.Argument(..., help="suite.yaml"),
         no_cache: bool = typer.Option(False, "--no-cache", help="neither read nor write the response cache"),
         shard: str = typer.Option(None, "--shard", help="i/n: run only this shard of the items"),
         junit: Path = typer.Option(None, "--junit", help="write the gates as JUnit XML"),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars")) -> None:
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
+        format: str = typer.Option("summary", "--format", "-f",
+                                   help="summary: one screen of decisions and key figures; md: the whole "
+                                        "Markdown scorecard (CI job summaries)")) -> None:
     """Run a suite: every task × adapter, then write the scorecard."""
+    if format not in ("summary", "md"):
+        _fail(Exception(f"--format: expected summary or md, found {format!r}"), 2)
     from harness.runner import run_suite
 
     try:
@@ -53,8 +58,17 @@ def run(suite: Path = typer.Argument(..., help="suite.yaml"),
         from harness.report.comparison import gate_cases, write_junit
 
         write_junit(junit, result.scorecard["suite"], gate_cases(result.scorecard))
-    typer.echo((result.run_dir / "scorecard.md").read_text(encoding="utf-8"))
-    typer.echo(f"run record: {result.run_dir}")
+    if format == "md":
+        typer.echo((result.run_dir / "scorecard.md").read_text(encoding="utf-8"))
+        typer.echo(f"run record: {result.run_dir}")
+    else:
+        from harness.report.terminal import colorize, render_summary
+
+        summary = render_summary(result.scorecard, str(result.run_dir), result.exit_code, shard=bool(shard))
+        if sys.stdout.isatty():
+            colorize(summary)
+        else:
+            typer.echo(summary, nl=False)
     for row in result.scorecard["rows"]:
         if row["metric"] == "scoring_error_rate" and row["value"]:
             typer.echo(f"warning: {row['task']} × {row['adapter']}: a scorer failed on {row['value']:.1%} of "

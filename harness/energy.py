@@ -5,8 +5,10 @@ An adapter declares how its energy is estimated (`declarations.energy`):
   bundled database), from the output tokens and the latency;
 - `method: declared`: a figure the provider or the team states, in Wh per 1,000 output
   tokens (and per request), with its source;
-
-Measuring a local adapter with CodeCarbon is not built yet (docs/architecture.md).
+- `method: measured`: CodeCarbon measures this process while the run computes (local
+  adapters: faster-whisper, `python`, `command`), offline; the measured energy is shared
+  among the measuring systems' items by their share of computing time (latency). One
+  measurement for the whole run, so there is no per-item CI: the report says so.
 
 Every figure is recorded with its method and version (`EnergyEstimate.method`): EcoLogits
 changed its estimate for 70B-class models by a factor of about 57 between versions, so a
@@ -32,11 +34,12 @@ class EnergyDeclaration(BaseModel):
     """How this system's energy is estimated; printed beside every energy figure."""
 
     model_config = ConfigDict(extra="forbid")
-    method: Literal["ecologits", "declared"]
+    method: Literal["ecologits", "declared", "measured"]
     provider: str | None = Field(default=None, description="ecologits: provider as EcoLogits names it (openai, "
                                                            "mistralai, anthropic, ...)")
     model: str | None = Field(default=None, description="ecologits: model name as in its database")
-    electricity_mix_zone: str = Field(default="WOR", description="ISO 3166-1 alpha-3 code (FRA) or WOR")
+    electricity_mix_zone: str = Field(default="WOR", description="ISO 3166-1 alpha-3 code (FRA) or WOR; "
+                                                                "measured needs a country code")
     wh_per_1000_output_tokens: float | None = Field(default=None, ge=0)
     wh_per_request: float = Field(default=0.0, ge=0)
     g_co2_per_kwh: float | None = Field(default=None, ge=0)
@@ -48,6 +51,9 @@ class EnergyDeclaration(BaseModel):
             raise ValueError("method ecologits needs `provider` and `model`")
         if self.method == "declared" and self.wh_per_1000_output_tokens is None and not self.wh_per_request:
             raise ValueError("method declared needs `wh_per_1000_output_tokens` or `wh_per_request`")
+        if self.method == "measured" and (len(self.electricity_mix_zone) != 3 or self.electricity_mix_zone == "WOR"):
+            raise ValueError("method measured needs `electricity_mix_zone`: the country's ISO 3166-1 alpha-3 code, "
+                             "e.g. FRA")
         return self
 
 
@@ -80,7 +86,8 @@ def describe(decl: EnergyDeclaration) -> str:
             parts.append(f"{decl.wh_per_request:g} Wh per request")
         intensity = decl.g_co2_per_kwh if decl.g_co2_per_kwh is not None else WORLD_G_CO2_PER_KWH
         return f"declared: {' + '.join(parts)}, {intensity:g} gCO2eq/kWh (source: {decl.source or 'not stated'})"
-    raise ValueError(decl.method)
+    return (f"measured with CodeCarbon {_package_version('codecarbon')} (this process, electricity mix "
+            f"{decl.electricity_mix_zone}), shared among items by computing time")
 
 
 def _quiet_ecologits() -> None:
@@ -138,4 +145,49 @@ def estimate(decl: EnergyDeclaration, tokens_out: int | None, latency_s: float |
         wh = decl.wh_per_request + (tokens_out or 0) * (decl.wh_per_1000_output_tokens or 0.0) / 1000
         intensity = decl.g_co2_per_kwh if decl.g_co2_per_kwh is not None else WORLD_G_CO2_PER_KWH
         return EnergyEstimate(wh, wh, wh, wh / 1000 * intensity)
-    raise ValueError(decl.method)
+    return None  # measured: one measurement for the run (Meter), attributed in the manifest
+
+
+class Meter:
+    """CodeCarbon around the engine while systems with `method: measured` compute: offline,
+    this process only, nothing written to disk. Attributes what it measured to each
+    task × adapter by its share of the measured systems' computing time."""
+
+    def __init__(self, zone: str) -> None:
+        try:
+            from codecarbon import OfflineEmissionsTracker
+        except ImportError:
+            raise RuntimeError("energy `method: measured` needs CodeCarbon: pip install 'avec-harness[energy]'") \
+                from None
+        logging.getLogger("codecarbon").setLevel(logging.ERROR)
+        self.zone = zone
+        self.tracker = OfflineEmissionsTracker(country_iso_code=zone, save_to_file=False, log_level="error",
+                                               measure_power_secs=1, tracking_mode="process")
+        self.seconds: dict[tuple[str, str], float] = {}
+        self.items: dict[tuple[str, str], int] = {}
+
+    def add(self, task: str, adapter: str, latency_s: float | None) -> None:
+        key = (task, adapter)
+        self.seconds[key] = self.seconds.get(key, 0.0) + (latency_s or 0.0)
+        self.items[key] = self.items.get(key, 0) + 1
+
+    def __enter__(self) -> Meter:
+        self.tracker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.tracker.stop()
+
+    def attribution(self) -> list[dict[str, Any]]:
+        """Per task × adapter: measured Wh and gCO2eq, items, and the share they were given."""
+        data = self.tracker.final_emissions_data
+        if data is None:
+            return []
+        wh, g = float(data.energy_consumed) * 1000, float(data.emissions) * 1000
+        total = sum(self.seconds.values())
+        out = []
+        for (task, adapter), seconds in self.seconds.items():
+            share = seconds / total if total else 1 / len(self.seconds)
+            out.append({"task": task, "adapter": adapter, "items": self.items[(task, adapter)], "share": share,
+                        "wh": wh * share, "g_co2": g * share, "run_wh": wh, "duration_s": float(data.duration)})
+        return out

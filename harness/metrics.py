@@ -468,10 +468,16 @@ def energy_sections(manifest: dict[str, Any], pairs: dict[tuple[str, str], _Pair
     factor of ~57 between versions for one model class)."""
     seed = int(manifest.get("seed", 0))
     out = []
+    measured: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for m in manifest.get("energy_measured") or []:
+        measured[(m["task"], m["adapter"])].append(m)
     for task, adapter in manifest["pairs"]:
         pv = pairs.get((task, adapter))
         method = manifest["adapters"].get(adapter, {}).get("energy_method")
         if pv is None or method is None:
+            continue
+        if (task, adapter) in measured or method.startswith("measured"):
+            out.append(_measured_section(task, adapter, method, measured.get((task, adapter), [])))
             continue
         energy, gwp = pv.series("energy_wh")[0], pv.series("gwp_g")[0]
         if len(energy) == 0:
@@ -499,6 +505,27 @@ def energy_sections(manifest: dict[str, Any], pairs: dict[tuple[str, str], _Pair
                            tables=[Table(["", "this run", "per item", "95% CI", "per 1,000 items", "n"], rows)],
                            data=data).to_dict())
     return out
+
+
+def _measured_section(task: str, adapter: str, method: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Energy measured by CodeCarbon (one measurement per run or resumed part): totals and
+    per item, without a CI, since there is one measurement and no per-item value."""
+    items = sum(p["items"] for p in parts)
+    wh, g = sum(p["wh"] for p in parts), sum(p["g_co2"] for p in parts)
+    data = {"method": method, "n": items, "total_wh": wh, "total_g_co2": g, "measurements": len(parts),
+            "share_of_run": [p["share"] for p in parts]}
+    if not items:
+        return Section("Energy and emissions", task, adapter, "harness", group="Estimer (HAS 2.7)",
+                       paragraphs=[f"Method: {method}. Nothing was computed in this run (every answer came from "
+                                   "the cache or an earlier part): no measurement."], data=data).to_dict()
+    data.update(wh_per_item=wh / items, wh_per_1000_items=1000 * wh / items, g_co2_per_1000_items=1000 * g / items)
+    rows = [["energy, Wh", f"{wh:.4g}", f"{wh / items:.3g}", "— (one measurement)", f"{1000 * wh / items:.4g}", items],
+            ["emissions, gCO2eq", f"{g:.4g}", f"{g / items:.3g}", "— (one measurement)", f"{1000 * g / items:.4g}",
+             items]]
+    return Section("Energy and emissions", task, adapter, "harness", group="Estimer (HAS 2.7)",
+                   paragraphs=[f"Method: {method}. Figures from different methods or versions are not comparable."],
+                   tables=[Table(["", "this run", "per item", "95% CI", "per 1,000 items", "n"], rows)],
+                   data=data).to_dict()
 
 
 def confidentiality_sections(manifest: dict[str, Any]) -> list[dict[str, Any]]:

@@ -88,6 +88,8 @@ class _Pair:
     #: scans requests before they are sent (adapters not cleared for personal data)
     guard: PIIGuard | None = None
     done: set[tuple[str, int]] = field(default_factory=set)
+    #: its energy is measured by CodeCarbon (declarations.energy.method: measured)
+    measured: bool = False
     recorded: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
 
 
@@ -345,6 +347,7 @@ class Runner:
         self.pool: ScoringPool | None = None
         self.guards: dict[str, PIIGuard] = {}
         self.pool_broken = False
+        self.meter: Any = None  # harness.energy.Meter when a system's energy is measured
         self.scoring_workers = 0
 
     def _audio_hash(self, path: Path | None) -> str | None:
@@ -366,6 +369,8 @@ class Runner:
         """Record a response (unless it was recorded before a resume) and its scores."""
         item = job.item
         content = self.suite.config.store_content
+        if new and self.meter is not None and not response.cache_hit and pair.measured:
+            self.meter.add(pair.task.name, pair.adapter.name, response.latency_s)
         if new:
             self.writer.append(RESPONSES, {
                 "task": pair.task.name, "adapter": pair.adapter.name, "item_id": item.id, "repeat": job.repeat,
@@ -584,7 +589,8 @@ class Runner:
                       [SCORERS.get(name)(task.config, settings) for name, settings in task.scorers],
                       self.limiters[adapter.name], self.validation.item_counts.get(task.name, 0),
                       cacheable=ADAPTERS.get(adapter.profile.kind).cacheable,
-                      identity=instances[adapter.name].cache_identity())
+                      identity=instances[adapter.name].cache_identity(),
+                      measured=getattr(adapter.profile.declarations.energy, "method", None) == "measured")
                 for task, adapter in self.suite.pairs]
             if self.resume:
                 self._load_previous(pairs)
@@ -708,6 +714,20 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return index, count
 
 
+def _energy_meter(suite: LoadedSuite) -> Any:
+    """A CodeCarbon meter when a system of the suite declares `energy: {method: measured}`."""
+    zones = [a.profile.declarations.energy.electricity_mix_zone for _, a in suite.pairs
+             if a.profile.declarations.energy is not None and a.profile.declarations.energy.method == "measured"]
+    if not zones:
+        return None
+    from harness.energy import Meter
+
+    try:
+        return Meter(zones[0])
+    except RuntimeError as exc:
+        raise ConfigError([Problem("declarations.energy", "method", str(exc))]) from None
+
+
 def _warm_imports() -> None:
     """Import the metrics layer (numpy, ~0.2 s of CPU) in a thread while the run waits on
     its systems, instead of after the last response, when the user is waiting for it."""
@@ -753,7 +773,7 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: b
             raise ConfigError([Problem(str(run_dir / "manifest.json"), "", "cannot resume: " + c,
                                        hint="start a new run; a run's record holds one configuration")
                                for c in changed])
-        for key in ("started_at", "provider_models", "model_changes", "first_models", "cache"):
+        for key in ("started_at", "provider_models", "model_changes", "first_models", "cache", "energy_measured"):
             if key in previous:
                 manifest[key] = previous[key]
         manifest["resumed"] = previous.get("resumed", 0) + 1
@@ -765,8 +785,10 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: b
                     cache=response_cache, shard=shard_spec, hashes=hashes)
     runner.writer.manifest(manifest)
     _warm_imports()
+    meter = _energy_meter(suite)
+    runner.meter = meter
     try:
-        with _sigterm_as_interrupt(), runner.watchdog:
+        with _sigterm_as_interrupt(), runner.watchdog, meter if meter is not None else contextlib.nullcontext():
             asyncio.run(runner.run(manifest))
     except (KeyboardInterrupt, asyncio.CancelledError):
         manifest.update(status="interrupted", ended_at=datetime.now(UTC).isoformat())
@@ -780,6 +802,8 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: b
     finally:
         if response_cache is not None:
             response_cache.close()
+    if meter is not None:
+        manifest["energy_measured"] = (manifest.get("energy_measured") or []) + meter.attribution()
     manifest.update(status="complete", ended_at=datetime.now(UTC).isoformat())
     runner.writer.manifest(manifest)
     from harness.metrics import build_scorecard

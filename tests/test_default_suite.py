@@ -51,8 +51,16 @@ def test_default_suite_runs_offline_and_reports(tmp_path: Path) -> None:
     assert all(r["segments"] and r["segments"][0]["end"] > r["segments"][0]["start"] >= 0 for r in whisper)
     assert all(" ".join(seg["text"] for seg in r["segments"]) == r["output"] for r in whisper)
     assert rows[("health-citations-en", "fabricated_rate")]["value"] > 0
-    # the Markdown scorecard is what the CLI printed, and `report` recomputes it
-    assert "| wer ↓ | whisper-tiny-local |" in res.stdout
+    # the CLI printed one screen that says what was decided (issue 13): objectives, gates,
+    # the exit code's reason, key figures with CI and n, and where the full report is
+    lines = res.stdout.splitlines()
+    assert len(lines) <= 40 and max(map(len, lines)) <= 100, res.stdout
+    assert "Objectives (HAS 1.6)" in res.stdout and "Gates" in res.stdout and "Exit 0:" in res.stdout
+    assert lines.index("Objectives (HAS 1.6)") < 5  # the verdicts first, not the description
+    assert "Word error rate ↓" in res.stdout and "| wer ↓ |" not in res.stdout
+    assert f"Full report: {out}/report.html" in res.stdout
+    # `report` recomputes the Markdown scorecard that `--format md` prints
+    assert "| wer ↓ | whisper-tiny-local |" in (out / "scorecard.md").read_text()
     again = run_cli("report", str(out), "--format", "json")
     assert json.loads(again.stdout) == card
     _valid_against_the_published_schema(out)

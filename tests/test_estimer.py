@@ -152,3 +152,18 @@ def test_streaming_records_time_to_first_token_and_throughput(qa_suite, server, 
     assert section["data"]["ttft_p50"]["value"] < section["data"]["p50"]["value"]
     assert section["data"]["tokens_per_s"] > 0
     assert next(r for r in card["rows"] if r["metric"] == "ttft_s")["n"] == 12
+
+
+def test_run_prints_one_screen_by_default_and_markdown_on_request(qa_suite, server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    suite = qa_suite(suite={"gates": [{"metric": "qa-test/accuracy", "min": 0.5}],
+                            "objectives": [{"metric": "qa-test/accuracy", "success": ">= 0.5", "stop": "< 0.2"}]},
+                     rows=[{"id": f"q{i}", "question": "ANSWER=A", "answer": "B"} for i in range(5)])
+    res = run_cli("run", str(suite), "--quiet", env={"TEST_API_KEY": "k"})
+    lines = res.stdout.splitlines()
+    assert len(lines) <= 40 and max(map(len, lines)) <= 100
+    assert res.returncode == 1 and "Exit 1: 1 gate(s) failed" in res.stdout and "✘ FAIL" in res.stdout
+    assert "Accuracy ↑" in res.stdout and "n = 5 ⚠" in res.stdout and "■ STOP" in res.stdout
+    md = run_cli("run", str(suite), "--quiet", "--format", "md", env={"TEST_API_KEY": "k"})
+    assert "| accuracy ↑ | local-chat |" in md.stdout and "run record:" in md.stdout
+    bad = run_cli("run", str(suite), "--format", "pdf")
+    assert bad.returncode == 2 and "--format" in bad.stderr

@@ -168,3 +168,44 @@ def test_a_translation_system_never_sees_the_reference(tmp_path: Path) -> None:
     request = KINDS["translation"].build_request(task, item, 0, 0)
     assert "SECRET" not in json.dumps(request.messages) and "SECRET" not in json.dumps(request.inputs)
     assert request.messages[-1]["content"] == "Translate: Prenez un comprimé"
+
+
+def test_measured_energy_of_a_local_system_with_codecarbon(tmp_path: Path) -> None:
+    """`method: measured`: CodeCarbon (offline, this process) around a local system that
+    computes; the run's measurement is given to its items, stated as one measurement."""
+    (tmp_path / "sut.py").write_text(
+        "import time\n"
+        "def answer(request):\n"
+        "    end = time.perf_counter() + 0.3\n"
+        "    x = 0\n"
+        "    while time.perf_counter() < end:\n"
+        "        x += 1\n"  # computes, as a local model would
+        "    return 'Take one tablet.'\n")
+    write_jsonl(tmp_path / "items.jsonl", [{"id": f"i{i}", "source": "Prenez un comprimé.",
+                                            "reference": "Take one tablet."} for i in range(6)])
+    write_yaml(tmp_path / "task.yaml", {"name": "t", "kind": "translation", "data_class": "public",
+                                        "dataset": {"path": "items.jsonl"}, "prompt": "{{ source }}",
+                                        "scorers": ["chrf"]})
+    write_yaml(tmp_path / "sys.yaml", {"name": "local-mt", "kind": "python",
+                                       "settings": {"callable": "sut:answer", "path": ["."]},
+                                       "declarations": {"energy": {"method": "measured",
+                                                                   "electricity_mix_zone": "FRA"}}})
+    write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["sys.yaml"],
+                                         "concurrency": 1})
+    res = run_cli("run", str(tmp_path / "suite.yaml"), "--quiet", "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    card = json.loads((tmp_path / "run" / "scorecard.json").read_text())
+    section = next(s for s in card["sections"] if s["title"] == "Energy and emissions")
+    data = section["data"]
+    assert data["method"].startswith("measured with CodeCarbon ") and "FRA" in data["method"]
+    assert data["n"] == 6 and data["total_wh"] > 0 and data["total_g_co2"] > 0
+    assert data["wh_per_item"] == pytest.approx(data["total_wh"] / 6)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    (part,) = manifest["energy_measured"]
+    assert part["share"] == 1.0 and part["duration_s"] >= 1.5  # six answers of 0.3 s were measured
+    # a zone that is not a country is refused before anything runs
+    write_yaml(tmp_path / "sys.yaml", {"name": "local-mt", "kind": "python",
+                                       "settings": {"callable": "sut:answer", "path": ["."]},
+                                       "declarations": {"energy": {"method": "measured"}}})
+    bad = run_cli("validate", str(tmp_path / "suite.yaml"))
+    assert bad.returncode == 2 and "electricity_mix_zone" in bad.stderr

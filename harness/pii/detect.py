@@ -12,17 +12,20 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
+from typing import NamedTuple
 
 KINDS = ("EMAIL", "IBAN", "NIR", "PHONE", "HOSPITAL_ID", "BIRTH_DATE", "DATE", "AGE", "ADDRESS", "POSTCODE_CITY",
          "NAME")
 
 
-@dataclass(frozen=True, slots=True)
-class Entity:
+class Entity(NamedTuple):
+    """An identifier found: its type, where, the text, and a note (a failed check digit...).
+    A named tuple: a scan of 20 MB builds 150,000 of them, three times faster than a frozen
+    dataclass."""
+
     kind: str
     start: int
     end: int
@@ -97,6 +100,15 @@ def _word_or_plus(c: str) -> bool:
     return c.isalnum() or c == "+"
 
 
+def _wordy(c: str) -> bool:
+    """A character `\\b` counts as part of a word."""
+    return c.isalnum() or c == "_"
+
+
+def _at_word_start(text: str, start: int) -> bool:
+    return start == 0 or not _wordy(text[start - 1])
+
+
 Rule = tuple[str, re.Pattern[str], Callable[[re.Match[str]], tuple[int, int, str] | None] | None]
 
 
@@ -106,6 +118,16 @@ def _rules(hospital_patterns: tuple[str, ...]) -> list[Rule]:
     # candidate characters, and costs ten times the scan.
     def group(n: int) -> Callable[[re.Match[str]], tuple[int, int, str] | None]:
         return lambda m: (m.start(n), m.end(n), "")
+
+    def word_start(accept: Callable[[re.Match[str]], tuple[int, int, str] | None] | None = None
+                   ) -> Callable[[re.Match[str]], tuple[int, int, str] | None]:
+        # the leading `\b` of a pattern, tested here: `re` skips to candidate characters only
+        # when a pattern starts with a plain character class (2-3x faster per rule)
+        def check(m: re.Match[str]) -> tuple[int, int, str] | None:
+            if not _at_word_start(m.string, m.start()):
+                return None
+            return accept(m) if accept is not None else (m.start(), m.end(), "")
+        return check
 
     def alone(bad: Callable[[str], bool] | None, test: Callable[[str], bool] | None = None,
               ) -> Callable[[re.Match[str]], tuple[int, int, str] | None]:
@@ -143,15 +165,24 @@ def _rules(hospital_patterns: tuple[str, ...]) -> list[Rule]:
         return lambda s: low <= sum(c.isdigit() for c in s) <= high
 
     months = f"(?:{_MONTHS_FR}|{_MONTHS_EN})"
+    numeric_first = rf"(?:1er|\d\d?)(?:st|nd|rd|th)?(?:\s+(?:au|to)\s+\d{{1,2}})?\s+{months}(?:\s+\d{{4}})?"
+    month_first = rf"(?:{_MONTHS_EN}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|{months}\s+\d{{4}})"
+
+    def uk_city(m: re.Match[str]) -> tuple[int, int, str] | None:
+        # the postcode first ("SW1A 1AA"), then the town before it: one rule per capitalised
+        # word of the text cost more than every other rule
+        city = _UK_TOWN_BEFORE.search(m.string, max(0, m.start() - 60), m.start())
+        return None if city is None else (city.start(), m.end(), "")
+
     rules: list[Rule] = [
         ("EMAIL", re.compile(r"@[\w-]+(?:\.[\w-]+)+"), email),
-        ("IBAN", re.compile(r"\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}(?:\s?[A-Z0-9]{1,3})?\b"),
-         alone(None, iban_ok)),
+        ("IBAN", re.compile(r"[A-Z][A-Z]\d\d(?:\s?[A-Z0-9]{4}){2,7}(?:\s?[A-Z0-9]{1,3})?\b"),
+         alone(_wordy, iban_ok)),
         ("NIR", re.compile(r"[12378][\s.]?\d{2}[\s.]?(?:0[1-9]|1[0-2]|[2-9]\d)[\s.]?(?:\d{2}|2[AB])"
                            r"[\s.]?\d{3}[\s.]?\d{3}[\s.]?\d{2}(?!\d)"), nir),
         # NHS numbers: after their cue whatever their check digit (a typo is still the patient's), alone
         # only when the mod-11 check holds (a US phone number has the same 3-3-4 shape)
-        ("HOSPITAL_ID", re.compile(r"\d{3}\s\d{3}\s\d{4}\b"), nhs),
+        ("HOSPITAL_ID", re.compile(r"\d\d\d\s\d{3}\s\d{4}\b"), nhs),
         ("PHONE", re.compile(r"(?:\+33\s?(?:\(0\)\s?)?[1-9]|0033\s?[1-9]|0[1-9])(?:[\s.-]?\d{2}){4}(?!\d)"),
          alone(_word_or_plus)),
         ("PHONE", re.compile(r"\+\d{1,3}[\s.-]?(?:\(0\)\s?)?\(?\d{1,4}\)?(?:[\s.-]?\d{2,4}){2,4}(?!\d)"),
@@ -159,38 +190,43 @@ def _rules(hospital_patterns: tuple[str, ...]) -> list[Rule]:
         ("PHONE", re.compile(r"0\d{2,4}\s?\d{3,4}\s?\d{3,4}(?!\d)"), alone(_word_or_plus, digits_between(10, 11))),
         ("PHONE", re.compile(r"\(\d{3}\)\s?\d{3}[-.\s]\d{4}\b"), None),
         ("HOSPITAL_ID", re.compile(
-            r"\b(?:IPP|NDA|N° de séjour|n° de séjour|[Nn]uméro de séjour|[Ss]éjour|[Dd]ossier|[ÉéEe]pisode|"
-            r"MRN|[Hh]ospital number|[Rr]ecord|[Aa]dmission|[Pp]atient number)\s*[:#°n]*\s*"
-            r"((?:MRN\s)?(?:[A-Z]{1,3}-?)?\d[\d-]{4,14}\d)\b"), group(1)),
+            # the cue words spelt out in both cases: an alternation of plain words lets `re`
+            # skip ahead, `[Nn]` does not
+            r"(?:IPP|NDA|N° de séjour|n° de séjour|Numéro de séjour|numéro de séjour|Séjour|séjour|Dossier|"
+            r"dossier|Épisode|épisode|Episode|episode|MRN|Hospital number|hospital number|Record|record|"
+            r"Admission|admission|Patient number|patient number)\s*[:#°n]*\s*"
+            r"((?:MRN\s)?(?:[A-Z]{1,3}-?)?\d[\d-]{4,14}\d)\b"), word_start(group(1))),
         *[("HOSPITAL_ID", re.compile(p), None) for p in hospital_patterns],
-        ("DATE", re.compile(r"(?P<d>\d{1,2})[/.-](?P<m>\d{1,2})[/.-](?:\d{4}|\d{2})(?![\d/])"), date),
-        ("DATE", re.compile(r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])\b"), alone(str.isalnum)),
-        ("DATE", re.compile(rf"\b(?:{_DAYS}\s+)?(?:(?:1er|\d{{1,2}})(?:st|nd|rd|th)?(?:\s+(?:au|to)\s+\d{{1,2}})?\s+"
-                            rf"{months}(?:\s+\d{{4}})?|{_MONTHS_EN}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|"
-                            rf"{months}\s+\d{{4}})\b"), None),
-        ("DATE", re.compile(r"\b(?:depuis|since|en|in)\s+((?:19|20)\d{2})\b(?!\s*(?:mg|g|ml|units|UI))"), group(1)),
-        ("AGE", re.compile(r"\b(?:9\d|1[0-2]\d)(?:\s?ans|\s?years?[\s-]old|-year-old|\s?yo)\b"), None),
+        ("DATE", re.compile(r"(?P<d>\d\d?)[/.-](?P<m>\d{1,2})[/.-](?:\d{4}|\d{2})(?![\d/])"), date),
+        ("DATE", re.compile(r"\d\d\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])\b"), alone(str.isalnum)),
+        # written dates: with a day name first, then without (an optional group in front keeps
+        # `re` from skipping ahead); the longer is taken first
+        ("DATE", re.compile(rf"{_DAYS}\s+(?:{numeric_first}|{month_first})\b"), word_start()),
+        ("DATE", re.compile(rf"{numeric_first}\b"), word_start()),
+        ("DATE", re.compile(rf"\b{month_first}\b"), None),
+        ("DATE", re.compile(r"(?:depuis|since|en|in)\s+((?:19|20)\d{2})\b(?!\s*(?:mg|g|ml|units|UI))"),
+         word_start(group(1))),
+        ("AGE", re.compile(r"(?:9\d|1[0-2]\d)(?:\s?ans|\s?years?[\s-]old|-year-old|\s?yo)\b"), word_start()),
         ("AGE", re.compile(r", (9\d|1[0-2]\d)(?=[,;.])"),
          lambda m: (m.start(1), m.end(1), "") if m.start() and not _preceded(
              m, lambda c: not (c.isalnum() or c == ".")) else None),
-        ("ADDRESS", re.compile(rf"\b\d{{1,4}}(?:\s?(?:bis|ter))?,?\s+{_STREET_FR}\s+[^,;:\n()]{{2,40}}?"
-                               r"(?=[,;:\n()]|\.(?:\s|$)|$)"), None),
-        ("ADDRESS", re.compile(rf"\b\d{{1,5}}\s+(?:[{_UP}][{_LOW}]+\s+){{1,3}}{_STREET_EN}\b"), None),
-        ("POSTCODE_CITY", re.compile(rf"\b\d{{5}}\s+(?:[{_UP}][{_LOW}'’-]+)(?:[\s-](?:[{_UP}][{_LOW}'’-]+|sur|en|"
-                                     rf"lès|les))*"), None),
-        ("POSTCODE_CITY", re.compile(rf"\b(?:[{_UP}][{_LOW}]+\s)?[{_UP}][{_LOW}]+\s+"
-                                     r"[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}\b"), None),
+        ("ADDRESS", re.compile(rf"\d\d{{0,3}}(?:\s?(?:bis|ter))?,?\s+{_STREET_FR}\s+[^,;:\n()]{{2,40}}?"
+                               r"(?=[,;:\n()]|\.(?:\s|$)|$)"), word_start()),
+        ("ADDRESS", re.compile(rf"\d\d{{0,4}}\s+(?:[{_UP}][{_LOW}]+\s+){{1,3}}{_STREET_EN}\b"), word_start()),
+        ("POSTCODE_CITY", re.compile(rf"\d\d\d\d\d\s+(?:[{_UP}][{_LOW}'’-]+)(?:[\s-](?:[{_UP}][{_LOW}'’-]+|sur|en|"
+                                     rf"lès|les))*"), word_start()),
+        ("POSTCODE_CITY", re.compile(r"[A-Z][A-Z]?\d[A-Z\d]?\s\d[A-Z]{2}\b"), word_start(uk_city)),
     ]
     return rules
 
 
 _NAME_RULES = [
     # a title and one to three name words: "M. Jean-Pierre Morel", "Dr Lefèvre", "Mme Thi Lan Nguyen"
-    re.compile(rf"\b{_TITLE}\s+(?:{_CAP}\.?\s+)?{_PARTICLE}{_CAP}(?:\s+{_PARTICLE}{_CAP}){{0,2}}"),
+    re.compile(rf"{_TITLE}\s+(?:{_CAP}\.?\s+)?{_PARTICLE}{_CAP}(?:\s+{_PARTICLE}{_CAP}){{0,2}}"),
     # family name in capitals, then a given name: "DUPONT Marie"
-    re.compile(rf"\b[{_UP}]{{2,}}(?:-[{_UP}]{{2,}})?\s+[{_UP}][{_LOW}]+(?:-[{_UP}][{_LOW}]+)?"),
+    re.compile(rf"[{_UP}][{_UP}]+(?:-[{_UP}]{{2,}})?\s+[{_UP}][{_LOW}]+(?:-[{_UP}][{_LOW}]+)?"),
     # "la famille Nguyen", "the Nguyen family"
-    re.compile(rf"(?<=famille )[{_UP}][{_LOW}]+|(?<=[Tt]he )[{_UP}][{_LOW}]+(?= family)"),
+    re.compile(rf"famille ([{_UP}][{_LOW}]+)|[Tt]he ([{_UP}][{_LOW}]+)(?= family)"),
 ]
 _NHS_CUE = re.compile(r"NHS (?:number|no\.?)\s*:?\s*$")
 _LOCAL_PART = re.compile(r"[\w.+-]+$")
@@ -203,12 +239,14 @@ _STREET_BEFORE = re.compile(rf"\b(?:{_STREET_FR}|{_STREET_EN.replace('Dr|', '').
                             re.IGNORECASE)
 _RELATION_BEFORE = re.compile(rf"\b{_RELATION}\s*:?\s*$", re.IGNORECASE)
 #: words after which two capitalised words are a person: "Amie : Océane Blanchard", "patient Rene Marshall"
-_PERSON_CUE_AHEAD = re.compile(r"\b(?:patient|patiente|ami|amie|friend|contact|next of kin|personne de confiance|"
+_PERSON_CUE_AHEAD = re.compile(r"(?:patient|patiente|ami|amie|friend|contact|next of kin|personne de confiance|"
                                r"personne à prévenir|infirmière|infirmier|nurse|interne|kinésithérapeute|"
                                r"physiotherapist|titulaire|holder|bénéficiaire|assurée?|seen|vu|vue)\s*:?\s*",
                                re.IGNORECASE)
 
 
+_UK_TOWN_BEFORE = re.compile(rf"\b(?:[{_UP}][{_LOW}]+\s)?[{_UP}][{_LOW}]+\s+$")
+_PERSON_CUE_LOWER = re.compile(_PERSON_CUE_AHEAD.pattern)
 _FAMILY = re.compile(rf"(?:\s+(?:Le |La )?{_CAP}){{1,2}}")
 _TWO_WORDS = re.compile(rf"{_CAP}\s+{_PARTICLE}{_CAP}\b")
 _CLOSING = re.compile(r"\s*\)")
@@ -216,16 +254,26 @@ _PUNCT = re.compile(r"[,.;]")
 
 
 def _names(text: str) -> Iterable[tuple[int, int]]:
+    # the rules start with a plain character or word list, not `\b`, so that `re` can skip
+    # ahead; the word boundary is tested here
     names = first_names()
-    for rule in _NAME_RULES[1:]:
-        for m in rule.finditer(text):
-            given = m.group().split()[-1]
-            if rule is _NAME_RULES[1] and given not in names:
-                continue
+    for m in _NAME_RULES[1].finditer(text):
+        if m.group().split()[-1] in names and _at_word_start(text, m.start()):
             yield m.start(), m.end()
+    for m in _NAME_RULES[2].finditer(text):
+        g = 1 if m.start(1) != -1 else 2
+        if _at_word_start(text, m.start()):
+            yield m.start(g), m.end(g)
     for m in _NAME_RULES[0].finditer(text):
-        yield m.start(), m.end()
-    for cue in _PERSON_CUE_AHEAD.finditer(text):  # cue words are rarer than pairs of capitalised words
+        if _at_word_start(text, m.start()):
+            yield m.start(), m.end()
+    # cue words are rarer than pairs of capitalised words; searched case-sensitively in the
+    # lowercased text (IGNORECASE makes `re` test every position), when lowering keeps offsets
+    lowered = text.lower()
+    cues = (_PERSON_CUE_LOWER.finditer(lowered) if len(lowered) == len(text) else _PERSON_CUE_AHEAD.finditer(text))
+    for cue in cues:
+        if not _at_word_start(text, cue.start()):
+            continue
         pair = _TWO_WORDS.match(text, cue.end())
         if pair is not None:
             yield pair.start(), pair.end()
@@ -305,8 +353,27 @@ def scan_parallel(text: str, hospital_patterns: Iterable[str] = (), workers: int
         end = len(text) if end == -1 else end + 1
         pieces.append((start, text[start:end]))
         start = end
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-    with ProcessPoolExecutor(cores, mp_context=multiprocessing.get_context(method)) as pool:
-        results = pool.map(scan, [p for _, p in pieces], [patterns] * len(pieces))
-        return [Entity(e.kind, e.start + offset, e.end + offset, e.text, e.detail)
-                for (offset, _), found in zip(pieces, results, strict=True) for e in found]
+    if "fork" not in multiprocessing.get_all_start_methods():
+        with ProcessPoolExecutor(cores) as pool:
+            results = pool.map(scan, [p for _, p in pieces], [patterns] * len(pieces))
+            return [Entity(e.kind, e.start + offset, e.end + offset, e.text, e.detail)
+                    for (offset, _), found in zip(pieces, results, strict=True) for e in found]
+    # Forked workers inherit the text: only offsets go out and compact tuples come back
+    # (pickling 20 MB of pieces and 150,000 entities cost a third of the scan)
+    global _SHARED_TEXT
+    _SHARED_TEXT = text
+    try:
+        with ProcessPoolExecutor(cores, mp_context=multiprocessing.get_context("fork")) as pool:
+            spans = pool.map(_scan_span, [(start, start + len(piece), patterns) for start, piece in pieces])
+            return [Entity(kind, start, end, text[start:end], detail)
+                    for found in spans for kind, start, end, detail in found]
+    finally:
+        _SHARED_TEXT = ""
+
+
+_SHARED_TEXT = ""
+
+
+def _scan_span(job: tuple[int, int, tuple[str, ...]]) -> list[tuple[str, int, int, str]]:
+    start, end, patterns = job
+    return [(e.kind, e.start + start, e.end + start, e.detail) for e in scan(_SHARED_TEXT[start:end], patterns)]

@@ -97,17 +97,34 @@ def validate(suite: Path = typer.Argument(..., help="suite.yaml")) -> None:
 
 
 @app.command()
-def report(run_dir: Path = typer.Argument(..., help="runs/<run-id>"),
+def report(runs: list[Path] = typer.Argument(..., help="runs/<run-id>; with html, more runs are compared with "
+                                                       "the first"),
            format: Format = typer.Option(Format.md, "--format", "-f"),
-           out: Path = typer.Option(None, "--out", help="write to this file instead of stdout (csv, parquet: "
-                                                          "this folder, default RUN/tables)")) -> None:
-    """Recompute the scorecard from a run record alone; csv and parquet write its tables
-    (items, responses, scores, metrics)."""
+           lang: str = typer.Option("en", "--lang", help="html: en or fr"),
+           out: Path = typer.Option(None, "--out", help="write to this file instead of stdout (html: default "
+                                                         "RUN/report.<lang>.html; csv, parquet: this folder, "
+                                                         "default RUN/tables)")) -> None:
+    """Recompute the scorecard from a run record alone. html: the committee's page (decisions,
+    every figure with CI, forest plots, details, declarations, methodology), in French or
+    English, with its plots as PNG and SVG beside it; csv and parquet write its tables."""
     from harness.metrics import build_scorecard
     from harness.report.markdown import render_markdown
 
-    if not (run_dir / "manifest.json").is_file():
-        _fail(Exception(f"{run_dir}: not a run record (no manifest.json)"), 2)
+    for run_dir in runs:
+        if not (run_dir / "manifest.json").is_file():
+            _fail(Exception(f"{run_dir}: not a run record (no manifest.json)"), 2)
+    if len(runs) > 1 and format != Format.html:
+        _fail(Exception("several runs: only --format html compares them (or use harness compare)"), 2)
+    run_dir = runs[0]
+    if format == Format.html:
+        from harness.report.committee import TEXT, write_committee_report
+
+        if lang not in TEXT:
+            _fail(Exception(f"--lang: expected one of {', '.join(TEXT)}, found {lang!r}"), 2)
+        target = out or run_dir / f"report.{lang}.html"
+        write_committee_report(runs, target, lang)
+        typer.echo(f"wrote {target} (plots in {target.parent / (target.stem + '-plots')})")
+        return
     if format in (Format.csv, Format.parquet):
         from harness.analysis import export_tables, load_run
 
@@ -124,10 +141,6 @@ def report(run_dir: Path = typer.Argument(..., help="runs/<run-id>"),
         with tempfile.TemporaryDirectory() as tmp:
             write_junit(Path(tmp) / "gates.xml", card["suite"], gate_cases(card))
             text = (Path(tmp) / "gates.xml").read_text(encoding="utf-8")
-    elif format == Format.html:
-        from harness.report.html import render_html
-
-        text = render_html(card)
     else:
         text = render_markdown(card) if format == Format.md else json.dumps(card, indent=2, ensure_ascii=False)
     if out:

@@ -549,6 +549,61 @@ def confidentiality_sections(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def significant_best(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues]) -> list[dict[str, Any]]:
+    """For each task × quality metric with several systems: the best system, named only when
+    its paired difference with every other system (on the items both answered, bootstrap
+    95% CI) excludes zero; otherwise none is marked. Reports mark it, and nothing else."""
+    seed = int(manifest.get("seed", 0))
+    out = []
+    for task, info in manifest["tasks"].items():
+        adapters = [a for t, a in manifest["pairs"] if t == task and (t, a) in pairs]
+        if len(adapters) < 2:
+            continue
+        for spec in info["metrics"]:
+            if spec["name"] in OPERATIONAL:
+                continue
+            keyed = {a: keyed_values(pairs[(task, a)], spec) for a in adapters}
+            figures = {}
+            for a, values in keyed.items():
+                if not values:
+                    continue
+                if spec["aggregation"] == "corpus":
+                    from harness.corpus import reducer_for
+
+                    figures[a] = reducer_for(spec)(np.sum(list(values.values()), axis=0))
+                else:
+                    num, den = np.array([v[0] for v in values.values()]), np.array([v[1] for v in values.values()])
+                    if den.sum():
+                        figures[a] = float(num.sum() / den.sum())
+            if len(figures) < 2:
+                continue
+            best = (max if spec["higher_is_better"] else min)(figures, key=figures.__getitem__)
+            clear = True
+            for other in figures:
+                if other == best:
+                    continue
+                common = sorted(set(keyed[best]) & set(keyed[other]))
+                if len(common) < 2:
+                    clear = False
+                    break
+                if spec["aggregation"] == "corpus":
+                    from harness.corpus import paired_corpus_difference
+
+                    _, _, _, low, high, _ = paired_corpus_difference(
+                        np.array([keyed[other][k] for k in common]), np.array([keyed[best][k] for k in common]),
+                        spec, seed=seed, permutations=0)
+                else:
+                    a = np.array([keyed[other][k] for k in common])
+                    b = np.array([keyed[best][k] for k in common])
+                    _, low, high = paired_ratio_difference(a[:, 0], a[:, 1], b[:, 0], b[:, 1], seed=seed)
+                if math.isnan(low) or low <= 0 <= high:
+                    clear = False
+                    break
+            out.append({"task": task, "metric": spec["name"], "best": best if clear else None,
+                        "value": figures[best]})
+    return out
+
+
 def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
     """Recompute the whole scorecard from `run_dir`'s manifest and scores."""
     run_dir = Path(run_dir)
@@ -580,6 +635,7 @@ def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
         "gates": gates,
         "gates_failed": sum(1 for g in gates if not g["passed"]),
         "power": power_notes(suite, rows),
+        "best": significant_best(manifest, values),
         "stability": stability(manifest, values),
         "sections": confidentiality_sections(manifest) + scorer_sections(manifest, values)
         + baseline_sections(manifest, values) + latency_sections(manifest, values)

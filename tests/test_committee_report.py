@@ -16,7 +16,7 @@ import pytest
 from conftest import ROOT, run_cli, write_jsonl, write_yaml
 
 EXAMPLES = ROOT / "reports" / "examples"
-SECTION_IDS = ("decisions", "results", "forest", "details", "systems", "method")
+SECTION_IDS = ("decisions", "results", "forest", "transcripts", "details", "systems", "method")
 
 
 def _chromium() -> str:
@@ -59,11 +59,10 @@ def _no_external_request(html: str) -> None:
 
 @pytest.mark.parametrize("lang", ["en", "fr"])
 def test_the_bundled_example_reports_match_the_code_and_render(tmp_path: Path, lang: str) -> None:
-    shutil.copytree(EXAMPLES / "run", tmp_path / "reports" / "examples" / "run")
-    res = run_cli("report", "reports/examples/run", "--format", "html", "--lang", lang,
-                  "--out", f"reports/examples/report.{lang}.html", cwd=tmp_path)
+    # rendered from the stored record, from the project root, as the script does
+    page = tmp_path / f"report.{lang}.html"
+    res = run_cli("report", "reports/examples/run", "--format", "html", "--lang", lang, "--out", str(page), cwd=ROOT)
     assert res.returncode == 0, res.stderr
-    page = tmp_path / "reports" / "examples" / f"report.{lang}.html"
     assert page.read_text(encoding="utf-8") == (EXAMPLES / f"report.{lang}.html").read_text(encoding="utf-8"), \
         "run `python scripts/make_example_reports.py --run reports/examples/run`"
     html = page.read_text(encoding="utf-8")
@@ -78,7 +77,12 @@ def test_the_bundled_example_reports_match_the_code_and_render(tmp_path: Path, l
         assert word in dom, word
     # the medical errors, the citation verdicts and the declarations are on the page
     assert "ceftriaxone" in dom and "Alzheimer" in dom  # a drug error and a citation verdict
-    plots = sorted((tmp_path / "reports" / "examples" / f"report.{lang}-plots").iterdir())
+    # the transcription view: aligned words, critical errors first
+    view = dom[dom.index('id="transcripts"'):]
+    assert "<del>céfuroxime</del><ins>ceftriaxone</ins>" in view.replace("cefuroxime", "céfuroxime") or \
+        "<del>cefuroxime</del><ins>ceftriaxone</ins>" in view
+    assert view.index("negation_lost") < view.index("dictation-en")  # the French service's critical errors
+    plots = sorted((tmp_path / f"report.{lang}-plots").iterdir())
     assert any(p.suffix == ".png" for p in plots) and any(p.suffix == ".svg" for p in plots)
     shot = tmp_path / "shot.png"
     seconds = _screenshot(page, shot)

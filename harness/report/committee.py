@@ -39,7 +39,10 @@ TEXT: dict[str, dict[str, str]] = {
         "normalization": "Normalization", "scorers": "Scorers and versions", "data": "Data digests",
         "harness": "Harness", "run": "Run", "yes": "yes", "no": "no", "sections": "Details",
         "underpowered": "too few items to conclude at this margin", "adapter": "System", "task": "Task",
-        "lang_note": "Report in English.",
+        "lang_note": "Report in English.", "transcripts": "Transcriptions, word by word",
+        "transcripts_note": "Reference and output after normalization, aligned: struck out what the system "
+        "missed or got wrong, underlined what it wrote instead or added. Items with a critical medical error "
+        "first.", "shown": "shown", "of": "of", "with_errors": "with an error",
     },
     "fr": {
         "title": "Rapport d'évaluation", "decisions": "Décisions", "objectives": "Objectifs (HAS 1.6)",
@@ -58,7 +61,10 @@ TEXT: dict[str, dict[str, str]] = {
         "normalization": "Normalisation", "scorers": "Évaluateurs et versions", "data": "Empreintes des données",
         "harness": "Banc d'essai", "run": "Exécution", "yes": "oui", "no": "non", "sections": "Détails",
         "underpowered": "trop peu d'items pour conclure à cette marge", "adapter": "Système", "task": "Tâche",
-        "lang_note": "Rapport en français.",
+        "lang_note": "Rapport en français.", "transcripts": "Transcriptions, mot à mot",
+        "transcripts_note": "Référence et sortie après normalisation, alignées : barré ce que le système a "
+        "manqué ou déformé, souligné ce qu'il a écrit à la place ou ajouté. Les items avec une erreur médicale "
+        "critique d'abord.", "shown": "affichés", "of": "sur", "with_errors": "avec une erreur",
     },
 }
 DECLARATIONS_FR = {"provider": "Fournisseur", "version": "Version", "hosting": "Hébergement",
@@ -156,6 +162,64 @@ def _plots(card: dict[str, Any], lang: str, folder: Path | None, currency: str |
     return plots
 
 
+#: most items shown per task × system in the transcription view; the rest are in scores.jsonl
+TRANSCRIPTS_SHOWN = 100
+_MEDICAL = ("drug_names", "doses", "critical_terms")
+
+
+def _aligned(ref: str, hyp: str) -> tuple[list[tuple[str, str, str]], set[str]]:
+    """Reference and output aligned word by word: (class, reference words, output words) with
+    class eq, sub, del or ins; and the error classes present."""
+    from rapidfuzz.distance import Levenshtein
+
+    r, h = ref.split(), hyp.split()
+    out: list[tuple[str, str, str]] = []
+    classes: set[str] = set()
+    ops: list[tuple[str, int, int, int, int]] = Levenshtein.opcodes(r, h).as_list()  # type: ignore[assignment]
+    for tag, i1, i2, j1, j2 in ops:
+        cls = {"equal": "eq", "replace": "sub", "delete": "del", "insert": "ins"}[tag]
+        if cls != "eq":
+            classes.add(cls)
+        out.append((cls, " ".join(r[i1:i2]), " ".join(h[j1:j2])))
+    return out, classes
+
+
+def _transcripts(run_dir: Path, card: dict[str, Any]) -> list[dict[str, Any]]:
+    """The transcription view, from the record alone: the normalized reference and output the
+    WER scorer kept, aligned; items with a critical medical error first, then the most errors."""
+    from harness.record import ScoreLine, iter_lines
+    from harness.store import SCORES
+
+    tasks = {t for t, info in card["tasks"].items() if info["kind"] == "transcription"}
+    if not tasks:
+        return []
+    entries: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for line in iter_lines(run_dir / SCORES, ScoreLine):
+        if line.task not in tasks or not isinstance(line.details.get("wer"), dict):
+            continue
+        wer = line.details["wer"]
+        if "ref_norm" not in wer:
+            continue
+        segments, classes = _aligned(wer["ref_norm"], wer.get("hyp_norm", ""))
+        findings = [f for scorer in _MEDICAL for f in ((line.details.get(scorer) or {}).get("findings") or [])
+                    if isinstance(f, dict)]
+        classes |= {str(f.get("kind")) for f in findings}
+        critical = sum(1 for f in findings if f.get("severity") == "critical")
+        errors = sum(1 for c, _, _ in segments if c != "eq")
+        entries.setdefault((line.task, line.adapter), []).append({
+            "item": line.item_id + (f"#{line.repeat}" if line.repeat else ""), "segments": segments,
+            "findings": findings, "classes": sorted(classes), "order": (-critical, -len(findings), -errors,
+                                                                        line.item_id, line.repeat)})
+    out = []
+    for (task, adapter), items in entries.items():
+        items.sort(key=lambda e: e["order"])
+        shown = [e for e in items if e["classes"]][:TRANSCRIPTS_SHOWN]
+        out.append({"task": task, "adapter": adapter, "items": shown, "total": len(items),
+                    "with_errors": sum(1 for e in items if e["classes"]),
+                    "classes": sorted({c for e in shown for c in e["classes"]})})
+    return out
+
+
 def _methodology(card: dict[str, Any], manifest: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     methods = sorted({r["ci_method"] for r in card["rows"] if r.get("ci_method")})
     return {
@@ -200,6 +264,7 @@ def render_committee(run_dirs: list[Path], lang: str = "en", plots_folder: Path 
         declaration_columns=[(k, DECLARATIONS_FR.get(k, title) if lang == "fr" else title)
                              for k, title in DECLARATION_COLUMNS],
         status_words=STATUS_FR if lang == "fr" else {}, comparisons=comparisons, methodology=methodology,
+        transcripts=_transcripts(run_dirs[0], card),
         metric_label=lambda m: metric_label(m, lang, currency), figure=figure, interval=interval)
 
 

@@ -119,8 +119,8 @@ def series(db_path: Path) -> dict[tuple[str, str], list[tuple[str, str, float, f
     return out
 
 
-def plot(data: dict[tuple[str, str], list[Any]], out_dir: Path, fmt: str = "png") -> list[Path]:
-    """One chart per task × metric: each adapter's value over time with its 95% CI."""
+def history_figure(task: str, metric: str, points: list[Any], label: str | None = None) -> Any:
+    """A matplotlib figure: each adapter's value of one task × metric over time, with its 95% CI."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -128,21 +128,29 @@ def plot(data: dict[tuple[str, str], list[Any]], out_dir: Path, fmt: str = "png"
 
     import matplotlib.pyplot as plt
 
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for adapter in sorted({p[0] for p in points}):
+        pts = [p for p in points if p[0] == adapter]
+        xs = [datetime.fromisoformat(p[1]) for p in pts]
+        ys = [p[2] for p in pts]
+        lows = [p[2] - p[3] if p[3] is not None else 0 for p in pts]
+        highs = [p[4] - p[2] if p[4] is not None else 0 for p in pts]
+        ax.errorbar(xs, ys, yerr=[lows, highs], marker="o", capsize=3, label=adapter)  # type: ignore[arg-type]
+    ax.set_title(f"{task} — {label or metric} (95% CI)")
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig
+
+
+def plot(data: dict[tuple[str, str], list[Any]], out_dir: Path, fmt: str = "png") -> list[Path]:
+    """One chart per task × metric: each adapter's value over time with its 95% CI."""
+    import matplotlib.pyplot as plt
+
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for (task, metric), points in data.items():
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        for adapter in sorted({p[0] for p in points}):
-            pts = [p for p in points if p[0] == adapter]
-            xs = [datetime.fromisoformat(p[1]) for p in pts]
-            ys = [p[2] for p in pts]
-            lows = [p[2] - p[3] if p[3] is not None else 0 for p in pts]
-            highs = [p[4] - p[2] if p[4] is not None else 0 for p in pts]
-            ax.errorbar(xs, ys, yerr=[lows, highs], marker="o", capsize=3, label=adapter)  # type: ignore[arg-type]
-        ax.set_title(f"{task} — {metric} (95% CI)")
-        ax.legend(fontsize=8)
-        fig.autofmt_xdate()
-        fig.tight_layout()
+        fig = history_figure(task, metric, points)
         path = out_dir / f"{task}__{metric}.{fmt}"
         fig.savefig(path)
         plt.close(fig)

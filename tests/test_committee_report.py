@@ -84,6 +84,8 @@ def test_the_bundled_example_reports_match_the_code_and_render(tmp_path: Path, l
     assert view.index("negation_lost") < view.index("dictation-en")  # the French service's critical errors
     plots = sorted((tmp_path / f"report.{lang}-plots").iterdir())
     assert any(p.suffix == ".png" for p in plots) and any(p.suffix == ".svg" for p in plots)
+    # the French service's medical errors by class, as a chart
+    assert any(p.name.startswith("errors-dictation-fr-dictee-cloud-critical_terms") for p in plots)
     shot = tmp_path / "shot.png"
     seconds = _screenshot(page, shot)
     assert seconds < 5 and _distinct_colours(shot) > 20  # text, tables and colours, not a blank page
@@ -152,3 +154,17 @@ def test_untrusted_text_stays_text_on_the_committee_page(tmp_path: Path) -> None
     assert "&lt;script&gt;" in page.read_text(encoding="utf-8")  # shown, escaped
     card = json.loads((tmp_path / "run" / "scorecard.json").read_text())
     assert card["adapters"]["sys-a"]["declarations"]["provider"] == payload
+
+
+def test_history_and_error_class_plots_appear_where_they_apply(tmp_path: Path) -> None:
+    suite = _replay_suite(tmp_path, 50)
+    runs = tmp_path / "runs"
+    for name in ("r1", "r2"):
+        assert run_cli("run", str(suite), "--quiet", "--no-cache", "--out", str(runs / name)).returncode == 0
+    page = tmp_path / "plain.html"
+    assert run_cli("report", str(runs / "r2"), "--format", "html", "--out", str(page)).returncode == 0
+    assert 'id="history"' not in page.read_text(encoding="utf-8")  # no history indexed: no plot invented
+    assert run_cli("history", str(runs), "--no-plots").returncode == 0
+    assert run_cli("report", str(runs / "r2"), "--format", "html", "--out", str(page)).returncode == 0
+    html = page.read_text(encoding="utf-8")
+    assert 'id="history"' in html and (tmp_path / "plain-plots" / "history-qa-accuracy.png").is_file()

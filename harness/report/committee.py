@@ -40,6 +40,7 @@ TEXT: dict[str, dict[str, str]] = {
         "harness": "Harness", "run": "Run", "yes": "yes", "no": "no", "sections": "Details",
         "underpowered": "too few items to conclude at this margin", "adapter": "System", "task": "Task",
         "lang_note": "Report in English.", "transcripts": "Transcriptions, word by word",
+        "history": "Over time (runs indexed by harness history)",
         "transcripts_note": "Reference and output after normalization, aligned: struck out what the system "
         "missed or got wrong, underlined what it wrote instead or added. Items with a critical medical error "
         "first.", "shown": "shown", "of": "of", "with_errors": "with an error",
@@ -62,6 +63,7 @@ TEXT: dict[str, dict[str, str]] = {
         "harness": "Banc d'essai", "run": "Exécution", "yes": "oui", "no": "non", "sections": "Détails",
         "underpowered": "trop peu d'items pour conclure à cette marge", "adapter": "Système", "task": "Tâche",
         "lang_note": "Rapport en français.", "transcripts": "Transcriptions, mot à mot",
+        "history": "Au fil du temps (exécutions indexées par harness history)",
         "transcripts_note": "Référence et sortie après normalisation, alignées : barré ce que le système a "
         "manqué ou déformé, souligné ce qu'il a écrit à la place ou ajouté. Les items avec une erreur médicale "
         "critique d'abord.", "shown": "affichés", "of": "sur", "with_errors": "avec une erreur",
@@ -87,8 +89,18 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:80] or "x"
 
 
-def forest_plot(rows: list[dict[str, Any]], label: str) -> tuple[bytes, bytes]:
-    """One metric across systems: value and 95% CI per system (SVG, PNG)."""
+def _figure_bytes(fig: Any) -> tuple[bytes, bytes]:
+    import matplotlib.pyplot as plt
+
+    svg, png = io.BytesIO(), io.BytesIO()
+    # no dates in the files: the same run gives the same bytes
+    fig.savefig(svg, format="svg", metadata={"Date": None})
+    fig.savefig(png, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return svg.getvalue(), png.getvalue()
+
+
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -96,7 +108,26 @@ def forest_plot(rows: list[dict[str, Any]], label: str) -> tuple[bytes, bytes]:
 
     # text as text (a third of the size of glyph outlines) and fixed ids: same run, same bytes
     plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "avec-harness"})
+    return plt
 
+
+def error_class_plot(by_kind: dict[str, int], title: str) -> tuple[bytes, bytes]:
+    """How many errors of each class a system made (a medical scorer's `by_kind`)."""
+    plt = _pyplot()
+    kinds = sorted(by_kind, key=lambda k: (-by_kind[k], k))
+    fig, ax = plt.subplots(figsize=(6.4, 0.4 * len(kinds) + 1.0))
+    ax.barh(range(len(kinds)), [by_kind[k] for k in kinds], color="#a33")
+    ax.set_yticks(range(len(kinds)), kinds)
+    ax.invert_yaxis()
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _figure_bytes(fig)
+
+
+def forest_plot(rows: list[dict[str, Any]], label: str) -> tuple[bytes, bytes]:
+    """One metric across systems: value and 95% CI per system (SVG, PNG)."""
+    plt = _pyplot()
     shown = [r for r in rows if r["value"] is not None]
     fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(shown) + 1.0))
     for y, r in enumerate(shown):
@@ -109,12 +140,7 @@ def forest_plot(rows: list[dict[str, Any]], label: str) -> tuple[bytes, bytes]:
     ax.set_xlabel(label)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    svg, png = io.BytesIO(), io.BytesIO()
-    # no embedded fonts or dates: the same run gives the same bytes
-    fig.savefig(svg, format="svg", metadata={"Date": None})
-    fig.savefig(png, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return svg.getvalue(), png.getvalue()
+    return _figure_bytes(fig)
 
 
 def _task_tables(card: dict[str, Any], lang: str, currency: str | None) -> list[dict[str, Any]]:
@@ -153,13 +179,47 @@ def _plots(card: dict[str, Any], lang: str, folder: Path | None, currency: str |
             label = metric_label(metric, lang, currency)
             svg, png = forest_plot([r for r in rows if r["metric"] == metric], label)
             name = f"forest-{_slug(task)}-{_slug(metric)}"
-            if folder is not None:
-                folder.mkdir(parents=True, exist_ok=True)
-                (folder / f"{name}.svg").write_bytes(svg)
-                (folder / f"{name}.png").write_bytes(png)
-            plots.append({"task": task, "label": label, "file": name,
-                          "data": "data:image/svg+xml;base64," + base64.b64encode(svg).decode()})
+            plots.append(_plot_entry(task, label, name, svg, png, folder))
+    for sec in card.get("sections", []):
+        by_kind = (sec.get("data") or {}).get("by_kind")
+        if isinstance(by_kind, dict) and by_kind and all(isinstance(v, int) for v in by_kind.values()):
+            title = f"{sec['title']} — {sec['adapter']}"
+            svg, png = error_class_plot(by_kind, title)
+            name = f"errors-{_slug(sec['task'])}-{_slug(sec['adapter'])}-{_slug(sec['scorer'])}"
+            plots.append(_plot_entry(sec["task"], title, name, svg, png, folder))
     return plots
+
+
+def _plot_entry(task: str, label: str, name: str, svg: bytes, png: bytes, folder: Path | None) -> dict[str, Any]:
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.svg").write_bytes(svg)
+        (folder / f"{name}.png").write_bytes(png)
+    return {"task": task, "label": label, "file": name,
+            "data": "data:image/svg+xml;base64," + base64.b64encode(svg).decode()}
+
+
+def _history_plots(run_dir: Path, card: dict[str, Any], lang: str, folder: Path | None,
+                   currency: str | None) -> list[dict[str, Any]]:
+    """Where `harness history` has indexed the runs beside this one: the key figures over time."""
+    db = run_dir.parent / "history.sqlite"
+    if not db.is_file():
+        return []
+    from harness.history import history_figure, series
+
+    _pyplot()  # the same deterministic SVG settings as the other plots
+    data = series(db)
+    out = []
+    for task in card["tasks"]:
+        quality = [r["metric"] for r in card["rows"] if r["task"] == task and not r["operational"]]
+        for metric in list(dict.fromkeys([m for m in KEY_METRICS if m in quality] + quality))[:2]:
+            points = [p for p in data.get((task, metric), []) if p[0] in card["adapters"]]
+            if len({p[1] for p in points}) < 2:
+                continue
+            label = metric_label(metric, lang, currency)
+            svg, png = _figure_bytes(history_figure(task, metric, points, label))
+            out.append(_plot_entry(task, label, f"history-{_slug(task)}-{_slug(metric)}", svg, png, folder))
+    return out
 
 
 #: most items shown per task × system in the transcription view; the rest are in scores.jsonl
@@ -265,6 +325,7 @@ def render_committee(run_dirs: list[Path], lang: str = "en", plots_folder: Path 
                              for k, title in DECLARATION_COLUMNS],
         status_words=STATUS_FR if lang == "fr" else {}, comparisons=comparisons, methodology=methodology,
         transcripts=_transcripts(run_dirs[0], card),
+        history=_history_plots(run_dirs[0], card, lang, plots_folder, currency),
         metric_label=lambda m: metric_label(m, lang, currency), figure=figure, interval=interval)
 
 

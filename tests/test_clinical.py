@@ -176,3 +176,18 @@ def test_substitution_rate_counts_only_drugs_replaced_by_another_drug() -> None:
                                         "Give cefuroxime and a mock sillin.").values
     assert values["drug_ref"] == 2 and values["drug_matched"] == 0
     assert values["drug_substituted"] == 1  # ceftriaxone → cefuroxime; amoxicillin was lost, not substituted
+
+
+@pytest.mark.parametrize(("text", "lang", "expected"), [
+    ("Take one 500 mg paracetamol tablet every six hours.", "en", [(500.0, "mg")]),
+    ("Take two 250 mg capsules three times a day.", "en", [(250.0, "mg")]),
+    ("Prenez deux comprimés de 500 mg.", "fr", [(500.0, "mg")]),
+    ("Give 1,000 units of heparin.", "en", [(1000.0, "units")]),
+    ("5 000 UI d'héparine.", "fr", [(5000.0, "units")]),
+    ("cinq mille unités", "fr", [(5000.0, "units")]),
+])
+def test_a_count_in_words_before_a_dose_is_not_a_thousands_group(text: str, lang: str,
+                                                                  expected: list[tuple[float, str]]) -> None:
+    """Found by the translation example: "one 500 mg tablet" read as 1500 mg, because "one"
+    became "1" and "1 500" then looked like a thousands group."""
+    assert [(d.value, d.unit) for d in extract(text, lang, load_lexicon(None)).doses] == expected

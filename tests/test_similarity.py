@@ -110,7 +110,11 @@ def test_baseline_post_edits_energy_and_objectives_in_the_example(example_run: P
     base = next(s for s in sections if s["group"] == "Against current practice (HAS 3.3)"
                 and s["adapter"] == "mt-vendor-b")
     assert base["data"]["baseline"] == "interpreter-service"
-    assert base["data"]["metrics"]["dose_accuracy"]["verdict"] == "worse"  # vendor B's 5 mg for 5 µg, etc.
+    doses = base["data"]["metrics"]
+    # vendor B writes 5 mg for 5 µg and one litre for one and a half: below today's practice, though
+    # on 3 doses the paired CI cannot say so ("no clear difference" is the honest verdict)
+    assert doses["dose_accuracy"]["value"] < doses["dose_accuracy"]["baseline"]
+    assert doses["dose_magnitude_error_rate"]["value"] > 0 == doses["dose_magnitude_error_rate"]["baseline"]
     assert {"bleu", "chrf", "ter"} <= set(base["data"]["metrics"])
     # post-edits belong to vendor A's drafts only
     assert _row(example_run, "patient-info-fr-en", "mt-vendor-a", "post_edit_rate")["n"] == 30

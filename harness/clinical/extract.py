@@ -191,9 +191,11 @@ def tokenize(text: str, language: str) -> tuple[str, list[str]]:
     folded = fold(text)
     if lang == "fr":
         folded = folded.replace("pour cent", "pourcent")
-    folded = alpha2digit(folded, lang, threshold=0)
-    # thousands separators: "1,000" in English, "5 000" in both; a French comma is a decimal point
+    # thousands separators: "1,000" in English, "5 000" in both; a French comma is a decimal point.
+    # Joined before number words become digits: "one 500 mg tablet" is one tablet of 500 mg,
+    # not 1500 mg ("1 500" once "one" is a digit)
     folded = (_THOUSANDS_EN if lang == "en" else _THOUSANDS_FR).sub("", folded)
+    folded = alpha2digit(folded, lang, threshold=0)
     if lang == "en":
         folded = _NOT.sub(" not", folded)  # "doesn't", "isn't": the negation is a word of its own
     folded = folded.replace("'", " ")  # l'aspirine → l aspirine; n'est → n est

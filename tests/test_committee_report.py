@@ -72,7 +72,9 @@ def test_the_bundled_example_reports_match_the_code_and_render(tmp_path: Path, l
     for section in SECTION_IDS:
         assert f'id="{section}"' in dom, section
     words = {"en": ("Word error rate", "Drug swapped for another", "not declared", "Methodology"),
-             "fr": ("Taux d'erreur sur les mots", "Médicament remplacé par un autre", "non déclaré", "Méthode")}
+             "fr": ("Taux d'erreur sur les mots", "Médicament remplacé par un autre", "non déclaré", "Méthode",
+                    # the scorers' sections too: titles, error classes, table headers
+                    "Erreurs qui comptent en médecine", "négation perdue", "Médicament de référence")}
     for word in words[lang]:
         assert word in dom, word
     # the medical errors, the citation verdicts and the declarations are on the page

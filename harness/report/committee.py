@@ -20,6 +20,7 @@ from typing import Any
 
 import jinja2
 
+from harness.report.i18n import translate_section
 from harness.report.labels import KEY_METRICS, figure, interval, metric_label
 from harness.report.markdown import DECLARATION_COLUMNS, grouped_sections
 
@@ -74,10 +75,6 @@ DECLARATIONS_FR = {"provider": "Fournisseur", "version": "Version", "hosting": "
                    "intended_use": "Usage prévu", "contact": "Contact", "current_practice": "Pratique actuelle"}
 STATUS_FR = {"met": "atteint", "not met": "non atteint", "stop": "ARRÊT", "inconclusive": "non concluant",
              "no data": "pas de données"}
-GROUPS_FR = {"Errors that matter in medicine": "Erreurs qui comptent en médecine",
-             "Confidentiality (HAS 2.4)": "Confidentialité (HAS 2.4)",
-             "Against current practice (HAS 3.3)": "Face à la pratique actuelle (HAS 3.3)",
-             "Estimer (HAS 2.7)": "Estimer (HAS 2.7)"}
 #: most forest plots per task: the key figures, not every operational one
 PLOTS_PER_TASK = 6
 
@@ -315,12 +312,12 @@ def render_committee(run_dirs: list[Path], lang: str = "en", plots_folder: Path 
     methodology = _methodology(card, manifest, run_dirs[0])
     methodology["commands"] = [c.replace("{lang}", lang) for c in methodology["commands"]]
     exit_code = 1 if card["gates_failed"] else 0
+    sections = [translate_section(sec, lang) for sec in card.get("sections", [])]
     return _ENV.get_template("committee.html.j2").render(
         card=card, t=TEXT[lang], lang=lang, exit_code=exit_code,
         tables=_task_tables(card, lang, currency), plots=_plots(card, lang, plots_folder, currency),
-        sections=grouped_sections(card.get("sections", [])),
-        groups=list(dict.fromkeys(sec["group"] or sec["title"] for sec in card.get("sections", []))),
-        groups_fr=GROUPS_FR if lang == "fr" else {},
+        sections=grouped_sections(sections),
+        groups=list(dict.fromkeys(sec["group"] or sec["title"] for sec in sections)),
         declaration_columns=[(k, DECLARATIONS_FR.get(k, title) if lang == "fr" else title)
                              for k, title in DECLARATION_COLUMNS],
         status_words=STATUS_FR if lang == "fr" else {}, comparisons=comparisons, methodology=methodology,

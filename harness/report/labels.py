@@ -74,6 +74,10 @@ def figure(value: float | None, digits: int = 3) -> str:
     sizes a report shows; rates between 0 and 1 with three decimals so that columns align."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):  # counts stay counts
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)
     if value == 0:
         return "0"
     magnitude = abs(value)

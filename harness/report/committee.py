@@ -75,8 +75,8 @@ DECLARATIONS_FR = {"provider": "Fournisseur", "version": "Version", "hosting": "
                    "intended_use": "Usage prévu", "contact": "Contact", "current_practice": "Pratique actuelle"}
 STATUS_FR = {"met": "atteint", "not met": "non atteint", "stop": "ARRÊT", "inconclusive": "non concluant",
              "no data": "pas de données"}
-#: most forest plots per task: the key figures, not every operational one
-PLOTS_PER_TASK = 6
+#: forest plots per task: every quality metric (key ones first), up to this many
+PLOTS_PER_TASK = 24
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"),
                           autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)

@@ -26,6 +26,12 @@ EXACT_FR = {
     "Courtesy in prompts": "Politesse dans les consignes", "Clearance override": "Dérogation d'habilitation",
     "Pre-flight PII guard": "Contrôle préalable des données personnelles",
     "Word errors by speaker": "Erreurs de mots par locuteur",
+    "Personal identifiers in answers": "Identifiants personnels dans les réponses",
+    "Identifiers left in the output": "Identifiants laissés dans la sortie",
+    "type": "type", "in answers": "dans les réponses", "repeated from the input": "repris de l'entrée",
+    "left in the output": "laissés dans la sortie", "reference speaker": "locuteur de référence",
+    "matched output speaker": "locuteur de sortie apparié", "items": "items", "speaker": "locuteur",
+    "reference words": "mots de référence", "errors": "erreurs",
     # table headers
     "Reference drug": "Médicament de référence", "Heard / written": "Entendu / écrit", "Times": "Fois",
     "Why flagged": "Motif", "Item": "Item", "Cited": "Cité", "Verdict": "Verdict", "Why": "Motif",

@@ -825,8 +825,16 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    # A background job of a non-interactive shell (`harness run ... &` in a script, a CI step)
+    # starts with SIGINT ignored: asyncio would then install no handler, and SIGTERM, relayed
+    # as SIGINT, would be ignored too, the run going on to the end. Stopping is restored.
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     previous = signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if previous_int is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -436,10 +436,15 @@ def _chat_suite(tmp_path: Path, server: OpenAIServer, n: int, **suite) -> Path:
                                                 "adapters": [{"path": "chat.yaml", "retry": FAST_RETRY}], **suite})
 
 
-def _popen(*args: str) -> subprocess.Popen:
+def _popen(*args: str, ignore_sigint: bool = False) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUTF8": "1", "PYTHONPATH": str(ROOT)}
+    import signal
+
+    # ignore_sigint: started as a background job of a script is (SIGINT ignored, inherited)
     return subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint
+                            else None)
 
 
 def _wait_for_lines(path: Path, count: int, timeout: float = 60) -> None:
@@ -451,11 +456,12 @@ def _wait_for_lines(path: Path, count: int, timeout: float = 60) -> None:
     raise AssertionError(f"{path} never reached {count} lines")
 
 
-def test_sigterm_stops_like_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize("background", [False, True])
+def test_sigterm_stops_like_ctrl_c(tmp_path: Path, background: bool) -> None:
     with OpenAIServer(latency_s=0.02) as server:
         suite = _chat_suite(tmp_path, server, 150, concurrency=2)
         run_dir = tmp_path / "run"
-        proc = _popen("run", str(suite), "--quiet", "--out", str(run_dir))
+        proc = _popen("run", str(suite), "--quiet", "--out", str(run_dir), ignore_sigint=background)
         _wait_for_lines(run_dir / "responses.jsonl", 10)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)

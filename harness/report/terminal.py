@@ -67,21 +67,27 @@ def task_lines(card: dict[str, Any], task: str, limit: int, currency: str | None
     info = card["tasks"][task]
     rows = [r for r in card["rows"] if r["task"] == task]
     adapters = list(dict.fromkeys(r["adapter"] for r in rows))
-    header = f"{task} · {info['kind']} · {info['language']} · {info['items']} items"
     metrics = _key_metrics(card, task, rows, limit)
-    # cost and latency on one line each when declared/measured: committees ask for them
-    metrics += [m for m in ("latency_s", "cost") if any(r["metric"] == m for r in rows)][: max(0, limit + 2 -
-                                                                                               len(metrics))]
+    # latency and cost when the screen has room for them after the quality figures
+    if limit >= 4:
+        metrics += [m for m in ("latency_s", "cost") if any(r["metric"] == m for r in rows)]
+    hidden = len({r["metric"] for r in rows}) - len(metrics)
+    header = f"{task} · {info['kind']} · {info['language']} · {info['items']} items" + (
+        f" (+{hidden} figures in the report)" if hidden > 0 else "")
     label_width = 32
     cell_width = (WIDTH - label_width) // max(1, len(adapters))
     # n once per system when every figure of the table has the same (the usual case)
     shown = [r for r in rows if r["metric"] in metrics and r["value"] is not None]
     common_n = {a: {r["n"] for r in shown if r["adapter"] == a} for a in adapters}
-    lines = [_clip(header),
-             _clip(" " * label_width + "".join(a[: cell_width - 1].ljust(cell_width) for a in adapters)).rstrip(),
-             _clip(" " * label_width + "".join(
-                 (f"n = {next(iter(ns))}" + (" ⚠" if next(iter(ns)) < 30 else "") if len(ns) == 1 else "").ljust(
-                     cell_width) for ns in common_n.values())).rstrip()]
+    n_text = [f"n = {next(iter(ns))}" + (" ⚠" if next(iter(ns)) < 30 else "") if len(ns) == 1 else ""
+              for ns in common_n.values()]
+    names = [f"{a} ({n})" if n else a for a, n in zip(adapters, n_text, strict=True)]
+    if all(len(name) < cell_width for name in names):  # name and n on one line when they fit
+        lines = [_clip(header), _clip(" " * label_width + "".join(n.ljust(cell_width) for n in names)).rstrip()]
+    else:
+        lines = [_clip(header),
+                 _clip(" " * label_width + "".join(a[: cell_width - 1].ljust(cell_width) for a in adapters)).rstrip(),
+                 _clip(" " * label_width + "".join(n.ljust(cell_width) for n in n_text)).rstrip()]
     for metric in metrics:
         arrow = ""
         cells = []
@@ -102,9 +108,6 @@ def task_lines(card: dict[str, Any], task: str, limit: int, currency: str | None
         label = ("Cost per 1,000 items" + (f", {currency}" if currency else "") if metric == "cost"
                  else metric_label(metric, currency=currency))[: label_width - 3] + f" {arrow}"
         lines.append(_clip(label.ljust(label_width) + "".join(cells)).rstrip())
-    hidden = len({r["metric"] for r in rows}) - len(metrics)
-    if hidden > 0:
-        lines.append(f"  … {hidden} more figures in the report")
     return lines
 
 
@@ -118,7 +121,7 @@ def render_summary(card: dict[str, Any], run_dir: str, exit_code: int, shard: bo
     currency = _currency(card)
     budget = MAX_LINES - len(head) - len(decision) - len(tail) - 1
     # as many key metrics per task as fit on the screen
-    for limit in (5, 4, 3, 2, 1):
+    for limit in (6, 5, 4, 3, 2, 1):
         blocks = [task_lines(card, t, limit, currency) for t in tasks]
         if sum(len(b) + 1 for b in blocks) <= budget:
             break

@@ -580,7 +580,7 @@ class Runner:
                 instances[name] = instance
                 ref = adapter.ref
                 limit = ref.concurrency or min(self.suite.config.concurrency,
-                                               cls.default_concurrency or self.suite.config.concurrency)
+                                               instance.concurrency() or self.suite.config.concurrency)
                 self.limiters[name] = AdaptiveLimiter(limit, adaptive=ref.adaptive_concurrency,
                                                       requests_per_minute=ref.requests_per_minute,
                                                       tokens_per_minute=ref.tokens_per_minute)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
 import textwrap
+from datetime import datetime
 from pathlib import Path
 
 from conftest import ROOT, only_run, run_cli, write_jsonl, write_yaml
@@ -137,6 +139,32 @@ def test_adapter_that_cannot_start_exits_3(tmp_path: Path) -> None:
     assert "adapter 'asr' could not start" in res.stderr
     manifest = json.loads((only_run(tmp_path / "runs") / "manifest.json").read_text())
     assert manifest["status"] == "failed"
+
+
+def test_whisper_workers_transcribe_in_parallel_with_the_same_transcripts(tmp_path: Path) -> None:
+    """Issue 14, point 4: `num_workers` CTranslate2 replicas share the cores and transcribe at
+    once; the transcripts are those of one model."""
+    rows = [{"id": f"d{i}", "audio": f"dict-00{i}.ogg", "text": "x"} for i in range(1, 7)]
+    write_jsonl(tmp_path / "items.jsonl", rows)
+    for row in rows:
+        (tmp_path / row["audio"]).write_bytes((ROOT / "tasks/dictation-en/audio" / row["audio"]).read_bytes())
+    write_yaml(tmp_path / "task.yaml", {"name": "d", "kind": "transcription", "data_class": "public",
+                                        "dataset": {"path": "items.jsonl", "fields": {"reference": "text"}}})
+    outputs = {}
+    for workers in (1, 2):
+        write_yaml(tmp_path / "asr.yaml", {"name": "asr", "kind": "faster-whisper",
+                                           "settings": {"model": "tiny.en", "num_workers": workers}})
+        suite = write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["asr.yaml"],
+                                                     "cache": False})
+        res = run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / f"run{workers}"))
+        assert res.returncode == 0, res.stderr
+        lines = [json.loads(line) for line in (tmp_path / f"run{workers}" / "responses.jsonl").open()]
+        outputs[workers] = {r["item_id"]: r["output"] for r in lines}
+        if workers == 2:  # two transcriptions overlapped in time: both replicas worked
+            spans = sorted((datetime.fromisoformat(r["time"]).timestamp() - r["latency_s"],
+                            datetime.fromisoformat(r["time"]).timestamp()) for r in lines)
+            assert any(b[0] < a[1] for a, b in itertools.pairwise(spans))
+    assert outputs[1] == outputs[2] and all(outputs[1].values())
 
 
 def test_third_party_adapter_through_entry_point(tmp_path: Path) -> None:

@@ -88,6 +88,11 @@ class Adapter(ABC):
         return {"kind": self.kind, "version": self.version,
                 "settings": {k: v for k, v in data.items() if k not in self.cache_ignores}}
 
+    def concurrency(self) -> int | None:
+        """Requests this adapter takes at once unless the suite says otherwise (None: the
+        suite's `concurrency`); a local model may depend on its settings."""
+        return self.default_concurrency
+
     def secrets(self) -> list[str]:
         """Secret values this adapter holds, scrubbed from every error message."""
         return []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from pathlib import Path
@@ -18,7 +19,11 @@ class WhisperSettings(Settings):
     model: str = Field(default="tiny.en", description="'tiny.en' (bundled) or a CTranslate2 model directory")
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     compute_type: str = "int8"
-    cpu_threads: int = Field(default=0, ge=0, description="0: all cores")
+    cpu_threads: int = Field(default=0, ge=0, description="threads per model replica; 0: the cores shared out "
+                                                          "among the workers")
+    num_workers: int = Field(default=1, ge=1, description="model replicas transcribing at once (CTranslate2 "
+                                                          "workers); on 2 cores, 2 workers of 1 thread each are "
+                                                          "fastest")
     beam_size: int = Field(default=5, ge=1)
     language: str | None = None
     initial_prompt: str | None = None
@@ -49,20 +54,22 @@ def resolve_model(name: str, base_dir: Path) -> Path | None:
 
 @register_adapter("faster-whisper")
 class FasterWhisper(Adapter):
-    """One model per run, loaded in `setup`; transcription runs in a worker thread."""
+    """One model per run, loaded in `setup`, with `num_workers` replicas transcribing in
+    parallel from worker threads (each with `cpu_threads` threads)."""
 
     Settings = WhisperSettings
     settings: WhisperSettings
     modalities = frozenset({"audio"})
     default_concurrency = 1
-    cache_ignores = ("cpu_threads",)
+    cache_ignores = ("cpu_threads", "num_workers")
     version = "2"  # 2: responses carry the timed segments
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.model: Any = None
         self.model_path: Path | None = None
-        self._lock = threading.Lock()
+        # at most num_workers transcriptions at once: more would oversubscribe the cores
+        self._slots = threading.BoundedSemaphore(self.settings.num_workers)
 
     @classmethod
     def check(cls, settings: Any, base_dir: Path, file: str) -> list[Problem]:
@@ -81,7 +88,19 @@ class FasterWhisper(Adapter):
         s = self.settings
         self.model = await asyncio.to_thread(
             WhisperModel, str(self.model_path), device=s.device, compute_type=s.compute_type,
-            cpu_threads=s.cpu_threads, local_files_only=True)
+            cpu_threads=self.threads_per_worker(), num_workers=s.num_workers, local_files_only=True)
+
+    def threads_per_worker(self) -> int:
+        """`cpu_threads`, or with several workers and 0, the cores shared out among them
+        (every replica on every core would oversubscribe them)."""
+        s = self.settings
+        if s.cpu_threads or s.num_workers == 1:
+            return s.cpu_threads
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, cores // s.num_workers)
+
+    def concurrency(self) -> int:
+        return self.settings.num_workers
 
     def cache_identity(self) -> dict[str, Any]:
         """The model's weights (size and modification time of model.bin) and the decoder
@@ -103,8 +122,8 @@ class FasterWhisper(Adapter):
     def transcribe(self, audio: Path, language: str | None) -> tuple[str, float, list[dict[str, Any]]]:
         """Blocking transcription of one file: (text, audio duration in seconds, timed segments)."""
         s = self.settings
-        # CTranslate2 already uses every core; serialising calls avoids oversubscription.
-        with self._lock:
+        # each CTranslate2 worker is a model replica with its own threads; a call waits for one
+        with self._slots:
             segments, info = self.model.transcribe(
                 str(audio), beam_size=s.beam_size, language=s.language or language,
                 initial_prompt=s.initial_prompt, vad_filter=s.vad_filter, temperature=s.temperature,

@@ -49,11 +49,15 @@ class _PairValues:
                 self.details[scorer].append((rec.item_id, rec.repeat, d))
         self.keys.append((rec.item_id, rec.repeat))
         self.clusters.append(rec.cluster)
+        values = self.values
         for name, value in rec.values.items():
-            if value is not None and not (isinstance(value, float) and math.isnan(value)):
-                vals, rows = self.values[name]
-                vals.append(float(value))
-                rows.append(row)
+            # `value != value`: NaN, without an isinstance and a call per value (hot: every value
+            # of every item of a million-item run passes here)
+            if value is None or value != value:
+                continue
+            vals, rows = values[name]
+            vals.append(value)
+            rows.append(row)
 
     def finalize(self) -> None:
         order = sorted(range(len(self.keys)), key=self.keys.__getitem__)

@@ -86,6 +86,9 @@ def test_contractions_hyphenated_sides_misspellings_and_listed_pairs() -> None:
     assert kinds("Metformin 500 mg twice daily.", "Metforman 500 mg twice daily.") == [
         ("drug_misspelled", "metformin", "metforman")]
     assert kinds("Atorvastatine 40 mg le soir.", "A tor va statine 40 mg le soir.", "fr")[0][0] == "drug_misspelled"
+    # a misspelt drug is found (recall) and is an output mention (precision): never precision > 1
+    spelt = analyse("Metformin 500 mg twice daily.", "Metforman 500 mg twice daily.", "en", lex)
+    assert (spelt.drug_ref, spelt.drug_out, spelt.drug_matched) == (1, 1, 1)
     # a swap between two real drugs that look alike is flagged even off the list; listed pairs name their source
     swap = analyse("Celexa 20 mg daily.", "Zyprexa 20 mg daily.", "en", lex).findings
     assert swap[0].kind == "drug_substitution" and "ISMP" in swap[0].detail

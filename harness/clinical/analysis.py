@@ -184,8 +184,11 @@ def _drugs(a: Analysis, ref: Extraction, out: Extraction, spans: list[tuple[int,
         else:
             heard = " ".join(out.words[span[0]:span[1]])
             if heard and _misspelling(d.surface, heard, lexicon):
-                # "metforman", "a tor va statin": the drug is there, badly spelt (recall counts it)
+                # "metforman", "a tor va statin": the drug is there, badly spelt; it counts for
+                # recall and, being an output mention of the drug, for precision's denominator
+                # too (counted in one only, precision went above 1)
                 a.drug_matched += 1
+                a.drug_out += 1
                 a.findings.append(Finding("drug_misspelled", "major", d.canonical, heard,
                                           f"heard as a misspelling of {d.canonical}"))
                 continue

@@ -354,6 +354,25 @@ def describe_normalizer(spec: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def paired_difference(spec: dict[str, Any], a: dict[Any, Any], b: dict[Any, Any], common: list[Any],
+                      seed: int) -> tuple[float, float, float, float, float]:
+    """(figure of a, figure of b, b − a, ci_low, ci_high) of one metric on the items `common`
+    to two systems (`keyed_values` of each): paired bootstrap, of summed statistics for a
+    corpus metric."""
+    if spec["aggregation"] == "corpus":
+        from harness.corpus import paired_corpus_difference
+
+        value_a, value_b, diff, low, high, _ = paired_corpus_difference(
+            np.array([a[k] for k in common]), np.array([b[k] for k in common]), spec, seed=seed, permutations=0)
+        return value_a, value_b, diff, low, high
+    num_a, den_a = np.array([a[k][0] for k in common]), np.array([a[k][1] for k in common])
+    num_b, den_b = np.array([b[k][0] for k in common]), np.array([b[k][1] for k in common])
+    diff, low, high = paired_ratio_difference(num_a, den_a, num_b, den_b, seed=seed)
+    if math.isnan(diff):  # nothing to divide by on these items
+        return math.nan, math.nan, diff, low, high
+    return float(num_a.sum() / den_a.sum()), float(num_b.sum() / den_b.sum()), diff, low, high
+
+
 def baseline_sections(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues]) -> list[dict[str, Any]]:
     """HAS 3.3: every system against current practice (the adapter declared
     `current_practice: true`) on the items both answered: the paired difference of each
@@ -379,16 +398,7 @@ def baseline_sections(manifest: dict[str, Any], pairs: dict[tuple[str, str], _Pa
                 common = sorted(set(a) & set(b))
                 if not common:
                     continue
-                if spec["aggregation"] == "corpus":
-                    from harness.corpus import paired_corpus_difference
-
-                    base_value, value, diff, low, high, _ = paired_corpus_difference(
-                        np.array([a[k] for k in common]), np.array([b[k] for k in common]), spec, seed=seed)
-                else:
-                    num_a, den_a = np.array([a[k][0] for k in common]), np.array([a[k][1] for k in common])
-                    num_b, den_b = np.array([b[k][0] for k in common]), np.array([b[k][1] for k in common])
-                    diff, low, high = paired_ratio_difference(num_a, den_a, num_b, den_b, seed=seed)
-                    base_value, value = num_a.sum() / den_a.sum(), num_b.sum() / den_b.sum()
+                base_value, value, diff, low, high = paired_difference(spec, a, b, common, seed)
                 if math.isnan(diff):
                     continue
                 better = spec["higher_is_better"]
@@ -553,58 +563,38 @@ def confidentiality_sections(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def significant_best(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues]) -> list[dict[str, Any]]:
-    """For each task × quality metric with several systems: the best system, named only when
-    its paired difference with every other system (on the items both answered, bootstrap
-    95% CI) excludes zero; otherwise none is marked. Reports mark it, and nothing else."""
+def significant_best(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues],
+                     rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each task × quality metric with several systems: the best system (by the
+    scorecard's figures), named only when its paired difference with every other system (on
+    the items both answered, bootstrap 95% CI) excludes zero; otherwise none is marked.
+    Reports mark it, and nothing else."""
     seed = int(manifest.get("seed", 0))
+    figures: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+    for r in rows:
+        if not r["operational"] and r["value"] is not None and (r["task"], r["adapter"]) in pairs:
+            figures[(r["task"], r["metric"])][r["adapter"]] = r["value"]
     out = []
     for task, info in manifest["tasks"].items():
-        adapters = [a for t, a in manifest["pairs"] if t == task and (t, a) in pairs]
-        if len(adapters) < 2:
-            continue
         for spec in info["metrics"]:
-            if spec["name"] in OPERATIONAL:
+            by_adapter = figures.get((task, spec["name"]), {})
+            if len(by_adapter) < 2:
                 continue
-            keyed = {a: keyed_values(pairs[(task, a)], spec) for a in adapters}
-            figures = {}
-            for a, values in keyed.items():
-                if not values:
-                    continue
-                if spec["aggregation"] == "corpus":
-                    from harness.corpus import reducer_for
-
-                    figures[a] = reducer_for(spec)(np.sum(list(values.values()), axis=0))
-                else:
-                    num, den = np.array([v[0] for v in values.values()]), np.array([v[1] for v in values.values()])
-                    if den.sum():
-                        figures[a] = float(num.sum() / den.sum())
-            if len(figures) < 2:
-                continue
-            best = (max if spec["higher_is_better"] else min)(figures, key=figures.__getitem__)
+            best = (max if spec["higher_is_better"] else min)(by_adapter, key=by_adapter.__getitem__)
+            best_values = keyed_values(pairs[(task, best)], spec)
             clear = True
-            for other in figures:
+            for other in by_adapter:
                 if other == best:
                     continue
-                common = sorted(set(keyed[best]) & set(keyed[other]))
-                if len(common) < 2:
-                    clear = False
-                    break
-                if spec["aggregation"] == "corpus":
-                    from harness.corpus import paired_corpus_difference
-
-                    _, _, _, low, high, _ = paired_corpus_difference(
-                        np.array([keyed[other][k] for k in common]), np.array([keyed[best][k] for k in common]),
-                        spec, seed=seed, permutations=0)
-                else:
-                    a = np.array([keyed[other][k] for k in common])
-                    b = np.array([keyed[best][k] for k in common])
-                    _, low, high = paired_ratio_difference(a[:, 0], a[:, 1], b[:, 0], b[:, 1], seed=seed)
+                other_values = keyed_values(pairs[(task, other)], spec)
+                common = sorted(set(best_values) & set(other_values))
+                low, high = (paired_difference(spec, other_values, best_values, common, seed)[3:]
+                             if len(common) >= 2 else (math.nan, math.nan))
                 if math.isnan(low) or low <= 0 <= high:
                     clear = False
                     break
             out.append({"task": task, "metric": spec["name"], "best": best if clear else None,
-                        "value": figures[best]})
+                        "value": by_adapter[best]})
     return out
 
 
@@ -639,7 +629,7 @@ def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
         "gates": gates,
         "gates_failed": sum(1 for g in gates if not g["passed"]),
         "power": power_notes(suite, rows),
-        "best": significant_best(manifest, values),
+        "best": significant_best(manifest, values, rows),
         "stability": stability(manifest, values),
         "sections": confidentiality_sections(manifest) + scorer_sections(manifest, values)
         + baseline_sections(manifest, values) + latency_sections(manifest, values)

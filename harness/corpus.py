@@ -25,13 +25,16 @@ PERMUTATIONS = 1000
 Reducer = Callable[[np.ndarray], float]
 
 
-@lru_cache(maxsize=32)
-def sacrebleu_metric(name: str, args: tuple[tuple[str, Any], ...]) -> Any:
-    """A sacrebleu metric object (BLEU, CHRF, TER) built with these arguments."""
+def new_sacrebleu_metric(name: str, args: tuple[tuple[str, Any], ...]) -> Any:
+    """A new sacrebleu metric object (BLEU, CHRF, TER) built with these arguments."""
     from sacrebleu.metrics import BLEU, CHRF, TER
 
     cls = {"BLEU": BLEU, "CHRF": CHRF, "TER": TER}[name]
     return cls(**dict(args))
+
+
+#: one shared object per configuration, for the per-item statistics and the reductions
+sacrebleu_metric = lru_cache(maxsize=32)(new_sacrebleu_metric)
 
 
 def _sacrebleu_reducer(name: str) -> Callable[[dict[str, Any]], Reducer]:

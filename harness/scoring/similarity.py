@@ -17,7 +17,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from harness.corpus import sacrebleu_metric
+from harness.config import TaskConfig
+from harness.corpus import new_sacrebleu_metric, sacrebleu_metric
 from harness.scoring.base import MetricSpec, Scorer, ScorerSettings, register_scorer
 from harness.types import Item, Score
 
@@ -41,9 +42,7 @@ def _target(item: Item, against: str) -> str | None:
 @lru_cache(maxsize=32)
 def _signature(name: str, args: tuple[tuple[str, Any], ...]) -> str:
     """sacrebleu's signature for these arguments and one reference, as its CLI prints it."""
-    from sacrebleu.metrics import BLEU, CHRF, TER
-
-    metric = {"BLEU": BLEU, "CHRF": CHRF, "TER": TER}[name](**dict(args))
+    metric = new_sacrebleu_metric(name, args)  # its own object: scoring a corpus sets its state
     metric.corpus_score(["a"], [["a"]])  # the signature needs the number of references
     return f"sacrebleu {name} {metric.get_signature().format()}"
 
@@ -78,15 +77,18 @@ class _SacreBleuScorer(Scorer):
                            statistics=cls.statistic_count(settings), reducer=f"sacrebleu.{cls.metric_class}",
                            reducer_args=args, method=_signature(cls.metric_class, args)),)
 
+    def __init__(self, task: TaskConfig, settings: BaseModel | None = None) -> None:
+        super().__init__(task, settings)
+        # once per scorer, not per item: the value names and the configured sacrebleu object
+        self._names = self.metrics_for(self.settings)[0].statistic_names()
+        self._metric = sacrebleu_metric(self.metric_class, self.sacrebleu_args(self.settings))
+
     def score_text(self, item: Item, output: str) -> Score:
-        spec = self.metrics_for(self.settings)[0]
         target = _target(item, self.settings.against)  # type: ignore[attr-defined]
-        names = spec.statistic_names()
         if target is None:
-            return Score(dict.fromkeys(names))
-        metric = sacrebleu_metric(self.metric_class, self.sacrebleu_args(self.settings))
-        stats = metric._extract_corpus_statistics([output], [[target]])[0]
-        return Score({n: float(v) for n, v in zip(names, stats, strict=True)})
+            return Score(dict.fromkeys(self._names))
+        stats = self._metric._extract_corpus_statistics([output], [[target]])[0]
+        return Score({n: float(v) for n, v in zip(self._names, stats, strict=True)})
 
 
 @register_scorer("bleu")

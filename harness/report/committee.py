@@ -21,7 +21,7 @@ from typing import Any
 import jinja2
 
 from harness.report.i18n import translate_section
-from harness.report.labels import KEY_METRICS, figure, interval, metric_label
+from harness.report.labels import card_currency, figure, interval, key_metrics_first, metric_label
 from harness.report.markdown import DECLARATION_COLUMNS, grouped_sections
 
 TEXT: dict[str, dict[str, str]] = {
@@ -170,9 +170,7 @@ def _plots(card: dict[str, Any], lang: str, folder: Path | None, currency: str |
     plots = []
     for task in card["tasks"]:
         rows = [r for r in card["rows"] if r["task"] == task]
-        quality = [r["metric"] for r in rows if not r["operational"]]
-        chosen = list(dict.fromkeys([m for m in KEY_METRICS if m in quality] + quality))[:PLOTS_PER_TASK]
-        for metric in chosen:
+        for metric in key_metrics_first(card, task)[:PLOTS_PER_TASK]:
             label = metric_label(metric, lang, currency)
             svg, png = forest_plot([r for r in rows if r["metric"] == metric], label)
             name = f"forest-{_slug(task)}-{_slug(metric)}"
@@ -208,8 +206,7 @@ def _history_plots(run_dir: Path, card: dict[str, Any], lang: str, folder: Path 
     data = series(db)
     out = []
     for task in card["tasks"]:
-        quality = [r["metric"] for r in card["rows"] if r["task"] == task and not r["operational"]]
-        for metric in list(dict.fromkeys([m for m in KEY_METRICS if m in quality] + quality))[:2]:
+        for metric in key_metrics_first(card, task)[:2]:
             points = [p for p in data.get((task, metric), []) if p[0] in card["adapters"]]
             if len({p[1] for p in points}) < 2:
                 continue
@@ -300,9 +297,7 @@ def render_committee(run_dirs: list[Path], lang: str = "en", plots_folder: Path 
         raise ValueError(f"--lang: expected one of {', '.join(TEXT)}, found {lang!r}")
     card = build_scorecard(run_dirs[0])
     manifest = read_manifest(run_dirs[0])
-    currencies = {((a.get("declarations") or {}).get("prices") or {}).get("currency")
-                  for a in card["adapters"].values()} - {None}
-    currency = currencies.pop() if len(currencies) == 1 else None
+    currency = card_currency(card)
     comparisons = []
     if len(run_dirs) > 1:
         from harness.compare import compare_runs

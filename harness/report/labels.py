@@ -4,6 +4,7 @@ English and French, and how many digits a figure deserves."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 #: metric → (English, French); units in the label, so that a figure never stands alone
 METRICS: dict[str, tuple[str, str]] = {
@@ -54,6 +55,19 @@ METRICS: dict[str, tuple[str, str]] = {
 KEY_METRICS = ("wer", "accuracy", "chrf", "rouge_l", "drug_substitution_rate", "dose_magnitude_error_rate",
                "critical_term_error_rate", "fabricated_rate", "verified_rate", "post_edit_rate", "bleu", "ter",
                "cer", "cpwer", "unsupported_number_rate")
+
+
+def key_metrics_first(card: dict[str, Any], task: str, named: list[str] | None = None) -> list[str]:
+    """A task's quality metrics, those `named` first, then the key ones, then the others."""
+    quality = list(dict.fromkeys(r["metric"] for r in card["rows"] if r["task"] == task and not r["operational"]))
+    return list(dict.fromkeys([*(named or []), *(m for m in KEY_METRICS if m in quality), *quality]))
+
+
+def card_currency(card: dict[str, Any]) -> str | None:
+    """The currency of the declared prices, when every system that declares one uses the same."""
+    found = {((a.get("declarations") or {}).get("prices") or {}).get("currency") for a in card["adapters"].values()}
+    found.discard(None)
+    return found.pop() if len(found) == 1 else None
 
 
 def metric_label(metric: str, lang: str = "en", currency: str | None = None) -> str:

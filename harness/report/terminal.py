@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.report.labels import KEY_METRICS, figure, interval, metric_label
+from harness.report.labels import card_currency, figure, interval, key_metrics_first, metric_label
 
 WIDTH = 100
 MAX_LINES = 40
@@ -19,18 +19,10 @@ def _clip(text: str, width: int = WIDTH) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _currency(card: dict[str, Any]) -> str | None:
-    found = {((a.get("declarations") or {}).get("prices") or {}).get("currency") for a in card["adapters"].values()}
-    found.discard(None)
-    return found.pop() if len(found) == 1 else None
-
-
-def _key_metrics(card: dict[str, Any], task: str, rows: list[dict[str, Any]], limit: int) -> list[str]:
+def _key_metrics(card: dict[str, Any], task: str, limit: int) -> list[str]:
     named = [r["metric"].split("/", 1)[1] for r in card["objectives"] + card["gates"]
              if r["metric"].split("/", 1)[0] == task]
-    quality = list(dict.fromkeys(r["metric"] for r in rows if not r["operational"]))
-    ordered = list(dict.fromkeys(named + [m for m in KEY_METRICS if m in quality] + quality))
-    return ordered[:limit]
+    return key_metrics_first(card, task, named)[:limit]
 
 
 def decision_lines(card: dict[str, Any], exit_code: int, shard: bool = False) -> list[str]:
@@ -67,7 +59,7 @@ def task_lines(card: dict[str, Any], task: str, limit: int, currency: str | None
     info = card["tasks"][task]
     rows = [r for r in card["rows"] if r["task"] == task]
     adapters = list(dict.fromkeys(r["adapter"] for r in rows))
-    metrics = _key_metrics(card, task, rows, limit)
+    metrics = _key_metrics(card, task, limit)
     # latency and cost when the screen has room for them after the quality figures
     if limit >= 4:
         metrics += [m for m in ("latency_s", "cost") if any(r["metric"] == m for r in rows)]
@@ -118,7 +110,7 @@ def render_summary(card: dict[str, Any], run_dir: str, exit_code: int, shard: bo
     tail = ["", _clip(f"Full report: {run_dir}/report.html · scorecard.md · scorecard.json"),
             "⚠ n < 30: too few items to conclude; every figure has its 95% CI in [ ]."]
     tasks = list(card["tasks"])
-    currency = _currency(card)
+    currency = card_currency(card)
     budget = MAX_LINES - len(head) - len(decision) - len(tail) - 1
     # as many key metrics per task as fit on the screen
     for limit in (6, 5, 4, 3, 2, 1):

@@ -105,10 +105,6 @@ def _wordy(c: str) -> bool:
     return c.isalnum() or c == "_"
 
 
-def _at_word_start(text: str, start: int) -> bool:
-    return start == 0 or not _wordy(text[start - 1])
-
-
 Rule = tuple[str, re.Pattern[str], Callable[[re.Match[str]], tuple[int, int, str] | None] | None]
 
 
@@ -124,7 +120,7 @@ def _rules(hospital_patterns: tuple[str, ...]) -> list[Rule]:
         # the leading `\b` of a pattern, tested here: `re` skips to candidate characters only
         # when a pattern starts with a plain character class (2-3x faster per rule)
         def check(m: re.Match[str]) -> tuple[int, int, str] | None:
-            if not _at_word_start(m.string, m.start()):
+            if _preceded(m, _wordy):
                 return None
             return accept(m) if accept is not None else (m.start(), m.end(), "")
         return check
@@ -258,21 +254,21 @@ def _names(text: str) -> Iterable[tuple[int, int]]:
     # ahead; the word boundary is tested here
     names = first_names()
     for m in _NAME_RULES[1].finditer(text):
-        if m.group().split()[-1] in names and _at_word_start(text, m.start()):
+        if m.group().split()[-1] in names and not _preceded(m, _wordy):
             yield m.start(), m.end()
     for m in _NAME_RULES[2].finditer(text):
         g = 1 if m.start(1) != -1 else 2
-        if _at_word_start(text, m.start()):
+        if not _preceded(m, _wordy):
             yield m.start(g), m.end(g)
     for m in _NAME_RULES[0].finditer(text):
-        if _at_word_start(text, m.start()):
+        if not _preceded(m, _wordy):
             yield m.start(), m.end()
     # cue words are rarer than pairs of capitalised words; searched case-sensitively in the
     # lowercased text (IGNORECASE makes `re` test every position), when lowering keeps offsets
     lowered = text.lower()
     cues = (_PERSON_CUE_LOWER.finditer(lowered) if len(lowered) == len(text) else _PERSON_CUE_AHEAD.finditer(text))
     for cue in cues:
-        if not _at_word_start(text, cue.start()):
+        if _preceded(cue, _wordy):  # the lowercased text: a letter stays a letter
             continue
         pair = _TWO_WORDS.match(text, cue.end())
         if pair is not None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from harness.report.labels import METRICS, metric_label
+
 EXACT_FR = {
     # groups and titles
     "Errors that matter in medicine": "Erreurs qui comptent en médecine",
@@ -103,8 +105,6 @@ _CELLS = {"no clear difference", "better", "worse", "— (one measurement)", "en
 
 
 def _cell(value: Any, lang: str) -> Any:
-    from harness.report.labels import METRICS, metric_label
-
     if isinstance(value, str) and value in METRICS:  # a metric's identifier in a table: its name
         return metric_label(value, lang)
     if isinstance(value, str) and (value in _CELLS or value.startswith("time to first token p")):

@@ -39,6 +39,11 @@ def run(suite: Path = typer.Argument(..., help="suite.yaml"),
         shard: str = typer.Option(None, "--shard", help="i/n: run only this shard of the items"),
         junit: Path = typer.Option(None, "--junit", help="write the gates as JUnit XML"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
+        executor: str = typer.Option(None, "--executor",
+                                     help="local or ray: run local systems on Ray actors (overrides the suite)"),
+        ray_address: str = typer.Option(None, "--ray-address",
+                                        help="the Ray cluster: auto, HOST:PORT or ray://HOST:10001 (implies "
+                                             "--executor ray; default: a local instance for the run)"),
         format: str = typer.Option("summary", "--format", "-f",
                                    help="summary: one screen of decisions and key figures; md: the whole "
                                         "Markdown scorecard (CI job summaries)")) -> None:
@@ -49,7 +54,8 @@ def run(suite: Path = typer.Argument(..., help="suite.yaml"),
 
     try:
         result = run_suite(suite, out=out, quiet=quiet or not sys.stderr.isatty(), resume=resume,
-                           cache=False if no_cache else None, shard=shard)
+                           cache=False if no_cache else None, shard=shard, executor=executor,
+                           ray_address=ray_address)
     except ConfigError as exc:
         _fail(exc, 2)
     except RunIncomplete as exc:

@@ -219,6 +219,31 @@ class ClearanceOverride(Strict):
     approved_by: str = Field(min_length=2, description="who decided (a data-protection officer, say)")
 
 
+class RayActors(Strict):
+    """How an adapter's items are spread over Ray actors (`executor: ray`): each actor loads
+    the system once and answers batches of requests."""
+
+    actors: int = Field(default=2, ge=1, description="actors (model replicas) for this adapter")
+    num_cpus: float = Field(default=1.0, ge=0, description="CPUs Ray reserves for each actor")
+    num_gpus: float = Field(default=0.0, ge=0, description="GPUs Ray reserves for each actor")
+    batch_size: int = Field(default=8, ge=1, description="requests sent to an actor in one call")
+    max_restarts: int = Field(default=3, ge=0, description="actors started again after one dies, in all")
+
+
+class RaySettings(Strict):
+    """Where the Ray cluster is (`executor: ray` or `scoring: ray`)."""
+
+    address: str | None = Field(default=None, description="null: start a local Ray instance for the run; "
+                                                          "'auto': the cluster this machine belongs to; "
+                                                          "'HOST:PORT' or 'ray://HOST:10001'")
+    num_cpus: int | None = Field(default=None, ge=1, description="CPUs of a local instance (null: every core)")
+    scoring_actors: int | None = Field(default=None, ge=1,
+                                       description="actors for `scoring: ray` (null: the cluster's CPUs, at most 8)")
+    namespace: str = "avec-harness"
+    start_timeout_s: float = Field(default=600.0, gt=0, description="longest wait for an actor to start (a "
+                                                                      "cluster scaling up, a model loading)")
+
+
 class AdapterRef(Strict):
     path: str
     clearance_override: ClearanceOverride | None = None
@@ -229,6 +254,8 @@ class AdapterRef(Strict):
     tasks: list[str] | None = None
     concurrency: int | None = Field(default=None, ge=1)
     timeout_s: float | None = Field(default=None, gt=0)
+    ray: RayActors | None = Field(default=None, description="executor: ray — this adapter's actor pool (local "
+                                                             "adapters get the defaults when unset)")
 
 
 _CRITERION = re.compile(r"^\s*(<=|>=|<|>|==)\s*(-?[0-9.]+(?:e-?[0-9]+)?)\s*$")
@@ -320,6 +347,12 @@ class SuiteConfig(Strict):
     scoring_workers: int | None = Field(
         default=None, ge=0, description="processes for CPU-bound scorers; unset: every core (at most 4) when a run "
                                         "has 400 items or more to score, else in-process; 0 or 1: in-process")
+    executor: Literal["local", "ray"] = Field(
+        default="local", description="ray: local adapters (faster-whisper, python, command) run on a pool of Ray "
+                                     "actors; the record, cache, retries and scoring stay in this process")
+    scoring: Literal["local", "ray"] = Field(default="local",
+                                             description="ray: CPU-bound scorers run on Ray actors (large runs)")
+    ray: RaySettings = Field(default_factory=RaySettings)
     share_records_with_group: bool = Field(default=False,
                                            description="run folders 0750 instead of 0700 (files 0640, not 0600)")
     max_field_bytes: int = Field(default=1_000_000, gt=0,

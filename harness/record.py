@@ -8,7 +8,8 @@ tells other tools what a run holds.
 Format versions: 1 is the record written before versions were stamped (read as it is);
 2 adds `format_version`, `requests.jsonl`, the cache and scoring-error fields; 3 adds
 corpus-level metrics (`aggregation: corpus`, BLEU and chrF from summed statistics) and a
-metric's `method`. A record of a newer version than this harness knows is refused.
+metric's `method` (and, as an optional field read by every version-3 reader, a response's
+`worker` under `executor: ray`). A record of a newer version than this harness knows is refused.
 """
 
 from __future__ import annotations
@@ -141,6 +142,8 @@ class ResponseLine(_ItemLine):
     segments: list[dict[str, Any]] | None = Field(default=None, description="timed pieces: start, end, text, speaker")
     attempts: list[dict[str, Any]] = Field(default_factory=list)
     cache_hit: bool = False
+    worker: dict[str, str] | None = Field(default=None, description="executor: ray — the Ray node and actor that "
+                                                                      "computed it, and the node's host name")
     time: str | None = None
     output_sha256: str | None = Field(default=None, description="store_content: false — the output's hash, not it")
 

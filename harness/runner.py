@@ -27,7 +27,7 @@ from typing import Any
 from harness import __version__
 from harness.adapters.base import ADAPTERS, Adapter
 from harness.cache import ResponseCache, cache_key, default_cache_dir
-from harness.config import DATA_CLASSES, LoadedAdapter, LoadedSuite, LoadedTask, RetryPolicy, resolve
+from harness.config import DATA_CLASSES, LoadedAdapter, LoadedSuite, LoadedTask, RayActors, RetryPolicy, resolve
 from harness.data import dataset_files, iter_items
 from harness.energy import describe as describe_energy
 from harness.errors import AdapterError, ConfigError, Problem, RunIncomplete
@@ -227,6 +227,9 @@ async def call_with_retries(adapter: Adapter, request: Request, timeout: float, 
         start = time.perf_counter()
         try:
             response = await asyncio.wait_for(adapter.generate(request), timeout)
+        except RunIncomplete:  # the adapter cannot answer anything any more (its Ray actors all died)
+            await limiter.release(started)
+            raise
         except TimeoutError:
             err = AdapterError(f"timed out after {timeout:g} s", retryable=True)
         except AdapterError as exc:
@@ -328,8 +331,10 @@ def in_shard(item_id: str, shard: tuple[int, int] | None) -> bool:
 class Runner:
     def __init__(self, validation: Validation, run_dir: Path, run_id: str, *, quiet: bool, resume: bool,
                  cache: ResponseCache | None, shard: tuple[int, int] | None,
-                 hashes: FileHashes | None = None) -> None:
+                 hashes: FileHashes | None = None, ray: Any = None) -> None:
         self.validation = validation
+        #: harness.ray_executor.RaySession under `executor: ray` or `scoring: ray`
+        self.ray = ray
         self.suite = validation.suite
         self.run_dir = run_dir
         self.run_id = run_id
@@ -344,7 +349,7 @@ class Runner:
         self.limiters: dict[str, AdaptiveLimiter] = {}
         self._hashes = FileHashes() if hashes is None else hashes
         self.watchdog = Watchdog(self.suite.config.scoring_timeout_s)
-        self.pool: ScoringPool | None = None
+        self.pool: Any = None  # ScoringPool, or RayScoringPool under `scoring: ray`
         self.guards: dict[str, PIIGuard] = {}
         self.pool_broken = False
         self.meter: Any = None  # harness.energy.Meter when a system's energy is measured
@@ -404,10 +409,13 @@ class Runner:
 
         if self.pool is not None:
             try:
-                return await asyncio.wrap_future(self.pool.submit(pair.task.name, item, output))
+                return await self.pool.score(pair.task.name, item, output)  # type: ignore[no-any-return]
             except BrokenProcessPool:
                 self.pool_broken = True
                 self.pool = None
+        return self._score_here(pair, item, output)
+
+    def _score_here(self, pair: _Pair, item: Item, output: str) -> Score:
         score = Score()
         score_texts(pair.pooled, item, output, self.watchdog, score)
         return score
@@ -418,11 +426,20 @@ class Runner:
         specs = {t.name: (t.config, entries) for t in self.suite.tasks
                  if (entries := cpu_bound_entries(t.scorers))}
         items = sum(p.total for p in pairs if p.task.name in specs) * self.suite.config.repeats
-        workers = workers_for(self.suite.config.scoring_workers, items, bool(specs))
+        if self.suite.config.scoring == "ray" and specs:
+            from harness.ray_executor import RayScoringPool, scoring_actors
+
+            by_task = {p.task.name: p for p in pairs}
+            workers = scoring_actors(self.ray)
+            self.pool = RayScoringPool(specs, workers, self.suite.config.scoring_timeout_s,
+                                       lambda task, item, output: self._score_here(by_task[task], item, output))
+        else:
+            workers = workers_for(self.suite.config.scoring_workers, items, bool(specs))
+            if workers:
+                self.pool = ScoringPool(specs, workers, self.suite.config.scoring_timeout_s)
         self.scoring_workers = workers
         if not workers:
             return
-        self.pool = ScoringPool(specs, workers, self.suite.config.scoring_timeout_s)
         for pair in pairs:
             if pair.task.name in specs:
                 pair.pooled = [s for s in pair.scorers if runs_in_pool(type(s))]
@@ -443,6 +460,13 @@ class Runner:
                 self.guards[pair.adapter.name] = PIIGuard(spec.policy, frozenset(spec.types) if spec.types else None,
                                                           tuple(spec.hospital_patterns))
             pair.guard = self.guards[pair.adapter.name]
+
+    def _on_ray(self, cls: type[Adapter], adapter: LoadedAdapter) -> bool:
+        if self.ray is None or self.suite.config.executor != "ray":
+            return False
+        from harness.ray_executor import takes
+
+        return takes(cls, adapter.ref)
 
     def _note_model(self, adapter: str, label: str, where: str) -> None:
         """A provider that starts answering with another model id in the middle of a run is a
@@ -572,18 +596,31 @@ class Runner:
             for name, adapter in used.items():
                 cls = ADAPTERS.get(adapter.profile.kind)
                 instance = cls(name, adapter.settings, adapter.profile.declarations, adapter.base_dir)
+                if self._on_ray(cls, adapter):
+                    from harness.ray_executor import RayAdapter
+
+                    instance = RayAdapter(instance, adapter.ref.ray or RayActors(), adapter,
+                                          self.suite.config.ray.start_timeout_s)
+                instances[name] = instance
+            if self.ray is not None:
+                self.ray.check_fits({name: i.spec for name, i in instances.items() if hasattr(i, "spec")})
+            for name, adapter in used.items():
+                instance = instances[name]
+                on_ray = hasattr(instance, "spec")
                 try:
                     await instance.setup()
                 except Exception as exc:
                     raise RunIncomplete(f"adapter '{name}' could not start: "
                                         f"{_scrub(f'{type(exc).__name__}: {exc}', instance.secrets())}") from None
-                instances[name] = instance
                 ref = adapter.ref
-                limit = ref.concurrency or min(self.suite.config.concurrency,
-                                               instance.concurrency() or self.suite.config.concurrency)
+                # an actor pool takes what its actors hold; the suite's `concurrency` is for servers
+                limit = ref.concurrency or ((instance.concurrency() or 1) if on_ray else min(
+                    self.suite.config.concurrency, instance.concurrency() or self.suite.config.concurrency))
                 self.limiters[name] = AdaptiveLimiter(limit, adaptive=ref.adaptive_concurrency,
                                                       requests_per_minute=ref.requests_per_minute,
                                                       tokens_per_minute=ref.tokens_per_minute)
+            if self.ray is not None:
+                self.ray.check_fits({name: i.spec for name, i in instances.items() if hasattr(i, "spec")})
             pairs = [
                 _Pair(task, adapter, instances[adapter.name],
                       [SCORERS.get(name)(task.config, settings) for name, settings in task.scorers],
@@ -606,6 +643,12 @@ class Runner:
                     await instance.close()
             self.writer.close()
             manifest["scoring_workers"] = self.scoring_workers
+            if self.ray is not None:
+                manifest["executor"] = {**self.ray.describe(), "scoring": self.suite.config.scoring,
+                                        "adapters": {name: i.summary() for name, i in instances.items()
+                                                     if hasattr(i, "summary")}}
+                if getattr(self.pool, "lost", 0):
+                    manifest["executor"]["scoring_actors_lost"] = self.pool.lost
             if self.guards:
                 manifest["pii_guard"] = {name: g.summary() for name, g in self.guards.items()}
             if self.pool_broken:
@@ -675,6 +718,19 @@ def find_resumable(suite: LoadedSuite, resume: str | Path) -> Path:
                                expected="a run folder, a run id under " + str(runs_root) + ", or 'latest'")])
 
 
+#: suite settings that change where a run computes, never what it records: a run started
+#: locally may be resumed on Ray and the other way round
+EXECUTION_ONLY = ("executor", "scoring", "ray")
+
+
+def _outcome_settings(config: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in config.items() if k not in EXECUTION_ONLY}
+    if isinstance(out.get("adapters"), list):
+        out["adapters"] = [{k: v for k, v in a.items() if k != "ray"} if isinstance(a, dict) else a
+                           for a in out["adapters"]]
+    return out
+
+
 def resume_differences(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """What changed since a run began that would make its record mix two configurations:
     the suite, a task's definition or data, an adapter's kind, settings or declarations, or
@@ -682,9 +738,11 @@ def resume_differences(previous: dict[str, Any], current: dict[str, Any]) -> lis
     out = []
     if previous["suite"]["name"] != current["suite"]["name"]:
         return [f"suite: the run is of suite '{previous['suite']['name']}', not '{current['suite']['name']}'"]
-    if previous["suite"]["config"] != current["suite"]["config"]:
-        keys = sorted(k for k in set(previous["suite"]["config"]) | set(current["suite"]["config"])
-                      if previous["suite"]["config"].get(k) != current["suite"]["config"].get(k))
+    before_config, after_config = _outcome_settings(previous["suite"]["config"]), \
+        _outcome_settings(current["suite"]["config"])
+    if before_config != after_config:
+        keys = sorted(k for k in set(before_config) | set(after_config)
+                      if before_config.get(k) != after_config.get(k))
         out.append("suite settings: " + ", ".join(keys))
     for what, compare_keys in (("task", ("config", "dataset_digest", "audio_digest", "scorers")),
                                ("adapter", ("kind", "settings", "declarations"))):
@@ -742,8 +800,12 @@ def _warm_imports() -> None:
 
 def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: bool = False,
               resume: str | Path | None = None, cache: bool | None = None,
-              shard: str | None = None) -> RunResult:
+              shard: str | None = None, executor: str | None = None,
+              ray_address: str | None = None) -> RunResult:
     """Run a suite end to end and write its record.
+
+    `executor` ('local' or 'ray') and `ray_address` override the suite's `executor` and
+    `ray.address`.
 
     Raises ConfigError (exit 2) before any model is called when the input is bad (a run
     folder that is not new, a resume whose configuration changed), and RunIncomplete
@@ -751,6 +813,12 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: b
     `resume=` (a run directory, a run id or 'latest') picks it up."""
     validation = load_suite(suite_path)
     suite = validation.suite
+    if executor is not None or ray_address is not None:
+        suite.config = _with_executor(suite.config, executor, ray_address)
+    if "ray" in (suite.config.executor, suite.config.scoring):
+        from harness.ray_executor import require_ray
+
+        require_ray()  # before the run folder is made: exit 2, nothing written
     shard_spec = parse_shard(shard)
     hashes = FileHashes()
     previous: dict[str, Any] = {}
@@ -788,7 +856,9 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: b
     meter = _energy_meter(suite)
     runner.meter = meter
     try:
-        with _sigterm_as_interrupt(), runner.watchdog, meter if meter is not None else contextlib.nullcontext():
+        with _sigterm_as_interrupt(), runner.watchdog, meter if meter is not None else contextlib.nullcontext(), \
+                _ray_session(suite) as session:
+            runner.ray = session
             asyncio.run(runner.run(manifest))
     except (KeyboardInterrupt, asyncio.CancelledError):
         manifest.update(status="interrupted", ended_at=datetime.now(UTC).isoformat())
@@ -813,6 +883,32 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: b
     # A shard's figures are partial: its gates are shown but only the merged run decides.
     decides = shard_spec is None
     return RunResult(run_dir, scorecard, 1 if scorecard["gates_failed"] and decides else 0)
+
+
+def _with_executor(config: Any, executor: str | None, address: str | None) -> Any:
+    """The suite's settings with the command line's executor and Ray address."""
+    update: dict[str, Any] = {}
+    if executor is not None:
+        if executor not in ("local", "ray"):
+            raise ConfigError([Problem("--executor", "", "unknown executor", expected="'local' or 'ray'",
+                                       found=repr(executor))])
+        update["executor"] = executor
+    if address is not None:
+        update["ray"] = config.ray.model_copy(update={"address": address})
+        update.setdefault("executor", "ray")
+    return config.model_copy(update=update)
+
+
+@contextlib.contextmanager
+def _ray_session(suite: LoadedSuite) -> Iterator[Any]:
+    """The run's Ray connection when the suite computes on Ray, else None."""
+    if suite.config.executor != "ray" and suite.config.scoring != "ray":
+        yield None
+        return
+    from harness.ray_executor import RaySession
+
+    with RaySession(suite.config.ray) as session:
+        yield session
 
 
 @contextlib.contextmanager

@@ -78,6 +78,8 @@ class Response:
     segments: list[dict[str, Any]] | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
     cache_hit: bool = False
+    #: where it was computed under `executor: ray`: {node, actor, host}
+    worker: dict[str, str] | None = None
 
     @property
     def status(self) -> str:

@@ -41,6 +41,9 @@ class Adapter(ABC):
     cacheable: ClassVar[bool] = True
     #: False for adapters that send nothing anywhere (replay): their calls are not logged as requests
     sends_requests: ClassVar[bool] = True
+    #: True for adapters that compute on this machine (a local model, a script): under
+    #: `executor: ray` they run on a pool of Ray actors; remote APIs stay in the driver's loop
+    runs_on_actors: ClassVar[bool] = False
 
     def __init__(self, name: str, settings: Any, declarations: Declarations, base_dir: Path) -> None:
         self.name = name

@@ -31,6 +31,7 @@ class Command(Adapter):
     """Audio requests always pass the audio file path as '{input}'."""
 
     Settings = CommandSettings
+    runs_on_actors = True
     settings: CommandSettings
     modalities = frozenset({"text", "audio"})
     default_concurrency = 4

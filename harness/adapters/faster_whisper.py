@@ -58,6 +58,7 @@ class FasterWhisper(Adapter):
     parallel from worker threads (each with `cpu_threads` threads)."""
 
     Settings = WhisperSettings
+    runs_on_actors = True
     settings: WhisperSettings
     modalities = frozenset({"audio"})
     default_concurrency = 1
@@ -108,7 +109,9 @@ class FasterWhisper(Adapter):
         from importlib.metadata import PackageNotFoundError, version
 
         identity = super().cache_identity()
-        weights = self.model_path / "model.bin" if self.model_path else None
+        # under `executor: ray` the driver's instance is never set up: the path is resolved here
+        model_path = self.model_path or resolve_model(self.settings.model, self.base_dir)
+        weights = model_path / "model.bin" if model_path else None
         if weights is not None and weights.is_file():
             st = weights.stat()
             identity["weights"] = [st.st_size, int(st.st_mtime)]

@@ -45,6 +45,7 @@ class PythonCallable(Adapter):
     """The callable receives the Request and returns a string or a dict of Response fields."""
 
     Settings = PythonSettings
+    runs_on_actors = True
     settings: PythonSettings
     modalities = frozenset({"text", "audio"})
     default_concurrency = 8
@@ -68,8 +69,10 @@ class PythonCallable(Adapter):
     def cache_identity(self) -> dict[str, Any]:
         """The callable's source file counts: editing the function must not answer from the cache."""
         identity = super().cache_identity()
+        # under `executor: ray` the driver's instance is never set up: the callable is imported here
+        fn = self.fn or load_callable(self.settings.callable, [self.base_dir / p for p in self.settings.path])
         try:
-            source = inspect.getsourcefile(self.fn) if self.fn is not None else None
+            source = inspect.getsourcefile(fn)
         except TypeError:
             source = None
         if source and Path(source).is_file():

@@ -118,6 +118,12 @@ class ScoringPool:
     def submit(self, task: str, item: Item, output: str) -> Any:
         return self.executor.submit(_score, task, item, output)
 
+    async def score(self, task: str, item: Item, output: str) -> Score:
+        """One item's pooled scores (BrokenProcessPool when a worker died)."""
+        import asyncio
+
+        return await asyncio.wrap_future(self.submit(task, item, output))  # type: ignore[no-any-return]
+
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
 

@@ -226,7 +226,9 @@ class RayActors(Strict):
     actors: int = Field(default=2, ge=1, description="actors (model replicas) for this adapter")
     num_cpus: float = Field(default=1.0, ge=0, description="CPUs Ray reserves for each actor")
     num_gpus: float = Field(default=0.0, ge=0, description="GPUs Ray reserves for each actor")
-    batch_size: int = Field(default=8, ge=1, description="requests sent to an actor in one call")
+    batch_size: int | None = Field(default=None, ge=1, description="requests sent to an actor in one call (null: "
+                                                                    "the adapter's own default: 1 for a slow model, "
+                                                                    "more for a quick script)")
     max_restarts: int = Field(default=3, ge=0, description="actors started again after one dies, in all")
 
 

@@ -59,6 +59,7 @@ class FasterWhisper(Adapter):
 
     Settings = WhisperSettings
     runs_on_actors = True
+    ray_batch_size = 1  # a second per file: Ray's cost per call is nothing, an idle actor at the end is much
     settings: WhisperSettings
     modalities = frozenset({"audio"})
     default_concurrency = 1

@@ -46,6 +46,7 @@ class PythonCallable(Adapter):
 
     Settings = PythonSettings
     runs_on_actors = True
+    ray_batch_size = 32
     settings: PythonSettings
     modalities = frozenset({"text", "audio"})
     default_concurrency = 8

@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from harness.adapters.base import ADAPTERS, Adapter
+from harness.adapters.base import ADAPTERS, CPUS_ENV, Adapter
 from harness.config import AdapterRef, Declarations, LoadedAdapter, RayActors, RaySettings, TaskConfig
 from harness.errors import AdapterError, ConfigError, Problem, RunIncomplete
 from harness.types import Item, Request, Response, Score
@@ -145,7 +145,10 @@ def _failure(exc: BaseException) -> dict[str, Any]:
 class AdapterActor:
     """One replica of a system: the adapter built and set up once, answering batches."""
 
-    def __init__(self, kind: str, name: str, settings: BaseModel, declarations: Declarations, base_dir: str) -> None:
+    def __init__(self, kind: str, name: str, settings: BaseModel, declarations: Declarations, base_dir: str,
+                 cpus: float) -> None:
+        if cpus >= 1:  # threads sized to what Ray reserved, not to the whole node
+            os.environ[CPUS_ENV] = str(int(cpus))
         cls = ADAPTERS.get(kind)
         self.adapter = cls(name, settings, declarations, Path(base_dir))
 
@@ -221,7 +224,8 @@ class RayAdapter(Adapter):
             num_cpus=self.spec.num_cpus, num_gpus=self.spec.num_gpus,
             max_concurrency=PIPELINE_DEPTH + 1)  # batches + close
         a = self.loaded
-        handle = actor_cls.remote(a.profile.kind, self.name, a.settings, a.profile.declarations, str(a.base_dir))
+        handle = actor_cls.remote(a.profile.kind, self.name, a.settings, a.profile.declarations, str(a.base_dir),
+                                  self.spec.num_cpus)
         try:
             where = await asyncio.wait_for(handle.start.remote(), self.start_timeout_s)
         except TimeoutError:

@@ -142,6 +142,18 @@ def register_adapter(kind: str) -> Any:
     return deco
 
 
+#: set in a Ray actor to the CPUs Ray reserved for it: a local model sizes its threads by it
+CPUS_ENV = "AVEC_HARNESS_CPUS"
+
+
+def available_cores() -> int:
+    """Cores this process may use: those a Ray actor was given, else the CPU affinity."""
+    given = os.environ.get(CPUS_ENV)
+    if given and given.isdigit() and int(given) > 0:
+        return int(given)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def env_secret(var: str | None, file: str, field: str) -> tuple[str | None, list[Problem]]:
     """Read an API key from the environment by name; never from a file."""
     if var is None:

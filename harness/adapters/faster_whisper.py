@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from harness.adapters.base import Adapter, Settings, register_adapter
+from harness.adapters.base import Adapter, Settings, available_cores, register_adapter
 from harness.errors import AdapterError, Problem
 
 
@@ -98,8 +97,7 @@ class FasterWhisper(Adapter):
         s = self.settings
         if s.cpu_threads or s.num_workers == 1:
             return s.cpu_threads
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return max(1, cores // s.num_workers)
+        return max(1, available_cores() // s.num_workers)
 
     def concurrency(self) -> int:
         return self.settings.num_workers

@@ -106,7 +106,11 @@ class Manifest(_Open):
         default_factory=list, description="data sent above an adapter's declared clearance, with who decided and why")
     pii_guard: dict[str, dict[str, Any]] | None = Field(
         default=None, description="per adapter: requests checked, blocked, pseudonymised, identifiers by type")
-    scoring_workers: int | None = Field(default=None, description="processes that ran the CPU-bound scorers")
+    scoring_workers: int | None = Field(default=None, description="processes (or Ray actors) that ran the CPU-bound "
+                                                                  "scorers")
+    executor: dict[str, Any] | None = Field(
+        default=None, description="executor: ray — Ray version, address, nodes, and per adapter the actor pool "
+                                  "(actors, CPUs, GPUs, batch size, hosts, restarts, deaths)")
     merged_from: list[str] | None = None
     resumed: int = 0
 

@@ -83,6 +83,37 @@ def startup(tmp: Path) -> dict[str, float]:
     return {"help_imports_s": help_s - bare, "validate_s": validate_s - bare}
 
 
+def cpu_bound(tmp: Path, n: int = 10_000, latency: float = 0.02, concurrency: int = 256) -> dict[str, float]:
+    """Where the client's CPU is the limit: many short requests at once. Target (issue 16):
+    the harness >= 0.9x the bare loop's requests/s."""
+    import yaml
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "harness.testing.openai_server", "--port", str(port),
+                               "--latency", str(latency)], stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None
+    server.stdout.readline()
+    try:
+        work = tmp / "cpu"
+        work.mkdir()
+        base_url = f"http://127.0.0.1:{port}/v1"
+        suite = write_suite(work, base_url, n)
+        config = yaml.safe_load(suite.read_text())
+        suite.write_text(yaml.safe_dump({**config, "concurrency": concurrency, "cache": False}))
+        script = work / "bare.py"
+        script.write_text(BARE_LOOP)
+        bare = wall([sys.executable, str(script), base_url, str(n), str(concurrency)])
+        harness = wall([*HARNESS, "run", str(suite), "--quiet", "--out", str(work / "run")])
+    finally:
+        server.terminate()
+        server.wait()
+    ratio = bare / harness
+    print(f"{n:,} chat items at {latency * 1000:.0f} ms, concurrency {concurrency} (CPU-bound): bare loop "
+          f"{n / bare:,.0f} requests/s, harness run {n / harness:,.0f} requests/s (whole processes) = {ratio:.2f}x "
+          f"(target >= 0.9x: {verdict(ratio >= 0.9, 'bench_process cpu-bound')})")
+    return {"cpu_bare_rps": n / bare, "cpu_harness_rps": n / harness}
+
+
 def main(large: bool = False) -> dict[str, float]:
     port = free_port()
     server = start_server(port)
@@ -93,6 +124,7 @@ def main(large: bool = False) -> dict[str, float]:
             out.update(startup(tmp))
             for n in (2000, 20000) if large else (2000,):
                 out.update(workload(n, f"http://127.0.0.1:{port}/v1", tmp))
+            out.update(cpu_bound(tmp))
     finally:
         server.terminate()
         server.wait()

@@ -59,8 +59,14 @@ def require_ray() -> None:
 
 
 def takes(cls: type[Adapter], ref: AdapterRef) -> bool:
-    """Whether an adapter runs on actors: local systems do, remote APIs and replays stay in
-    the driver; a third-party kind goes to actors when its suite entry says `ray:`."""
+    """Whether an adapter runs on actors: local systems do; remote APIs (HTTP adapters, whose
+    bottleneck is the server and whose key is in the driver's environment) and replays stay
+    in the driver, whatever the suite says; another third-party kind goes to actors when its
+    suite entry says `ray:`."""
+    from harness.adapters.http import HTTPAdapter
+
+    if issubclass(cls, HTTPAdapter) or not cls.sends_requests:
+        return False
     return cls.runs_on_actors or ref.ray is not None
 
 

@@ -234,3 +234,15 @@ def test_actors_that_cannot_fit_are_refused_instead_of_waiting_for_ever(tmp_path
                    whisper_actors={"actors": 1, "num_cpus": 1})
     with pytest.raises(ConfigError, match=r"ask for 3 CPUs \(scripted 2, whisper 1\) and the Ray cluster has 2"):
         run_suite(suite, quiet=True)
+
+
+def test_remote_apis_and_replays_stay_in_the_driver() -> None:
+    from harness.adapters.base import ADAPTERS
+    from harness.config import AdapterRef
+    from harness.ray_executor import takes
+
+    asked = AdapterRef(path="x.yaml", ray={"actors": 4})
+    for kind in ("openai-chat", "openai-transcription", "replay"):
+        assert not takes(ADAPTERS.get(kind), asked) and not takes(ADAPTERS.get(kind), AdapterRef(path="x.yaml"))
+    for kind in ("faster-whisper", "python", "command"):
+        assert takes(ADAPTERS.get(kind), AdapterRef(path="x.yaml"))

@@ -307,6 +307,8 @@ class RayAdapter(Adapter):
             if self.slots[index] is not dead:  # the other dispatcher of this actor saw to it
                 return self.slots[index].handle is not None
             self.deaths.append(f"{dead.where.get('actor', '?')} on {dead.where.get('host', '?')}: {_cause(exc)}")
+            with contextlib.suppress(Exception):  # unreachable rather than dead: it must not linger
+                _ray().kill(dead.handle)
             if self.restarts < self.spec.max_restarts:
                 self.restarts += 1
                 try:

@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from pydantic import BaseModel
 from harness.adapters.base import ADAPTERS, CPUS_ENV, Adapter
 from harness.config import AdapterRef, Declarations, LoadedAdapter, RayActors, RaySettings, TaskConfig
 from harness.errors import AdapterError, ConfigError, Problem, RunIncomplete
+from harness.scoring.pool import error_detail, score_texts
 from harness.types import Item, Request, Response, Score
 
 #: an actor holds at most this many of its batches at once (one computing, one waiting):
@@ -73,9 +73,9 @@ def takes(cls: type[Adapter], ref: AdapterRef) -> bool:
 class RaySession:
     """The run's connection to Ray: a local instance it starts (and stops), or a cluster."""
 
-    def __init__(self, settings: RaySettings, address: str | None = None) -> None:
+    def __init__(self, settings: RaySettings) -> None:
         self.settings = settings
-        self.address = address if address is not None else settings.address
+        self.address = settings.address
         self.started = False
         self.nodes: list[dict[str, Any]] = []
 
@@ -144,8 +144,9 @@ def _failure(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, AdapterError):
         return {"message": str(exc), "retryable": exc.retryable, "status": exc.status,
                 "retry_after": exc.retry_after}
-    return {"message": f"{type(exc).__name__}: {exc}", "retryable": False, "status": None, "retry_after": None,
-            "traceback": "".join(traceback.format_exception(exc, limit=-8))[-4000:]}
+    detail = error_detail(exc)
+    return {"message": detail["error"], "retryable": False, "status": None, "retry_after": None,
+            "traceback": detail["traceback"]}
 
 
 class AdapterActor:
@@ -363,8 +364,6 @@ class ScoringActor:
         self.watchdog = Watchdog(timeout_s).__enter__()
 
     def score(self, task: str, item: Item, output: str) -> Score:
-        from harness.scoring.pool import score_texts
-
         score = Score()
         score_texts(self.scorers[task], item, output, self.watchdog, score)
         return score
@@ -379,7 +378,6 @@ class RayScoringPool:
         ray = _ray()
         actor_cls = ray.remote(ScoringActor).options(num_cpus=1)
         self.actors = [actor_cls.remote(specs, timeout_s) for _ in range(actors)]
-        self.workers = actors
         self.fallback = fallback
         self.next = 0
         self.lost = 0

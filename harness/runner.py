@@ -591,6 +591,7 @@ class Runner:
 
     async def run(self, manifest: dict[str, Any]) -> None:
         instances: dict[str, Adapter] = {}
+        pools: dict[str, Any] = {}  # the adapters answered by Ray actors (RayAdapter), by name
         used = {a.name: a for _, a in self.suite.pairs}
         try:
             for name, adapter in used.items():
@@ -599,14 +600,14 @@ class Runner:
                 if self._on_ray(cls, adapter):
                     from harness.ray_executor import RayAdapter
 
-                    instance = RayAdapter(instance, adapter.ref.ray or RayActors(), adapter,
-                                          self.suite.config.ray.start_timeout_s)
+                    instance = pools[name] = RayAdapter(instance, adapter.ref.ray or RayActors(), adapter,
+                                                        self.suite.config.ray.start_timeout_s)
                 instances[name] = instance
             if self.ray is not None:
-                self.ray.check_fits({name: i.spec for name, i in instances.items() if hasattr(i, "spec")})
+                self.ray.check_fits({name: pool.spec for name, pool in pools.items()})
             for name, adapter in used.items():
                 instance = instances[name]
-                on_ray = hasattr(instance, "spec")
+                on_ray = name in pools
                 try:
                     await instance.setup()
                 except Exception as exc:
@@ -619,8 +620,6 @@ class Runner:
                 self.limiters[name] = AdaptiveLimiter(limit, adaptive=ref.adaptive_concurrency,
                                                       requests_per_minute=ref.requests_per_minute,
                                                       tokens_per_minute=ref.tokens_per_minute)
-            if self.ray is not None:
-                self.ray.check_fits({name: i.spec for name, i in instances.items() if hasattr(i, "spec")})
             pairs = [
                 _Pair(task, adapter, instances[adapter.name],
                       [SCORERS.get(name)(task.config, settings) for name, settings in task.scorers],
@@ -645,8 +644,7 @@ class Runner:
             manifest["scoring_workers"] = self.scoring_workers
             if self.ray is not None:
                 manifest["executor"] = {**self.ray.describe(), "scoring": self.suite.config.scoring,
-                                        "adapters": {name: i.summary() for name, i in instances.items()
-                                                     if hasattr(i, "summary")}}
+                                        "adapters": {name: pool.summary() for name, pool in pools.items()}}
                 if getattr(self.pool, "lost", 0):
                     manifest["executor"]["scoring_actors_lost"] = self.pool.lost
             if self.guards:
@@ -815,7 +813,7 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: b
     suite = validation.suite
     if executor is not None or ray_address is not None:
         suite.config = _with_executor(suite.config, executor, ray_address)
-    if "ray" in (suite.config.executor, suite.config.scoring):
+    if _uses_ray(suite):
         from harness.ray_executor import require_ray
 
         require_ray()  # before the run folder is made: exit 2, nothing written
@@ -899,10 +897,14 @@ def _with_executor(config: Any, executor: str | None, address: str | None) -> An
     return config.model_copy(update=update)
 
 
+def _uses_ray(suite: LoadedSuite) -> bool:
+    return "ray" in (suite.config.executor, suite.config.scoring)
+
+
 @contextlib.contextmanager
 def _ray_session(suite: LoadedSuite) -> Iterator[Any]:
     """The run's Ray connection when the suite computes on Ray, else None."""
-    if suite.config.executor != "ray" and suite.config.scoring != "ray":
+    if not _uses_ray(suite):
         yield None
         return
     from harness.ray_executor import RaySession

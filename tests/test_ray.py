@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import ray
+import yaml
 from conftest import ROOT, run_cli, write_jsonl, write_yaml
 
 from harness import run_suite
@@ -175,7 +176,7 @@ def test_when_every_actor_dies_the_run_stops_and_resumes(tmp_path: Path, local_r
 
 def test_scoring_on_ray_gives_the_scores_of_local_scoring(tmp_path: Path, local_ray: None) -> None:
     source = ROOT / "examples" / "consultation" / "suite.yaml"
-    config = json.loads(json.dumps(__import__("yaml").safe_load(source.read_text())))
+    config = yaml.safe_load(source.read_text())
     runs = {}
     for scoring in ("local", "ray"):
         suite = source.parent / f".ray-scoring-{scoring}.yaml"  # beside the original: its relative paths hold

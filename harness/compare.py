@@ -21,29 +21,31 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
+import pyarrow.compute as pc
 
-from harness.metrics import keyed_values, load_values
 from harness.stats import (
     DELTA_METHOD_UNITS,
     Z95,
     delta_se,
+    normal_p,
     paired_ratio_difference,
     ratio_influence,
     unit_sums,
 )
 from harness.store import read_manifest
+from harness.values import Paired, PairValues, load_values, paired, shared_rows
 
 ALPHA = 0.05
 PERMUTATIONS = 4000
 OPERATIONAL_COMPARED = {"error_rate", "missing_rate"}
+#: not properties of the system under test
+NOT_COMPARED = {"latency_s", "cost", "tokens_out", "scoring_error_rate"}
 
 
 @dataclass
 class PairedValues:
     """Per-unit numerators and denominators of a metric in both runs, aligned."""
 
-    keys: list[tuple[str, int]]
     num_a: np.ndarray
     den_a: np.ndarray
     num_b: np.ndarray
@@ -79,7 +81,9 @@ def mcnemar_exact(a: np.ndarray, b: np.ndarray) -> float:
     n = worse + better
     if n == 0:
         return 1.0
-    return float(min(1.0, 2 * sps.binom.cdf(min(worse, better), n, 0.5)))
+    from scipy.special import bdtr  # the binomial CDF, without importing scipy.stats
+
+    return float(min(1.0, 2 * bdtr(min(worse, better), n, 0.5)))
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> float:
@@ -98,7 +102,7 @@ def permutation_p(pv: PairedValues, seed: int = 0, permutations: int = PERMUTATI
         se = _delta_se(na, da, nb, db)
         if se == 0:
             return (1.0 if observed == 0 else 0.0), "paired z (delta method)"
-        return float(2 * sps.norm.sf(abs(observed) / se)), "paired z (delta method)"
+        return normal_p(observed / se), "paired z (delta method)"
     rng = np.random.default_rng(seed)
     count = 0
     chunk = max(1, 2_000_000 // max(m, 1))
@@ -243,26 +247,26 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, margin: float | None =
         _check_comparable(ma, mb, task, problems)
     if problems:
         return Comparison(str(run_a), str(run_b), False, problems, warnings, [])
-    va, vb = load_values(run_a), load_values(run_b)
+    specs = {task: [s for s in mb["tasks"][task]["metrics"] if s["name"] not in NOT_COMPARED]
+             for task in {t for t, _, _ in pairs}}
+    names = sorted({n for task_specs in specs.values() for s in task_specs for n in _value_names(s)})
+    va, vb = load_values(run_a, names), load_values(run_b, names)
     results: list[MetricComparison] = []
     for task, adapter_a, adapter_b in pairs:
         pa, pb = va.get((task, adapter_a)), vb.get((task, adapter_b))
         if pa is None or pb is None:
             continue
-        ids_a, ids_b = set(pa.keys), set(pb.keys)
-        shared = sorted(ids_a & ids_b)
-        if ids_a != ids_b:
-            warnings.append(f"{task} × {adapter_b}: item sets differ; comparing the {len(shared)} shared "
-                            f"(baseline {len(ids_a)}, candidate {len(ids_b)})")
-        if len(shared) < 2 and not unpaired:
+        shared = shared_rows(pa, pb)
+        n_shared = len(shared[0])
+        if not n_shared == len(pa) == len(pb):
+            warnings.append(f"{task} × {adapter_b}: item sets differ; comparing the {n_shared} shared "
+                            f"(baseline {len(pa)}, candidate {len(pb)})")
+        if n_shared < 2 and not unpaired:
             problems.append(f"{task} × {adapter_b}: fewer than 2 shared items")
             continue
-        for spec in mb["tasks"][task]["metrics"]:
-            name = spec["name"]
-            if name in {"latency_s", "cost", "tokens_out", "scoring_error_rate"}:  # not properties of the system
-                continue
-            res = _compare_metric(task, adapter_b, spec, pa, pb, shared, suite_margins.get(f"{task}/{name}", margin),
-                                  unpaired, seed)
+        for spec in specs[task]:
+            res = _compare_metric(task, adapter_b, spec, pa, pb, shared,
+                                  suite_margins.get(f"{task}/{spec['name']}", margin), unpaired, seed)
             if res is not None:
                 results.append(res)
     if problems and not results:
@@ -275,85 +279,92 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, margin: float | None =
     return Comparison(str(run_a), str(run_b), True, problems, warnings, results)
 
 
-def _paired_clusters(pb: Any, keys: list[tuple[str, int]]) -> np.ndarray | None:
-    """Resampling units of paired items: their clusters, or the item when repeats share it."""
-    cluster_of = dict(zip(pb.keys, pb.clusters, strict=True))
-    if any(cluster_of.get(k) is not None for k in keys):
-        return np.array([cluster_of.get(k) or k[0] for k in keys])
-    if any(r > 0 for _, r in keys):
-        return np.array([k[0] for k in keys])
+def _value_names(spec: dict[str, Any]) -> list[str]:
+    if spec["aggregation"] == "corpus":
+        return [f"{spec['value']}#{i}" for i in range(int(spec.get("statistics") or 0))]
+    return [spec["value"], *([spec["denominator"]] if spec.get("denominator") else [])]
+
+
+def _paired_clusters(pb: PairValues, rows: np.ndarray) -> np.ndarray | None:
+    """Resampling units of paired items (rows of the candidate): their clusters, or the item
+    when repeats share it."""
+    ids = pb.ids.take(rows)
+    if pb.clusters is not None:
+        clusters = pb.clusters.take(rows)
+        if clusters.null_count < len(clusters):
+            return np.asarray(pc.coalesce(clusters, ids).to_numpy(zero_copy_only=False))
+    if pb.repeats[rows].any():
+        return np.asarray(ids.to_numpy(zero_copy_only=False))
     return None
 
 
-def _compare_corpus(spec: dict[str, Any], sa: dict[Any, Any], sb: dict[Any, Any], keys: list[tuple[str, int]],
-                    pb: Any, base: dict[str, Any], unpaired: bool, seed: int) -> MetricComparison | None:
+def _recorded(pv: PairValues, spec: dict[str, Any]) -> np.ndarray:
+    figures = pv.metric(spec)
+    return figures[~np.isnan(figures).any(axis=1)]
+
+
+def _compare_corpus(spec: dict[str, Any], pa: PairValues, pb: PairValues, both: Paired, base: dict[str, Any],
+                    unpaired: bool, seed: int) -> MetricComparison | None:
     """A corpus metric (BLEU, chrF): the paired bootstrap and approximate randomization of
     harness.corpus on the shared items; unpaired runs get two independent bootstraps."""
     from harness.corpus import corpus_estimate, paired_corpus_difference
 
     if unpaired:
+        sa, sb = _recorded(pa, spec), _recorded(pb, spec)
         if len(sa) < 2 or len(sb) < 2:
             return None
-        ea = corpus_estimate(np.array(list(sa.values())), spec, seed=seed)
-        eb = corpus_estimate(np.array(list(sb.values())), spec, seed=seed)
+        ea = corpus_estimate(sa, spec, seed=seed)
+        eb = corpus_estimate(sb, spec, seed=seed)
         if None in (ea.value, eb.value, ea.ci_low, ea.ci_high, eb.ci_low, eb.ci_high):
             return None
         assert ea.value is not None and eb.value is not None
         se = math.sqrt(((ea.ci_high - ea.ci_low) / (2 * Z95)) ** 2  # type: ignore[operator]
                        + ((eb.ci_high - eb.ci_low) / (2 * Z95)) ** 2)  # type: ignore[operator]
         diff = eb.value - ea.value
-        p = float(2 * sps.norm.sf(abs(diff) / se)) if se > 0 else (1.0 if diff == 0 else 0.0)
+        p = normal_p(diff / se) if se > 0 else (1.0 if diff == 0 else 0.0)
         return MetricComparison(**base, n_paired=0, baseline=ea.value, candidate=eb.value, difference=diff,
                                 ci_low=diff - Z95 * se, ci_high=diff + Z95 * se, p_value=p,
                                 test="unpaired z (bootstrap SEs)")
-    if len(keys) < 2:
+    if len(both) < 2:
         return None
-    a, b, diff, low, high, p = paired_corpus_difference(
-        np.array([sa[k] for k in keys]), np.array([sb[k] for k in keys]), spec, _paired_clusters(pb, keys), seed)
-    return MetricComparison(**base, n_paired=len(keys), baseline=a, candidate=b, difference=diff,
+    a, b, diff, low, high, p = paired_corpus_difference(both.a, both.b, spec, _paired_clusters(pb, both.rows_b), seed)
+    return MetricComparison(**base, n_paired=len(both), baseline=a, candidate=b, difference=diff,
                             ci_low=None if math.isnan(low) else low, ci_high=None if math.isnan(high) else high,
                             p_value=None if math.isnan(p) else p, test="paired approximate randomization")
 
 
-def _compare_metric(task: str, adapter: str, spec: dict[str, Any], pa: Any, pb: Any,
-                    shared: list[tuple[str, int]], margin: float | None, unpaired: bool,
+def _compare_metric(task: str, adapter: str, spec: dict[str, Any], pa: PairValues, pb: PairValues,
+                    shared: tuple[np.ndarray, np.ndarray], margin: float | None, unpaired: bool,
                     seed: int) -> MetricComparison | None:
-    sa, sb = keyed_values(pa, spec), keyed_values(pb, spec)
-    keys = [k for k in shared if k in sa and k in sb]
+    both = paired(pa, pb, spec, shared)
     binary = spec["aggregation"] == "proportion"
     base = dict(task=task, adapter=adapter, metric=spec["name"], aggregation=spec["aggregation"],
                 higher_is_better=spec["higher_is_better"], margin=margin or 0.0)
     if spec["aggregation"] == "corpus":
-        return _compare_corpus(spec, sa, sb, keys, pb, base, unpaired, seed)
+        return _compare_corpus(spec, pa, pb, both, base, unpaired, seed)
     if unpaired:
-        a = np.array(list(sa.values()))
-        b = np.array(list(sb.values()))
+        a, b = _recorded(pa, spec), _recorded(pb, spec)
         if len(a) < 2 or len(b) < 2:
             return None
         va, vb = _ratio(a[:, 0], a[:, 1]), _ratio(b[:, 0], b[:, 1])
         se = math.sqrt(delta_se(ratio_influence(a[:, 0], a[:, 1])) ** 2
                        + delta_se(ratio_influence(b[:, 0], b[:, 1])) ** 2)
         diff = vb - va
-        p = float(2 * sps.norm.sf(abs(diff) / se)) if se > 0 else (1.0 if diff == 0 else 0.0)
+        p = normal_p(diff / se) if se > 0 else (1.0 if diff == 0 else 0.0)
         return MetricComparison(**base, n_paired=0, baseline=va, candidate=vb, difference=diff,
                                 ci_low=diff - Z95 * se, ci_high=diff + Z95 * se, p_value=p, test="unpaired z")
-    if len(keys) < 2:
+    if len(both) < 2:
         return None
-    arr_a = np.array([sa[k] for k in keys])
-    arr_b = np.array([sb[k] for k in keys])
+    arr_a, arr_b = both.a, both.b
     if not arr_a[:, 1].sum() or not arr_b[:, 1].sum():
         return None  # a ratio with nothing to divide by on the shared items (e.g. no citation): no figure
-    clusters = _paired_clusters(pb, keys)
-    pv = PairedValues(keys, arr_a[:, 0], arr_a[:, 1], arr_b[:, 0], arr_b[:, 1], clusters)
+    pv = PairedValues(arr_a[:, 0], arr_a[:, 1], arr_b[:, 0], arr_b[:, 1], _paired_clusters(pb, both.rows_b))
     va, vb, diff, low, high, p, test = compare_values(pv, spec["aggregation"], binary=binary, seed=seed)
-    result = MetricComparison(**base, n_paired=len(keys), baseline=va, candidate=vb, difference=diff,
+    result = MetricComparison(**base, n_paired=len(both), baseline=va, candidate=vb, difference=diff,
                               ci_low=low, ci_high=high, p_value=p, test=test)
     if binary:
-        good_a = arr_a[:, 0] == (1 if spec["higher_is_better"] else 0)
-        good_b = arr_b[:, 0] == (1 if spec["higher_is_better"] else 0)
-        result.flips = {
-            "passed_to_failed": [f"{k[0]}#{k[1]}" if k[1] else k[0] for k, x, y in zip(keys, good_a, good_b,
-                                                                                        strict=True) if x and not y],
-            "failed_to_passed": [f"{k[0]}#{k[1]}" if k[1] else k[0] for k, x, y in zip(keys, good_a, good_b,
-                                                                                        strict=True) if y and not x]}
+        good = 1 if spec["higher_is_better"] else 0
+        good_a, good_b = arr_a[:, 0] == good, arr_b[:, 0] == good
+        result.flips = {"passed_to_failed": [pb.label(r) for r in both.rows_b[good_a & ~good_b]],
+                        "failed_to_passed": [pb.label(r) for r in both.rows_b[good_b & ~good_a]]}
     return result

@@ -6,7 +6,6 @@ sections. Computed from the run record alone; `harness.report` only renders the 
 from __future__ import annotations
 
 import math
-from array import array
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,120 +14,41 @@ from typing import Any
 import numpy as np
 
 from harness.config import SuiteConfig, criterion_holds
-from harness.record import ScoreLine, iter_lines
 from harness.report.sections import Section, Table
 from harness.stats import SMALL_N, estimate, paired_ratio_difference, quantile_ci
-from harness.store import SCORES, read_manifest
+from harness.store import read_manifest
+from harness.values import Paired, PairValues, load_values, paired, value_names
 
 OPERATIONAL = {"error_rate", "scoring_error_rate", "missing_rate", "latency_s", "cost", "tokens_out", "energy_wh",
                "gwp_g", "ttft_s", "tokens_per_s"}
 
 
-class _PairValues:
-    """Per-item values of one task × adapter, held in compact arrays.
-
-    Rows arrive in completion order, which varies between runs; `finalize` sorts them
-    by (item id, repeat) so that a seeded bootstrap gives the same interval for the same
-    record however it was produced (concurrently, resumed, or merged from shards)."""
-
-    def __init__(self) -> None:
-        self.keys: list[tuple[str, int]] = []
-        self.clusters: list[str | None] = []
-        self.values: dict[str, tuple[array, array]] = defaultdict(lambda: (array("d"), array("l")))
-        self._rank: np.ndarray | None = None
-        self.cached = 0
-        #: scorer → (item id, repeat, details), for the scorers whose `summarize` reads them
-        self.details: dict[str, list[tuple[str, int, dict[str, Any]]]] = defaultdict(list)
-
-    def add(self, rec: ScoreLine, summarizing: frozenset[str] = frozenset()) -> None:
-        row = len(self.keys)
-        self.cached += rec.cached
-        for scorer in summarizing.intersection(rec.details):
-            d = rec.details[scorer]
-            if isinstance(d, dict) and "error" not in d:
-                self.details[scorer].append((rec.item_id, rec.repeat, d))
-        self.keys.append((rec.item_id, rec.repeat))
-        self.clusters.append(rec.cluster)
-        values = self.values
-        for name, value in rec.values.items():
-            # `value != value`: NaN, without an isinstance and a call per value (hot: every value
-            # of every item of a million-item run passes here)
-            if value is None or value != value:
-                continue
-            vals, rows = values[name]
-            vals.append(value)
-            rows.append(row)
-
-    def finalize(self) -> None:
-        order = sorted(range(len(self.keys)), key=self.keys.__getitem__)
-        self._rank = np.empty(len(order), dtype=np.int64)
-        self._rank[order] = np.arange(len(order))
-        self.keys = [self.keys[i] for i in order]
-        self.clusters = [self.clusters[i] for i in order]
-
-    def cluster_ids(self, repeats: int) -> np.ndarray | None:
-        if any(c is not None for c in self.clusters):
-            return np.array([c if c is not None else k[0] for c, k in zip(self.clusters, self.keys, strict=True)])
-        if repeats > 1:
-            return np.array([k[0] for k in self.keys])
-        return None
-
-    def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """Values of `name` and their row positions, in key order."""
-        vals, rows = self.values.get(name, (array("d"), array("l")))
-        if not vals:
-            return np.empty(0), np.empty(0, dtype=np.int64)
-        assert self._rank is not None, "finalize() first"
-        positions = self._rank[np.frombuffer(rows, dtype=np.int64)]
-        order = np.argsort(positions, kind="stable")
-        return np.frombuffer(vals, dtype=float)[order], positions[order]
-
-
-def load_values(run_dir: Path, summarizing: frozenset[str] = frozenset()) -> dict[tuple[str, str], _PairValues]:
-    """Every task × adapter's per-item values, in one pass over scores.jsonl; the details of
-    the `summarizing` scorers are kept for their report sections."""
-    pairs: dict[tuple[str, str], _PairValues] = defaultdict(_PairValues)
-    for rec in iter_lines(run_dir / SCORES, ScoreLine):
-        pairs[(rec.task, rec.adapter)].add(rec, summarizing)
-    for pv in pairs.values():
-        pv.finalize()
-    return pairs
-
-
-def _metric_arrays(pv: _PairValues, spec: dict[str, Any], clusters: np.ndarray | None
+def _metric_arrays(pv: PairValues, spec: dict[str, Any], clusters: np.ndarray | None
                    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray]:
-    values, rows = pv.series(spec["value"])
-    den = None
-    if spec["aggregation"] == "ratio" and spec.get("denominator"):
-        den_vals, den_rows = pv.series(spec["denominator"])
-        common, ia, ib = np.intersect1d(rows, den_rows, assume_unique=True, return_indices=True)
-        values, den, rows = values[ia], den_vals[ib], common
-    return values, den, (clusters[rows] if clusters is not None else None), rows
+    figures = pv.metric(spec)
+    rows = np.flatnonzero(~np.isnan(figures).any(axis=1))
+    den = figures[rows, 1] if spec["aggregation"] == "ratio" and spec.get("denominator") else None
+    return figures[rows, 0], den, (clusters[rows] if clusters is not None else None), rows
 
 
-def corpus_statistics(pv: _PairValues, spec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def corpus_statistics(pv: PairValues, spec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """A corpus metric's per-item statistics (items × k, in key order) and their row positions;
     only items that recorded every statistic."""
-    names = [f"{spec['value']}#{i}" for i in range(int(spec.get("statistics") or 0))]
-    columns = [pv.series(name) for name in names]
-    if not columns or any(len(v) == 0 for v, _ in columns):
-        return np.empty((0, len(names))), np.empty(0, dtype=np.int64)
-    rows = columns[0][1]
-    for _, r in columns[1:]:
-        rows = np.intersect1d(rows, r, assume_unique=True)
-    stats = np.column_stack([v[np.searchsorted(r, rows)] for v, r in columns])
-    return stats, rows
+    stats = pv.metric(spec)
+    if stats.shape[1] == 0:
+        return stats, np.empty(0, dtype=np.int64)
+    rows = np.flatnonzero(~np.isnan(stats).any(axis=1))
+    return stats[rows], rows
 
 
-def compute_rows(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues]) -> list[dict[str, Any]]:
+def compute_rows(manifest: dict[str, Any], pairs: dict[tuple[str, str], PairValues]) -> list[dict[str, Any]]:
     rows = []
     repeats = int(manifest.get("repeats", 1))
     seed = int(manifest.get("seed", 0))
     for task, adapter in manifest["pairs"]:
         pv = pairs.get((task, adapter))
         if pv is None:
-            pv = _PairValues()
-            pv.finalize()
+            pv = PairValues.empty()
         clusters = pv.cluster_ids(repeats)
         for spec in manifest["tasks"][task]["metrics"]:
             if spec["aggregation"] == "corpus":
@@ -265,7 +185,7 @@ def power_notes(suite: SuiteConfig, rows: list[dict[str, Any]]) -> list[dict[str
     return out
 
 
-def stability(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues]) -> list[dict[str, Any]]:
+def stability(manifest: dict[str, Any], pairs: dict[tuple[str, str], PairValues]) -> list[dict[str, Any]]:
     """With repeats > 1: how often the repeats of an item agree, and how much the metric moves
     from one repeat to the next (standard deviation of the per-repeat figure)."""
     repeats = int(manifest.get("repeats", 1))
@@ -316,7 +236,7 @@ def summarizing_scorers(manifest: dict[str, Any]) -> frozenset[str]:
                      if name in SCORERS and overrides(SCORERS.get(name)))
 
 
-def scorer_sections(manifest: dict[str, Any], values: dict[tuple[str, str], _PairValues]) -> list[dict[str, Any]]:
+def scorer_sections(manifest: dict[str, Any], values: dict[tuple[str, str], PairValues]) -> list[dict[str, Any]]:
     """Each scorer's report sections (its `summarize` hook) for every task × adapter, from the
     details it recorded, given in item order: the record's line order depends on completion
     order (concurrency, resume, merged shards), and ties in the tables must not."""
@@ -354,26 +274,23 @@ def describe_normalizer(spec: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def paired_difference(spec: dict[str, Any], a: dict[Any, Any], b: dict[Any, Any], common: list[Any],
-                      seed: int) -> tuple[float, float, float, float, float]:
-    """(figure of a, figure of b, b − a, ci_low, ci_high) of one metric on the items `common`
-    to two systems (`keyed_values` of each): paired bootstrap, of summed statistics for a
-    corpus metric."""
+def paired_difference(spec: dict[str, Any], p: Paired, seed: int) -> tuple[float, float, float, float, float]:
+    """(figure of a, figure of b, b − a, ci_low, ci_high) of one metric on the items two
+    systems both scored (`values.paired`): paired bootstrap, of summed statistics for a corpus
+    metric."""
     if spec["aggregation"] == "corpus":
         from harness.corpus import paired_corpus_difference
 
-        value_a, value_b, diff, low, high, _ = paired_corpus_difference(
-            np.array([a[k] for k in common]), np.array([b[k] for k in common]), spec, seed=seed, permutations=0)
+        value_a, value_b, diff, low, high, _ = paired_corpus_difference(p.a, p.b, spec, seed=seed, permutations=0)
         return value_a, value_b, diff, low, high
-    num_a, den_a = np.array([a[k][0] for k in common]), np.array([a[k][1] for k in common])
-    num_b, den_b = np.array([b[k][0] for k in common]), np.array([b[k][1] for k in common])
+    num_a, den_a, num_b, den_b = p.a[:, 0], p.a[:, 1], p.b[:, 0], p.b[:, 1]
     diff, low, high = paired_ratio_difference(num_a, den_a, num_b, den_b, seed=seed)
     if math.isnan(diff):  # nothing to divide by on these items
         return math.nan, math.nan, diff, low, high
     return float(num_a.sum() / den_a.sum()), float(num_b.sum() / den_b.sum()), diff, low, high
 
 
-def baseline_sections(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues]) -> list[dict[str, Any]]:
+def baseline_sections(manifest: dict[str, Any], pairs: dict[tuple[str, str], PairValues]) -> list[dict[str, Any]]:
     """HAS 3.3: every system against current practice (the adapter declared
     `current_practice: true`) on the items both answered: the paired difference of each
     quality metric with its bootstrap 95% CI, and whether it is clearly better or worse."""
@@ -394,20 +311,19 @@ def baseline_sections(manifest: dict[str, Any], pairs: dict[tuple[str, str], _Pa
             for spec in spec_list:
                 if spec["name"] in OPERATIONAL:
                     continue
-                a, b = keyed_values(pairs[(task, base)], spec), keyed_values(pairs[(task, adapter)], spec)
-                common = sorted(set(a) & set(b))
-                if not common:
+                both = paired(pairs[(task, base)], pairs[(task, adapter)], spec)
+                if not len(both):
                     continue
-                base_value, value, diff, low, high = paired_difference(spec, a, b, common, seed)
+                base_value, value, diff, low, high = paired_difference(spec, both, seed)
                 if math.isnan(diff):
                     continue
                 better = spec["higher_is_better"]
                 verdict = ("no clear difference" if math.isnan(low) or low <= 0 <= high
                            else "better" if (low > 0) == better else "worse")
                 rows.append([spec["name"], f"{base_value:.4g}", f"{value:.4g}", f"{diff:+.4g}",
-                             f"[{low:+.4g}, {high:+.4g}]", len(common), verdict])
+                             f"[{low:+.4g}, {high:+.4g}]", len(both), verdict])
                 data["metrics"][spec["name"]] = {"baseline": base_value, "value": value, "difference": diff,
-                                                 "ci_low": low, "ci_high": high, "n": len(common),
+                                                 "ci_low": low, "ci_high": high, "n": len(both),
                                                  "verdict": verdict}
             if rows:
                 out.append(Section(
@@ -417,16 +333,6 @@ def baseline_sections(manifest: dict[str, Any], pairs: dict[tuple[str, str], _Pa
                     tables=[Table(["metric", base, adapter, "difference", "95% CI", "n", ""], rows,
                                   [r[-1] == "worse" for r in rows])], data=data).to_dict())
     return out
-
-
-def keyed_values(pv: _PairValues, spec: dict[str, Any]) -> dict[tuple[str, int], Any]:
-    """Item key → (value, denominator) of one metric; → its statistics for a corpus metric."""
-    if spec["aggregation"] == "corpus":
-        stats, positions = corpus_statistics(pv, spec)
-        return {pv.keys[r]: row for row, r in zip(stats, positions, strict=True)}
-    values, den, _, rows = _metric_arrays(pv, spec, None)
-    dens = den if den is not None else np.ones(len(values))
-    return {pv.keys[r]: (float(v), float(d)) for v, d, r in zip(values, dens, rows, strict=True)}
 
 
 QUANTILES = (50, 95, 99)
@@ -442,7 +348,7 @@ def _percentiles(values: np.ndarray, label: str, rows: list[list[Any]], data: di
                               "ci_high": None if math.isnan(high) else high}
 
 
-def latency_sections(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues]) -> list[dict[str, Any]]:
+def latency_sections(manifest: dict[str, Any], pairs: dict[tuple[str, str], PairValues]) -> list[dict[str, Any]]:
     """HAS 2.7 (Estimer): latency percentiles with distribution-free CIs (order statistics; an
     end shown "—" when n is too small to bound it), cost per 1,000 items, per task × adapter;
     recomputed from the record like every figure."""
@@ -476,7 +382,7 @@ def latency_sections(manifest: dict[str, Any], pairs: dict[tuple[str, str], _Pai
     return out
 
 
-def energy_sections(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues]) -> list[dict[str, Any]]:
+def energy_sections(manifest: dict[str, Any], pairs: dict[tuple[str, str], PairValues]) -> list[dict[str, Any]]:
     """HAS 2.7: energy and emissions per task × adapter, total and per item (bootstrap CI),
     with the method and its version beside the figures (EcoLogits' estimates moved by a
     factor of ~57 between versions for one model class)."""
@@ -563,7 +469,7 @@ def confidentiality_sections(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def significant_best(manifest: dict[str, Any], pairs: dict[tuple[str, str], _PairValues],
+def significant_best(manifest: dict[str, Any], pairs: dict[tuple[str, str], PairValues],
                      rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """For each task × quality metric with several systems: the best system (by the
     scorecard's figures), named only when its paired difference with every other system (on
@@ -581,15 +487,12 @@ def significant_best(manifest: dict[str, Any], pairs: dict[tuple[str, str], _Pai
             if len(by_adapter) < 2:
                 continue
             best = (max if spec["higher_is_better"] else min)(by_adapter, key=by_adapter.__getitem__)
-            best_values = keyed_values(pairs[(task, best)], spec)
             clear = True
             for other in by_adapter:
                 if other == best:
                     continue
-                other_values = keyed_values(pairs[(task, other)], spec)
-                common = sorted(set(best_values) & set(other_values))
-                low, high = (paired_difference(spec, other_values, best_values, common, seed)[3:]
-                             if len(common) >= 2 else (math.nan, math.nan))
+                both = paired(pairs[(task, other)], pairs[(task, best)], spec)
+                low, high = (paired_difference(spec, both, seed)[3:] if len(both) >= 2 else (math.nan, math.nan))
                 if math.isnan(low) or low <= 0 <= high:
                     clear = False
                     break
@@ -603,7 +506,7 @@ def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
     suite = SuiteConfig.model_validate(manifest["suite"]["config"])
-    values = load_values(run_dir, summarizing_scorers(manifest))
+    values = load_values(run_dir, value_names(manifest), summarizing_scorers(manifest))
     rows = compute_rows(manifest, values)
     gates = evaluate_gates(suite, manifest, rows, run_dir)
     return {
@@ -622,7 +525,7 @@ def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
         # how each figure is computed, with versions: sacrebleu's signature, ROUGE-L's tokens
         "methods": [{"task": t, "metric": spec["name"], "method": spec["method"]}
                     for t, info in manifest["tasks"].items() for spec in info["metrics"] if spec.get("method")],
-        "responses": [{"task": t, "adapter": a, "responses": len(values[(t, a)].keys) if (t, a) in values else 0,
+        "responses": [{"task": t, "adapter": a, "responses": len(values[(t, a)]) if (t, a) in values else 0,
                        "from_cache": values[(t, a)].cached if (t, a) in values else 0}
                       for t, a in manifest["pairs"]],
         "objectives": evaluate_objectives(suite, manifest, rows),

@@ -61,6 +61,12 @@ def ratio_influence(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return (num - r * den) / den.mean()
 
 
+def normal_p(z: float) -> float:
+    """Two-sided p-value of a standard normal statistic (math.erfc: scipy.stats would cost every
+    `harness compare` half a second and 50 MB to import)."""
+    return math.erfc(abs(z) / math.sqrt(2))
+
+
 def delta_se(influence: np.ndarray) -> float:
     m = len(influence)
     return float(math.sqrt(np.var(influence, ddof=1) / m)) if m > 1 else math.nan

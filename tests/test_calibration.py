@@ -19,7 +19,7 @@ N, SIMS = 500, 200
 
 def _call(a: np.ndarray, b: np.ndarray, margin: float, seed: int) -> str:
     ones = np.ones(len(a))
-    pv = PairedValues([(str(i), 0) for i in range(len(a))], a, ones, b, ones)
+    pv = PairedValues(a, ones, b, ones)
     _, _, diff, low, high, p, _ = compare_values(pv, "proportion", binary=True, seed=seed)
     return verdict(diff, low, high, p, margin, higher_is_better=True)
 
@@ -70,7 +70,7 @@ def test_aa_continuous_ratio_metric_with_permutation_test() -> None:
         rate = rng.beta(2, 10, 300)
         err_a = rng.binomial(words.astype(int), rate).astype(float)
         err_b = rng.binomial(words.astype(int), rate).astype(float)
-        pv = PairedValues([(str(i), 0) for i in range(300)], err_a, words, err_b, words)
+        pv = PairedValues(err_a, words, err_b, words)
         _, _, diff, low, high, p, test = compare_values(pv, "ratio", binary=False, seed=s)
         assert test == "paired permutation"
         false_calls += verdict(diff, low, high, p, 0.0, higher_is_better=False) == "regression"

@@ -1,0 +1,324 @@
+"""Per-item values of a run record, held column by column: what every figure, comparison and
+report section is computed from.
+
+scores.jsonl is read by Arrow's JSON reader into columns (task, adapter, item id, repeat,
+cluster, and one float column per value that a metric or a section reads), then sorted by
+(item id, repeat) within each task × adapter, so that a seeded bootstrap gives the same interval
+for the same record however it was produced (concurrently, resumed, merged from shards). A
+million-line record reads this way in about a second and 100 MB, where one pydantic object
+and a dozen Python appends per line took 15 s. The columns are the `ScoreLine` model's
+(a test holds them to it); a torn last line (a crash mid-write) is cut off before reading,
+and a file that does not fit the columns goes through the model line by line, which reads
+it or names the line that is wrong. Scorer details (free-form JSON) are read through the
+model, only for the scorers whose report sections need them.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pajson
+
+from harness.record import ScoreLine, iter_lines
+from harness.store import SCORES
+
+#: values read by report sections whether or not a metric names them
+SECTION_VALUES = ("latency_s", "ttft_s", "cost", "tokens_per_s", "energy_wh", "gwp_g")
+#: ScoreLine's fields that every line must have (Arrow reads a missing one as null)
+REQUIRED = ("task", "adapter", "item_id", "repeat", "status")
+STATUSES = ("ok", "error", "missing")
+KEY_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("task", pa.string()), ("adapter", pa.string()), ("item_id", pa.string()), ("repeat", pa.int64()),
+    ("cluster", pa.string()), ("status", pa.string()), ("cached", pa.bool_()))
+_BLOCK = 1 << 20
+
+
+@dataclass
+class PairValues:
+    """The values of one task × adapter, rows sorted by (item id, repeat); a value an item did
+    not record (None, NaN, or absent) is NaN in its column."""
+
+    ids: pa.Array
+    repeats: np.ndarray
+    clusters: pa.Array | None
+    columns: dict[str, np.ndarray]
+    cached: int = 0
+    #: scorer → (item id, repeat, details), for the scorers whose `summarize` reads them
+    details: dict[str, list[tuple[str, int, dict[str, Any]]]] = field(default_factory=lambda: defaultdict(list))
+
+    @classmethod
+    def empty(cls) -> PairValues:
+        return cls(pa.array([], pa.string()), np.empty(0, dtype=np.int64), None, {})
+
+    def __len__(self) -> int:
+        return len(self.repeats)
+
+    @cached_property
+    def keys(self) -> list[tuple[str, int]]:
+        """(item id, repeat) of every row; built on demand (a million tuples cost 100 MB)."""
+        return list(zip(self.ids.to_pylist(), self.repeats.tolist(), strict=True))
+
+    def column(self, name: str) -> np.ndarray:
+        """Values of `name` for every row, NaN where an item did not record it."""
+        col = self.columns.get(name)
+        return col if col is not None else np.full(len(self), np.nan)
+
+    def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Values of `name` that items recorded, and their rows, in key order."""
+        col = self.columns.get(name)
+        if col is None:
+            return np.empty(0), np.empty(0, dtype=np.int64)
+        rows = np.flatnonzero(~np.isnan(col))
+        return col[rows], rows
+
+    def cluster_ids(self, repeats: int) -> np.ndarray | None:
+        """Resampling unit of every row: its cluster (else its item) when any item has one; the
+        item when repeats share it; None when every row is its own unit."""
+        if self.clusters is not None:
+            return np.asarray(pc.coalesce(self.clusters, self.ids).to_numpy(zero_copy_only=False))
+        if repeats > 1:
+            return np.asarray(self.ids.to_numpy(zero_copy_only=False))
+        return None
+
+    def metric(self, spec: dict[str, Any]) -> np.ndarray:
+        """One metric's per-row figures: (value, denominator) columns, the denominator 1 unless
+        it is a ratio of two values; a corpus metric's k statistics. NaN where missing."""
+        if spec["aggregation"] == "corpus":
+            names = [f"{spec['value']}#{i}" for i in range(int(spec.get("statistics") or 0))]
+            return np.column_stack([self.column(n) for n in names]) if names else np.empty((len(self), 0))
+        den = (self.column(spec["denominator"]) if spec["aggregation"] == "ratio" and spec.get("denominator")
+               else np.ones(len(self)))
+        return np.column_stack([self.column(spec["value"]), den])
+
+    def key_array(self, with_repeat: bool) -> pa.Array:
+        """One string per row naming its item (and repeat): the join key between two runs."""
+        if not with_repeat:
+            return self.ids
+        return pc.binary_join_element_wise(self.ids, pc.cast(pa.array(self.repeats), pa.string()), "\x1f")
+
+    def label(self, row: int) -> str:
+        """The item as reports name it: `id`, or `id#repeat` for a later repeat."""
+        item, repeat = self.ids[row].as_py(), int(self.repeats[row])
+        return f"{item}#{repeat}" if repeat else item
+
+
+@dataclass
+class Paired:
+    """One metric on the items two systems (or runs) both scored: rows in each, and the
+    per-row figures of each (`PairValues.metric`), aligned."""
+
+    rows_a: np.ndarray
+    rows_b: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows_a)
+
+
+def shared_rows(a: PairValues, b: PairValues) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the items (id and repeat) both hold, in key order: a hash join in Arrow, unless
+    both hold the same items (two runs of one suite), which needs none."""
+    if len(a) == len(b) and a.ids.equals(b.ids) and np.array_equal(a.repeats, b.repeats):
+        every = np.arange(len(a))
+        return every, every
+    with_repeat = bool(a.repeats.any() or b.repeats.any())
+    position = pc.index_in(a.key_array(with_repeat), value_set=b.key_array(with_repeat))
+    valid = np.asarray(position.is_valid().to_numpy(zero_copy_only=False))
+    return np.flatnonzero(valid), np.asarray(position.drop_null().to_numpy(), dtype=np.int64)
+
+
+def paired(a: PairValues, b: PairValues, spec: dict[str, Any],
+           shared: tuple[np.ndarray, np.ndarray] | None = None) -> Paired:
+    """A metric's figures on the items both `a` and `b` recorded it for."""
+    rows_a, rows_b = shared if shared is not None else shared_rows(a, b)
+    fa, fb = _rows(a.metric(spec), rows_a), _rows(b.metric(spec), rows_b)
+    keep = ~(np.isnan(fa).any(axis=1) | np.isnan(fb).any(axis=1))
+    if keep.all():  # the usual case, without copying a million-row array again
+        return Paired(rows_a, rows_b, fa, fb)
+    return Paired(rows_a[keep], rows_b[keep], fa[keep], fb[keep])
+
+
+def _rows(figures: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """figures[rows], without a copy when `rows` is every row in order."""
+    n = len(figures)
+    if len(rows) == n and (n == 0 or (rows[0] == 0 and rows[-1] == n - 1 and bool(np.all(np.diff(rows) == 1)))):
+        return figures
+    return figures[rows]
+
+
+def value_names(manifest: dict[str, Any]) -> list[str]:
+    """Every value a metric of the run reads, and those the report sections read."""
+    names = dict.fromkeys(SECTION_VALUES)
+    for task in manifest["tasks"].values():
+        for spec in task["metrics"]:
+            names[spec["value"]] = None
+            if spec.get("denominator"):
+                names[spec["denominator"]] = None
+            for i in range(int(spec.get("statistics") or 0)):
+                names[f"{spec['value']}#{i}"] = None
+    return list(names)
+
+
+class _Upto(io.RawIOBase):
+    """The first `limit` bytes of a file: the record without a torn last line."""
+
+    def __init__(self, fh: BinaryIO, limit: int) -> None:
+        self.fh, self.left = fh, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), self.left)
+        if n <= 0:
+            return 0
+        got = cast(io.BufferedReader, self.fh).readinto(memoryview(buffer)[:n]) or 0
+        self.left -= got
+        return got
+
+
+def _complete_length(fh: BinaryIO) -> int:
+    """Bytes up to and including the last newline."""
+    end = fh.seek(0, io.SEEK_END)
+    pos = end
+    while pos > 0:
+        step = min(pos, 1 << 16)
+        fh.seek(pos - step)
+        chunk = fh.read(step)
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            return pos - step + newline + 1
+        pos -= step
+    return 0
+
+
+def _schema(names: list[str]) -> pa.Schema:
+    fields = [pa.field(n, t) for n, t in KEY_COLUMNS]
+    if names:
+        fields.append(pa.field("values", pa.struct([pa.field(n, pa.float64()) for n in names])))
+    return pa.schema(fields)
+
+
+class _Unfit(Exception):
+    """A line does not fit the columns: read the file through the model instead."""
+
+
+def _read_arrow(path: Path, names: list[str]) -> pa.Table:
+    """The record's columns; _Unfit when a line does not fit them. One thread, 1 MB blocks:
+    threads would hold a block each and gain little, the parsing being a second a million
+    lines."""
+    schema = _schema(names)
+    with path.open("rb") as fh:
+        length = _complete_length(fh)
+        if length == 0:
+            return schema.empty_table()
+        fh.seek(0)
+        try:
+            table = pajson.read_json(
+                io.BufferedReader(_Upto(fh, length), _BLOCK),
+                read_options=pajson.ReadOptions(block_size=_BLOCK, use_threads=False),
+                parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            raise _Unfit from None
+    if any(table[name].null_count for name in REQUIRED) or not pc.all(
+            pc.is_in(table["status"], value_set=pa.array(STATUSES))).as_py():
+        raise _Unfit
+    return table
+
+
+def _read_models(path: Path, names: list[str]) -> pa.Table:
+    """The same columns, line by line through ScoreLine (which raises on a line that is wrong)."""
+    cols: dict[str, list[Any]] = {n: [] for n, _ in KEY_COLUMNS}
+    values: list[dict[str, Any]] = []
+    for rec in iter_lines(path, ScoreLine):
+        for n, _ in KEY_COLUMNS:
+            cols[n].append(getattr(rec, n))
+        values.append({n: rec.values.get(n) for n in names})
+    data: dict[str, Any] = dict(cols)
+    if names:
+        data["values"] = values
+    return pa.Table.from_pydict(data, schema=_schema(names))
+
+
+def _grouped(table: pa.Table) -> dict[tuple[str, str], pa.Table]:
+    """The rows of each task × adapter, without the columns that named the group."""
+    key = pc.binary_join_element_wise(table["task"], table["adapter"], "\x1f")
+    groups = pc.unique(key)
+    rest = table.drop_columns(["task", "adapter", "status"])
+    if len(groups) == 1:  # the usual large run: one task × adapter, nothing to copy
+        return {(table["task"][0].as_py(), table["adapter"][0].as_py()): rest}
+    out = {}
+    for value in groups:
+        mask = pc.equal(key, value)
+        first = pc.index(key, value).as_py()
+        out[(table["task"][first].as_py(), table["adapter"][first].as_py())] = rest.filter(mask)
+    return out
+
+
+def _pair(table: pa.Table, names: list[str]) -> PairValues:
+    """Sorted columns of one task × adapter. Each column is released once copied in key
+    order, so that a million-item record never holds two copies of its values."""
+    table = table.flatten()
+    order = pc.sort_indices(table.select(["item_id", "repeat"]),
+                            sort_keys=[("item_id", "ascending"), ("repeat", "ascending")])
+
+    def take(name: str) -> pa.Array:
+        nonlocal table
+        column = table[name].take(order).combine_chunks()
+        table = table.drop_columns([name])
+        return column
+
+    ids, repeats, clusters = take("item_id"), take("repeat"), take("cluster")
+    cached = int(pc.sum(table["cached"]).as_py() or 0)
+    columns = {}
+    for name in names:
+        child = take(f"values.{name}")
+        if child.null_count < len(child):
+            # Arrow nulls become NaN, like a NaN recorded as such: both mean "not recorded"
+            columns[name] = np.asarray(child.to_numpy(zero_copy_only=False), dtype=float)
+    return PairValues(ids=ids, repeats=np.asarray(repeats.to_numpy(), dtype=np.int64),
+                      clusters=clusters if clusters.null_count < len(clusters) else None,
+                      columns=columns, cached=cached)
+
+
+def load_values(run_dir: Path, names: list[str], summarizing: frozenset[str] = frozenset()
+                ) -> dict[tuple[str, str], PairValues]:
+    """Every task × adapter's values `names`, in one read of scores.jsonl; the details of the
+    `summarizing` scorers are kept for their report sections."""
+    path = Path(run_dir) / SCORES
+    if not path.exists():
+        return {}
+    names = list(dict.fromkeys(names))
+    try:
+        table = _read_arrow(path, names)
+    except _Unfit:
+        table = _read_models(path, names)
+    groups = _grouped(table)
+    del table
+    out = {}
+    while groups:
+        key = next(iter(groups))
+        out[key] = _pair(groups.pop(key), names)
+    if summarizing:
+        _add_details(path, out, summarizing)
+    return out
+
+
+def _add_details(path: Path, pairs: dict[tuple[str, str], PairValues], summarizing: frozenset[str]) -> None:
+    for rec in iter_lines(path, ScoreLine):
+        pv = pairs.get((rec.task, rec.adapter))
+        if pv is None:
+            continue
+        for scorer in summarizing.intersection(rec.details):
+            d = rec.details[scorer]
+            if isinstance(d, dict) and "error" not in d:
+                pv.details[scorer].append((rec.item_id, rec.repeat, d))

@@ -1,0 +1,122 @@
+"""The columnar reader of scores.jsonl (harness.values) against the ScoreLine model, line by line:
+same items, same order, same values, on a messy record; a torn last line; a wrong line named."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from harness import values
+from harness.errors import RecordError
+from harness.record import ScoreLine
+from harness.values import KEY_COLUMNS, REQUIRED, PairValues, load_values, paired, shared_rows
+
+NAMES = ["correct", "wer_errors", "wer_ref", "latency_s", "bleu#0", "bleu#1"]
+
+
+def _line(task: str, adapter: str, item: str, repeat: int = 0, **extra: Any) -> dict[str, Any]:
+    return {"task": task, "adapter": adapter, "item_id": item, "repeat": repeat, "status": "ok", **extra}
+
+
+def messy_record(path: Path) -> list[dict[str, Any]]:
+    """Two tasks × two adapters interleaved in completion order, repeats, clusters on some
+    items, accented ids, null and absent values, integers and floats, free-form details."""
+    rows = []
+    for i, item in enumerate(["q10", "q2", "é1", "Zeta", "q1", "ü", "a b"]):
+        for repeat in (1, 0):
+            for adapter in ("b", "a"):
+                rows.append(_line("t1", adapter, item, repeat, cluster=f"patient-{i % 3}" if i % 2 else None,
+                                  cached=bool(i % 3 == 0),
+                                  values={"correct": i % 2, "wer_errors": i + repeat, "wer_ref": 10 - i,
+                                          "latency_s": None if i == 3 else 0.25 * i, "unread": 4},
+                                  details={"wer": {"ops": [i, "x", None]}, "other": "text" if i else 3}))
+        rows.append(_line("t2", "a", item, values={"bleu#0": 3.5 * i, "bleu#1": 7} if i != 2 else {"bleu#0": 1}))
+    rows.append(_line("t2", "a", "errored", status="error", values={}))
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return rows
+
+
+def _same(a: dict[tuple[str, str], PairValues], b: dict[tuple[str, str], PairValues]) -> None:
+    assert a.keys() == b.keys()
+    for key, pa_ in a.items():
+        pb = b[key]
+        assert pa_.keys == pb.keys
+        assert pa_.cached == pb.cached
+        assert (pa_.clusters is None) == (pb.clusters is None)
+        if pa_.clusters is not None:
+            assert pa_.clusters.to_pylist() == pb.clusters.to_pylist()  # type: ignore[union-attr]
+        assert pa_.columns.keys() == pb.columns.keys()
+        for name, column in pa_.columns.items():
+            np.testing.assert_array_equal(column, pb.columns[name])
+
+
+def test_columns_are_the_score_line_model() -> None:
+    fields = ScoreLine.model_fields
+    assert {name for name, _ in KEY_COLUMNS} <= set(fields)
+    assert set(REQUIRED) == {name for name, f in fields.items() if f.is_required() and name != "values"}
+
+
+def test_the_columnar_read_equals_the_model_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = messy_record(tmp_path / "scores.jsonl")
+    with monkeypatch.context() as m:
+        m.setattr(values, "_read_models", lambda *a: pytest.fail("fell back to the model"))
+        fast = load_values(tmp_path, NAMES)
+    # the model path, line by line, as for a file the columns do not fit
+    monkeypatch.setattr(values, "_read_arrow", lambda *a: (_ for _ in ()).throw(values._Unfit()))
+    slow = load_values(tmp_path, NAMES)
+    _same(fast, slow)
+    t1 = fast[("t1", "a")]
+    # key order: Python's order of (item id, repeat), accents included
+    assert t1.keys == sorted((r["item_id"], r["repeat"]) for r in rows if r["task"] == "t1" and r["adapter"] == "a")
+    latency = dict(zip(t1.keys, t1.column("latency_s"), strict=True))
+    assert math.isnan(latency[("Zeta", 0)]) and latency[("q2", 1)] == 0.25
+    assert "unread" not in t1.columns and t1.cached == 6
+    stats, _ = fast[("t2", "a")].series("bleu#1")
+    assert len(stats) == 6  # "q2" has no second statistic, "errored" none at all
+    assert len(fast[("t2", "a")]) == 8
+
+
+def test_a_torn_last_line_is_left_out_without_leaving_the_columnar_read(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    messy_record(tmp_path / "scores.jsonl")
+    whole = load_values(tmp_path, NAMES)
+    with (tmp_path / "scores.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write('{"task": "t1", "adapter": "a", "item_id": "late", "repeat": 0, "stat')  # a crash mid-write
+    monkeypatch.setattr(values, "_read_models", lambda *a: pytest.fail("fell back to the model"))
+    _same(load_values(tmp_path, NAMES), whole)
+
+
+def test_a_line_that_fits_neither_is_named_with_its_number(tmp_path: Path) -> None:
+    rows = messy_record(tmp_path / "scores.jsonl")
+    rows.insert(3, _line("t1", "a", "bad", values={"correct": "yes"}))
+    (tmp_path / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with pytest.raises(RecordError, match=r"scores.jsonl:4: not a ScoreLine line \(values.correct"):
+        load_values(tmp_path, NAMES)
+    rows[3] = {k: v for k, v in rows[3].items() if k != "repeat"}
+    (tmp_path / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with pytest.raises(RecordError, match=r"scores.jsonl:4: not a ScoreLine line \(repeat"):
+        load_values(tmp_path, NAMES)
+
+
+def test_paired_rows_are_the_shared_items_in_key_order(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    items_a = [("x", 0), ("x", 1), ("y", 0), ("z", 0), ("w", 1)]
+    items_b = [("z", 0), ("x", 1), ("v", 0), ("y", 0), ("w", 0)]
+    for folder, items in ((a, items_a), (b, items_b)):
+        (folder / "scores.jsonl").write_text("".join(
+            json.dumps(_line("t", "s", i, r, values={"correct": (len(i) + r) % 2})) + "\n" for i, r in items))
+    va, vb = load_values(a, ["correct"])[("t", "s")], load_values(b, ["correct"])[("t", "s")]
+    rows_a, rows_b = shared_rows(va, vb)
+    assert [va.keys[r] for r in rows_a] == [vb.keys[r] for r in rows_b] == sorted(set(items_a) & set(items_b))
+    spec = {"name": "accuracy", "aggregation": "proportion", "value": "correct"}
+    both = paired(va, vb, spec)
+    assert len(both) == 3 and both.a.shape == (3, 2)
+    same = shared_rows(va, va)
+    assert same[0].tolist() == same[1].tolist() == list(range(len(va)))

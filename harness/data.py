@@ -217,7 +217,49 @@ def iter_items(task: LoadedTask) -> Iterator[Item]:
 class DatasetSummary:
     count: int = 0
     problems: list[Problem] = field(default_factory=list)
-    ids: set[str] | None = None  # kept only when asked for (replay files are checked against them)
+    ids: Any = None  # a pyarrow string array, kept only when asked for (replay files are checked against them)
+
+
+class _SeenIds:
+    """The ids a scan has met, in 8 bytes each: their hashes, sorted at the end to find
+    duplicates (a million-item dataset held as a set of str cost 100 MB); and, when kept, the
+    ids themselves in Arrow chunks."""
+
+    _CHUNK = 1 << 16
+
+    def __init__(self, keep: bool) -> None:
+        from array import array
+
+        self.hashes = array("q")
+        self.keep = keep
+        self._chunks: list[Any] = []
+        self._pending: list[str] = []
+
+    def add(self, item_id: str) -> None:
+        self.hashes.append(hash(item_id))
+        if self.keep:
+            self._pending.append(item_id)
+            if len(self._pending) >= self._CHUNK:
+                self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        self._chunks.append(pa.array(self._pending, pa.string()))
+        self._pending = []
+
+    def repeated_hashes(self) -> set[int]:
+        """Hashes met more than once: the duplicated ids, and (rarely) two ids that collide."""
+        import numpy as np
+
+        hashes = np.sort(np.frombuffer(self.hashes, dtype=np.int64))
+        return set(hashes[1:][hashes[1:] == hashes[:-1]].tolist())
+
+    def ids(self) -> Any:
+        import pyarrow as pa
+
+        self._flush()
+        return pa.chunked_array(self._chunks, pa.string()).combine_chunks()
 
 
 def scan_dataset(task: LoadedTask, required: tuple[str, ...], roots: Roots | None = None,
@@ -228,7 +270,7 @@ def scan_dataset(task: LoadedTask, required: tuple[str, ...], roots: Roots | Non
     and decodable, no field larger than `max_field_bytes`, dataset not empty."""
     summary = DatasetSummary()
     where = str(dataset_location(task) or task.path)
-    seen: set[str] = set()
+    seen = _SeenIds(keep_ids)
     columns = {logical: _column(task, logical) for logical in required}
     make = ItemMaker(task, roots)
 
@@ -247,9 +289,6 @@ def scan_dataset(task: LoadedTask, required: tuple[str, ...], roots: Roots | Non
                                 expected=f"a value for '{column}'",
                                 found="fields " + ", ".join(sorted(map(str, row)))))
             item_id = str(row.get(_column(task, "id")))
-            if item_id in seen:
-                add(Problem(where, _column(task, "id"), "duplicate id", lineno, expected="unique ids",
-                            found=repr(item_id)))
             seen.add(item_id)
             if max_field_bytes is not None:
                 for column, value in row.items():
@@ -277,11 +316,23 @@ def scan_dataset(task: LoadedTask, required: tuple[str, ...], roots: Roots | Non
                     add(Problem(where, columns["audio"], f"audio file {why}", lineno, found=str(audio)))
     except _RowError as exc:
         add(exc.problem)
+        if keep_ids:
+            summary.ids = seen.ids()
         return summary
     if summary.count == 0:
         add(Problem(where, "", "dataset is empty", expected="at least one item"))
+    repeated = seen.repeated_hashes()
+    if repeated:  # a second pass, over the rows whose id hash was met twice, names the lines
+        first: set[str] = set()
+        for lineno, row in iter_rows(task):
+            item_id = str(row.get(_column(task, "id")))
+            if hash(item_id) in repeated:
+                if item_id in first:
+                    add(Problem(where, _column(task, "id"), "duplicate id", lineno, expected="unique ids",
+                                found=repr(item_id)))
+                first.add(item_id)
     if keep_ids:
-        summary.ids = seen
+        summary.ids = seen.ids()
     return summary
 
 

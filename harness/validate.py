@@ -281,7 +281,7 @@ def load_suite(path: str | Path, *, scan: bool = True) -> Validation:
                     problems.extend(_first_request_problems(task))
                     for adapter in checks_ids:
                         found, notes = ADAPTERS.get(adapter.profile.kind).check_items(
-                            adapter.settings, adapter.base_dir, str(adapter.path), task.name, summary.ids or set())
+                            adapter.settings, adapter.base_dir, str(adapter.path), task.name, summary.ids)
                         problems.extend(found)
                         result.notes.extend(f"{adapter.name} × {task.name}: {n}" for n in notes)
     if problems:

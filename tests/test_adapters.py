@@ -197,3 +197,26 @@ def test_third_party_adapter_through_entry_point(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     card = _card(tmp_path)
     assert _metric(card, "accuracy")["value"] == 0.0 and card["adapters"]["sut"]["provider_models"] == ["plugin-b"]
+
+
+def test_replay_index_finds_the_last_row_of_each_id_even_when_every_hash_collides(tmp_path: Path,
+                                                                                 monkeypatch) -> None:
+    """The export is indexed by hashes (16 bytes a row); a hash match is checked against the
+    row's id and task, so colliding keys never swap answers. Here every key hashes alike."""
+    from harness import run_suite
+    from harness.adapters import replay
+
+    (tmp_path / "out.csv").write_text(
+        "id,task,answer\ni0,t,A\ni1,t,A\ni0,t,A\ni2,other,B\ni3,t,C\ni2,t,D\n", encoding="utf-8")
+    suite = _suite(tmp_path, {"kind": "replay", "settings": {"path": "out.csv", "output_column": "answer",
+                                                             "task_column": "task"}})
+    for key_hash in (hash, lambda key: 7):
+        monkeypatch.setattr(replay, "_key_hash", key_hash)
+        index = replay._RowIndex(*(__import__("pyarrow").array(c) for c in (
+            ["i0", "i1", "i0", "i2", "i3", "i3", "i2"], ["t", "t", "t", "other", "t", "t", "t"])))
+        assert [index.get(i, "t") for i in ("i0", "i1", "i2", "i3", "i4")] == [2, 1, 6, 5, None]
+        assert index.get("i2", "other") == 3 and index.get("i1", "other") is None
+    run = run_suite(suite, quiet=True, out=tmp_path / "run").run_dir  # every key still colliding
+    outputs = {json.loads(line)["item_id"]: json.loads(line).get("output")
+               for line in (run / "responses.jsonl").read_text().splitlines()}
+    assert outputs == {"i0": "A", "i1": "A", "i2": "D", "i3": "C", "i4": None, "i5": None}

@@ -70,8 +70,9 @@ class Adapter(ABC):
 
     @classmethod
     def check_items(cls, settings: Any, base_dir: Path, file: str, task: str,
-                    ids: set[str]) -> tuple[list[Problem], list[str]]:
-        """Check the adapter against the task's item ids: (problems, notes)."""
+                    ids: Any) -> tuple[list[Problem], list[str]]:
+        """Check the adapter against the task's item ids (a pyarrow string array, in dataset
+        order): (problems, notes)."""
         return [], []
 
     async def setup(self) -> None:  # noqa: B027 - optional hook

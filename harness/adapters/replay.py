@@ -39,6 +39,42 @@ class ReplaySettings(Settings):
     speakers_file: str | None = Field(default=None, description="RTTM whose turns give speakers to a CTM's words")
 
 
+_key_hash = hash  # a module name, so that a test can make every key collide
+
+
+class _RowIndex:
+    """(task, id) → the last row holding it, as sorted 64-bit hashes and rows (16 bytes a row)
+    over the Arrow columns, where a dict of a million tuples took 200 MB. A hash match is
+    checked against the row's id and task, so a collision never returns another item's answer."""
+
+    _CHUNK = 1 << 16
+
+    def __init__(self, ids: Any, tasks: Any | None) -> None:
+        import numpy as np
+
+        self.ids, self.tasks = ids, tasks
+        hashes = np.empty(len(ids), dtype=np.int64)
+        for start in range(0, len(ids), self._CHUNK):  # by chunks: never a million str at once
+            part = ids[start:start + self._CHUNK].to_pylist()
+            keys = (zip(tasks[start:start + self._CHUNK].to_pylist(), part, strict=True) if tasks is not None
+                    else part)
+            hashes[start:start + len(part)] = [_key_hash(k) for k in keys]
+        order = np.argsort(hashes, kind="stable")  # equal hashes keep row order: the last row wins
+        self.hashes, self.rows = hashes[order], order
+
+    def get(self, item_id: str, task: str | None = None) -> int | None:
+        key = (task, item_id) if self.tasks is not None else item_id
+        h = _key_hash(key)
+        i = int(self.hashes.searchsorted(h))
+        found = None
+        while i < len(self.hashes) and self.hashes[i] == h:
+            row = int(self.rows[i])
+            if self.ids[row].as_py() == item_id and (self.tasks is None or self.tasks[row].as_py() == task):
+                found = row
+            i += 1
+        return found
+
+
 class TableError(ValueError):
     """A replay file that cannot be read, with the line where known."""
 
@@ -136,7 +172,7 @@ class Replay(Adapter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._index: dict[tuple[str | None, str], int] = {}
+        self._index = _RowIndex([], None)
         self._columns: dict[str, Any] = {}
 
     @classmethod
@@ -198,7 +234,7 @@ class Replay(Adapter):
 
     @classmethod
     def check_items(cls, settings: Any, base_dir: Path, file: str, task: str,
-                    ids: set[str]) -> tuple[list[Problem], list[str]]:
+                    ids: Any) -> tuple[list[Problem], list[str]]:
         """Duplicated ids with different outputs are an error (which answer would count?);
         ids the dataset lacks, and items the file does not answer, are reported with counts.
         Computed in Arrow: a million-row export costs no Python object per row."""
@@ -220,7 +256,7 @@ class Replay(Adapter):
                                 strict=True):
                 outputs.setdefault(key, set()).add(out)
             conflicts = pa.array(sorted(k for k, v in outputs.items() if len(v) > 1), pa.string())
-        known = pa.array(sorted(ids), pa.string())
+        known = ids
         unknown = answered.filter(pc.invert(pc.is_in(answered, value_set=known)))
         missing = known.filter(pc.invert(pc.is_in(known, value_set=answered)))
 
@@ -247,29 +283,35 @@ class Replay(Adapter):
 
     async def setup(self) -> None:
         """Index the export by (task, id) → row; the rows stay in Arrow columns, so a million
-        answers cost their text once, not a Python dict each. The last row of an id wins
+        answers cost their text once, not a Python object each. The last row of an id wins
         (validation refuses ids repeated with different outputs)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
         s = self.settings
         table = _kept_rows(read_table(resolve(self.base_dir, s.path), s.delimiter), s, None)
-        ids = pc.cast(table[s.id_column], pa.string()).to_pylist()
-        tasks = pc.cast(table[s.task_column], pa.string()).to_pylist() if s.task_column else [None] * len(ids)
-        self._index = {key: row for row, key in enumerate(zip(tasks, ids, strict=True))}
+        ids = pc.cast(table[s.id_column], pa.string()).combine_chunks()
+        tasks = pc.cast(table[s.task_column], pa.string()).combine_chunks() if s.task_column else None
+        self._index = _RowIndex(ids, tasks)
         self._columns = {name: table[column].combine_chunks() for name, column in (
             ("output", s.output_column), ("latency", s.latency_column), ("cost", s.cost_column),
             ("model", s.model_column), ("tokens_in", s.tokens_in_column), ("tokens_out", s.tokens_out_column),
             ("segments", s.segments_column))
             if column is not None}
 
+    async def close(self) -> None:
+        """Let the export go before the scorecard reads the record back (at a million rows
+        the table is ~100 MB)."""
+        self._index = _RowIndex([], None)
+        self._columns = {}
+        _read_table.cache_clear()
+
     def _value(self, name: str, row: int) -> Any:
         column = self._columns.get(name)
         return None if column is None else column[row].as_py()
 
     async def generate(self, request: Request) -> Response:
-        task = request.task if self.settings.task_column else None
-        row = self._index.get((task, request.item_id))
+        row = self._index.get(request.item_id, request.task if self.settings.task_column else None)
         output = None if row is None else self._value("output", row)
         if output is None:
             return Response(missing=True)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
+from harness.arrowconv import from_numpy
 from harness.stats import (
     DELTA_METHOD_UNITS,
     Z95,
@@ -288,13 +289,13 @@ def _value_names(spec: dict[str, Any]) -> list[str]:
 def _paired_clusters(pb: PairValues, rows: np.ndarray) -> np.ndarray | None:
     """Resampling units of paired items (rows of the candidate): their clusters, or the item
     when repeats share it."""
-    ids = pb.ids.take(rows)
+    ids = pb.ids.take(from_numpy(rows))
     if pb.clusters is not None:
-        clusters = pb.clusters.take(rows)
+        clusters = pb.clusters.take(from_numpy(rows))
         if clusters.null_count < len(clusters):
-            return np.asarray(pc.coalesce(clusters, ids).to_numpy(zero_copy_only=False))
+            return np.array(pc.coalesce(clusters, ids).to_pylist(), dtype=object)
     if pb.repeats[rows].any():
-        return np.asarray(ids.to_numpy(zero_copy_only=False))
+        return np.array(ids.to_pylist(), dtype=object)
     return None
 
 

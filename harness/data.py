@@ -243,9 +243,9 @@ class _SeenIds:
                 self._flush()
 
     def _flush(self) -> None:
-        import pyarrow as pa
+        from harness.arrowconv import string_array
 
-        self._chunks.append(pa.array(self._pending, pa.string()))
+        self._chunks.append(string_array(self._pending))
         self._pending = []
 
     def repeated_hashes(self) -> set[int]:

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
+from harness.arrowconv import from_numpy, numbers, scalar, string_array, valid
 from harness.record import ScoreLine, iter_lines
 from harness.store import SCORES
 
@@ -56,7 +57,7 @@ class PairValues:
 
     @classmethod
     def empty(cls) -> PairValues:
-        return cls(pa.array([], pa.string()), np.empty(0, dtype=np.int64), None, {})
+        return cls(string_array([]), np.empty(0, dtype=np.int64), None, {})
 
     def __len__(self) -> int:
         return len(self.repeats)
@@ -83,9 +84,9 @@ class PairValues:
         """Resampling unit of every row: its cluster (else its item) when any item has one; the
         item when repeats share it; None when every row is its own unit."""
         if self.clusters is not None:
-            return np.asarray(pc.coalesce(self.clusters, self.ids).to_numpy(zero_copy_only=False))
+            return np.array(pc.coalesce(self.clusters, self.ids).to_pylist(), dtype=object)
         if repeats > 1:
-            return np.asarray(self.ids.to_numpy(zero_copy_only=False))
+            return np.array(self.ids.to_pylist(), dtype=object)
         return None
 
     def metric(self, spec: dict[str, Any]) -> np.ndarray:
@@ -102,7 +103,7 @@ class PairValues:
         """One string per row naming its item (and repeat): the join key between two runs."""
         if not with_repeat:
             return self.ids
-        return pc.binary_join_element_wise(self.ids, pc.cast(pa.array(self.repeats), pa.string()), "\x1f")
+        return pc.binary_join_element_wise(self.ids, pc.cast(from_numpy(self.repeats), pa.string()), scalar("\x1f"))
 
     def label(self, row: int) -> str:
         """The item as reports name it: `id`, or `id#repeat` for a later repeat."""
@@ -132,8 +133,7 @@ def shared_rows(a: PairValues, b: PairValues) -> tuple[np.ndarray, np.ndarray]:
         return every, every
     with_repeat = bool(a.repeats.any() or b.repeats.any())
     position = pc.index_in(a.key_array(with_repeat), value_set=b.key_array(with_repeat))
-    valid = np.asarray(position.is_valid().to_numpy(zero_copy_only=False))
-    return np.flatnonzero(valid), np.asarray(position.drop_null().to_numpy(), dtype=np.int64)
+    return np.flatnonzero(valid(position)), numbers(position.drop_null(), np.int64)
 
 
 def paired(a: PairValues, b: PairValues, spec: dict[str, Any],
@@ -229,8 +229,8 @@ def _read_arrow(path: Path, names: list[str]) -> pa.Table:
                 parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             raise _Unfit from None
-    if any(table[name].null_count for name in REQUIRED) or not pc.all(
-            pc.is_in(table["status"], value_set=pa.array(STATUSES))).as_py():
+    if any(table[name].null_count for name in REQUIRED) or not set(
+            pc.unique(table["status"]).to_pylist()) <= set(STATUSES):
         raise _Unfit
     return table
 
@@ -251,7 +251,7 @@ def _read_models(path: Path, names: list[str]) -> pa.Table:
 
 def _grouped(table: pa.Table) -> dict[tuple[str, str], pa.Table]:
     """The rows of each task × adapter, without the columns that named the group."""
-    key = pc.binary_join_element_wise(table["task"], table["adapter"], "\x1f")
+    key = pc.binary_join_element_wise(table["task"], table["adapter"], scalar("\x1f"))
     groups = pc.unique(key)
     rest = table.drop_columns(["task", "adapter", "status"])
     if len(groups) == 1:  # the usual large run: one task × adapter, nothing to copy
@@ -284,8 +284,8 @@ def _pair(table: pa.Table, names: list[str]) -> PairValues:
         child = take(f"values.{name}")
         if child.null_count < len(child):
             # Arrow nulls become NaN, like a NaN recorded as such: both mean "not recorded"
-            columns[name] = np.asarray(child.to_numpy(zero_copy_only=False), dtype=float)
-    return PairValues(ids=ids, repeats=np.asarray(repeats.to_numpy(), dtype=np.int64),
+            columns[name] = numbers(child)
+    return PairValues(ids=ids, repeats=numbers(repeats, np.int64),
                       clusters=clusters if clusters.null_count < len(clusters) else None,
                       columns=columns, cached=cached)
 

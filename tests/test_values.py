@@ -120,3 +120,25 @@ def test_paired_rows_are_the_shared_items_in_key_order(tmp_path: Path) -> None:
     assert len(both) == 3 and both.a.shape == (3, 2)
     same = shared_rows(va, va)
     assert same[0].tolist() == same[1].tolist() == list(range(len(va)))
+
+
+def test_a_run_its_report_and_a_comparison_never_import_pandas(tmp_path: Path) -> None:
+    """pyarrow imports pandas on its first Python or NumPy conversion (0.2–0.4 s and ~50 MB on
+    every run); harness.arrowconv goes through buffers instead. A replay suite (Arrow-read
+    export, item check) run, reported and compared in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    from conftest import replay_run
+
+    first = replay_run(tmp_path)
+    code = ("import sys\n"
+            "from harness import run_suite\n"
+            "from harness.compare import compare_runs\n"
+            "run = run_suite(sys.argv[1], quiet=True, out=sys.argv[2]).run_dir\n"
+            "assert compare_runs(sys.argv[3], run).comparable\n"
+            "print('pandas' in sys.modules)\n")
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "src" / "suite.yaml"), str(tmp_path / "again"),
+                          str(first)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "False"

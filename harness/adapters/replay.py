@@ -241,13 +241,15 @@ class Replay(Adapter):
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        from harness.arrowconv import scalar, string_array
+
         table = _kept_rows(read_table(resolve(base_dir, settings.path), settings.delimiter), settings, task)
         id_col = pc.cast(table[settings.id_column], pa.string()).combine_chunks()
         counts = pc.value_counts(id_col)  # not Table.group_by: Acero imports pandas (~80 MB resident)
         answered = counts.field("values")
-        repeated_ids = answered.filter(pc.greater(counts.field("counts"), 1))
+        repeated_ids = answered.filter(pc.greater(counts.field("counts"), scalar(1)))
         # Repeated ids are few: whether their outputs differ is worked out in Python.
-        conflicts = pa.array([], pa.string())
+        conflicts = string_array([])
         if len(repeated_ids):
             mask = pc.is_in(id_col, value_set=repeated_ids)
             outputs: dict[str, set[Any]] = {}
@@ -255,7 +257,7 @@ class Replay(Adapter):
                                 pc.cast(table[settings.output_column], pa.string()).filter(mask).to_pylist(),
                                 strict=True):
                 outputs.setdefault(key, set()).add(out)
-            conflicts = pa.array(sorted(k for k, v in outputs.items() if len(v) > 1), pa.string())
+            conflicts = string_array(sorted(k for k, v in outputs.items() if len(v) > 1))
         known = ids
         unknown = answered.filter(pc.invert(pc.is_in(answered, value_set=known)))
         missing = known.filter(pc.invert(pc.is_in(known, value_set=answered)))

@@ -59,6 +59,8 @@ def test_default_suite_runs_offline_and_reports(tmp_path: Path) -> None:
     assert lines.index("Objectives (HAS 1.6)") < 5  # the verdicts first, not the description
     assert "Word error rate ↓" in res.stdout and "| wer ↓ |" not in res.stdout
     assert f"Full report: {out}/report.html" in res.stdout
+    # the small-n legend warns only when a figure is marked (a million-item run is not an alarm)
+    assert ("⚠ n < 30" in res.stdout) == any(r["small_n"] for r in card["rows"]) and "95% CI in [ ]" in res.stdout
     # `report` recomputes the Markdown scorecard that `--format md` prints
     assert "| wer ↓ | whisper-tiny-local |" in (out / "scorecard.md").read_text()
     again = run_cli("report", str(out), "--format", "json")

@@ -107,8 +107,10 @@ def render_summary(card: dict[str, Any], run_dir: str, exit_code: int, shard: bo
     """The one-screen summary of a run (plain text)."""
     head = [_clip(f"avec-harness · {card['suite']} · run {card['run_id']} · {card['status']}"), ""]
     decision = decision_lines(card, exit_code, shard)
+    # the legend warns only when a figure is marked: on a million-item run it read as an alarm
+    small = any(r["small_n"] for r in card["rows"])
     tail = ["", _clip(f"Full report: {run_dir}/report.html · scorecard.md · scorecard.json"),
-            "⚠ n < 30: too few items to conclude; every figure has its 95% CI in [ ]."]
+            ("⚠ n < 30: too few items to conclude; e" if small else "E") + "very figure has its 95% CI in [ ]."]
     tasks = list(card["tasks"])
     currency = card_currency(card)
     budget = MAX_LINES - len(head) - len(decision) - len(tail) - 1

@@ -3,8 +3,8 @@
 Every reader of a run (scorecard, compare, merge, history, reports) goes through these
 models (scores.jsonl's values as columns with ScoreLine's schema, `harness.values`; line by
 line through ScoreLine when a line does not fit), so a damaged or foreign record is a clear
-error rather than a KeyError deep in the statistics, and `docs/record.schema.json` (generated from them, checked by a test)
-tells other tools what a run holds.
+error rather than a KeyError deep in the statistics, and `docs/record.schema.json`
+(generated from them, checked by a test) tells other tools what a run holds.
 
 Format versions: 1 is the record written before versions were stamped (read as it is);
 2 adds `format_version`, `requests.jsonl`, the cache and scoring-error fields; 3 adds

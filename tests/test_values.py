@@ -142,3 +142,15 @@ def test_a_run_its_report_and_a_comparison_never_import_pandas(tmp_path: Path) -
                           str(first)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "False"
+
+
+def test_the_warm_up_before_the_report_runs_cleanly() -> None:
+    """The runner makes Arrow's first calls and compiles the HTML template in a background
+    thread that swallows errors (the real work after the run reports them): make sure they
+    would not all be silently failing."""
+    from harness.report.html import _ENV, warm_template
+    from harness.values import warm_reader
+
+    warm_reader()
+    warm_template()
+    assert _ENV.cache is not None and len(_ENV.cache) >= 1

@@ -28,6 +28,11 @@ def side_by_side(card: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def warm_template() -> None:
+    """Compile the template ahead of the report (the first render spends ~70 ms compiling)."""
+    _ENV.get_template("scorecard.html.j2")
+
+
 def render_html(card: dict[str, Any]) -> str:
     return _ENV.get_template("scorecard.html.j2").render(
         card=card, fmt=fmt, declaration_columns=DECLARATION_COLUMNS, side_by_side=side_by_side(card),

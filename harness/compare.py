@@ -34,7 +34,7 @@ from harness.stats import (
     unit_sums,
 )
 from harness.store import read_manifest
-from harness.values import Paired, PairValues, load_values, paired, shared_rows
+from harness.values import Paired, PairValues, load_values, paired, shared_rows, spec_values
 
 ALPHA = 0.05
 PERMUTATIONS = 4000
@@ -250,7 +250,7 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, margin: float | None =
         return Comparison(str(run_a), str(run_b), False, problems, warnings, [])
     specs = {task: [s for s in mb["tasks"][task]["metrics"] if s["name"] not in NOT_COMPARED]
              for task in {t for t, _, _ in pairs}}
-    names = sorted({n for task_specs in specs.values() for s in task_specs for n in _value_names(s)})
+    names = sorted({n for task_specs in specs.values() for s in task_specs for n in spec_values(s)})
     va, vb = load_values(run_a, names), load_values(run_b, names)
     results: list[MetricComparison] = []
     for task, adapter_a, adapter_b in pairs:
@@ -278,12 +278,6 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, margin: float | None =
         if r.difference is not None and r.ci_low is not None and r.ci_high is not None:
             r.verdict = verdict(r.difference, r.ci_low, r.ci_high, p_adj, r.margin, r.higher_is_better, alpha)
     return Comparison(str(run_a), str(run_b), True, problems, warnings, results)
-
-
-def _value_names(spec: dict[str, Any]) -> list[str]:
-    if spec["aggregation"] == "corpus":
-        return [f"{spec['value']}#{i}" for i in range(int(spec.get("statistics") or 0))]
-    return [spec["value"], *([spec["denominator"]] if spec.get("denominator") else [])]
 
 
 def _paired_clusters(pb: PairValues, rows: np.ndarray) -> np.ndarray | None:

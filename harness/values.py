@@ -92,12 +92,11 @@ class PairValues:
     def metric(self, spec: dict[str, Any]) -> np.ndarray:
         """One metric's per-row figures: (value, denominator) columns, the denominator 1 unless
         it is a ratio of two values; a corpus metric's k statistics. NaN where missing."""
+        names = spec_values(spec)
         if spec["aggregation"] == "corpus":
-            names = [f"{spec['value']}#{i}" for i in range(int(spec.get("statistics") or 0))]
             return np.column_stack([self.column(n) for n in names]) if names else np.empty((len(self), 0))
-        den = (self.column(spec["denominator"]) if spec["aggregation"] == "ratio" and spec.get("denominator")
-               else np.ones(len(self)))
-        return np.column_stack([self.column(spec["value"]), den])
+        den = self.column(names[1]) if len(names) > 1 else np.ones(len(self))
+        return np.column_stack([self.column(names[0]), den])
 
     def key_array(self, with_repeat: bool) -> pa.Array:
         """One string per row naming its item (and repeat): the join key between two runs."""
@@ -155,16 +154,21 @@ def _rows(figures: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return figures[rows]
 
 
+def spec_values(spec: dict[str, Any]) -> list[str]:
+    """The values a metric reads: a corpus metric's statistics; else its value, and its
+    denominator when it is a ratio of two values."""
+    if spec["aggregation"] == "corpus":
+        return [f"{spec['value']}#{i}" for i in range(int(spec.get("statistics") or 0))]
+    with_den = spec["aggregation"] == "ratio" and spec.get("denominator")
+    return [spec["value"], *([spec["denominator"]] if with_den else [])]
+
+
 def value_names(manifest: dict[str, Any]) -> list[str]:
     """Every value a metric of the run reads, and those the report sections read."""
     names = dict.fromkeys(SECTION_VALUES)
     for task in manifest["tasks"].values():
         for spec in task["metrics"]:
-            names[spec["value"]] = None
-            if spec.get("denominator"):
-                names[spec["denominator"]] = None
-            for i in range(int(spec.get("statistics") or 0)):
-                names[f"{spec['value']}#{i}"] = None
+            names.update(dict.fromkeys(spec_values(spec)))
     return list(names)
 
 

@@ -90,3 +90,19 @@ def test_items_stream_without_holding_the_dataset(tmp_path: Path) -> None:
     assert count == n
     # 200,000 items held as Python objects would take well over 100 MB
     assert peak < 5_000_000, peak
+
+
+def test_repeated_ids_are_found_by_their_hashes_at_any_size() -> None:
+    """The scan keeps 8-byte hashes, not a set of ids; duplicates are found by sorting them
+    (in Python below 200,000 ids, with numpy above); then named in a second pass."""
+    from harness.data import _SeenIds
+
+    for n in (1_000, 250_000):
+        seen = _SeenIds(keep=True)
+        for i in range(n):
+            seen.add(f"é-{i}")
+        seen.add("é-7")
+        seen.add(f"é-{n - 1}")
+        assert seen.repeated_hashes() == {hash("é-7"), hash(f"é-{n - 1}")}
+        ids = seen.ids()
+        assert len(ids) == n + 2 and ids[7].as_py() == "é-7" and ids[n].as_py() == "é-7"

@@ -157,7 +157,7 @@ class AdapterActor:
         if cpus >= 1:  # threads sized to what Ray reserved, not to the whole node
             os.environ[CPUS_ENV] = str(int(cpus))
         cls = ADAPTERS.get(kind)
-        self.adapter = cls(name, settings, declarations, Path(base_dir))
+        self.adapter = cls(name, cls.actor_settings(settings, cpus), declarations, Path(base_dir))
 
     async def start(self) -> dict[str, str]:
         await self.adapter.setup()

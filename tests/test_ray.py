@@ -247,3 +247,27 @@ def test_remote_apis_and_replays_stay_in_the_driver() -> None:
         assert not takes(ADAPTERS.get(kind), asked) and not takes(ADAPTERS.get(kind), AdapterRef(path="x.yaml"))
     for kind in ("faster-whisper", "python", "command"):
         assert takes(ADAPTERS.get(kind), AdapterRef(path="x.yaml"))
+
+
+def test_an_actor_runs_one_whisper_replica_per_cpu_it_holds(tmp_path: Path) -> None:
+    """The default profile's `num_workers: 2` on a 1-CPU actor would load two models and
+    share one CPU between them: the actor fits the replicas to its CPUs (the profile, the
+    record and the cache key keep the user's settings)."""
+    from harness.adapters.base import CPUS_ENV
+    from harness.adapters.faster_whisper import FasterWhisper
+    from harness.ray_executor import AdapterActor
+    from harness.validate import load_suite
+
+    profile = next(a for a in load_suite(ROOT / "suite.yaml").suite.adapters if a.name == "whisper-tiny-local")
+    assert profile.settings.num_workers == 2
+    fits = {cpus: FasterWhisper.actor_settings(profile.settings, cpus).num_workers for cpus in (0.5, 1, 2, 4, 0)}
+    assert fits == {0.5: 1, 1: 1, 2: 2, 4: 2, 0: 2}
+    before = os.environ.get(CPUS_ENV)
+    try:
+        actor = AdapterActor("faster-whisper", profile.name, profile.settings, profile.profile.declarations,
+                             str(profile.base_dir), 1)
+        assert actor.adapter.settings.num_workers == 1 and actor.adapter.concurrency() == 1
+        assert actor.adapter.cache_identity() == FasterWhisper(
+            profile.name, profile.settings, profile.profile.declarations, profile.base_dir).cache_identity()
+    finally:
+        os.environ.pop(CPUS_ENV, None) if before is None else os.environ.__setitem__(CPUS_ENV, before)

@@ -48,6 +48,12 @@ class Adapter(ABC):
     #: millisecond), fewer balances slow items across actors at the end of a run
     ray_batch_size: ClassVar[int] = 8
 
+    @classmethod
+    def actor_settings(cls, settings: Any, cpus: float) -> Any:
+        """The settings one Ray actor holding `cpus` CPUs runs with (`executor: ray`): by default
+        the profile's; an adapter whose parallelism is a setting fits it to the actor."""
+        return settings
+
     def __init__(self, name: str, settings: Any, declarations: Declarations, base_dir: Path) -> None:
         self.name = name
         self.settings = settings

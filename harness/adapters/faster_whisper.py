@@ -91,6 +91,14 @@ class FasterWhisper(Adapter):
             WhisperModel, str(self.model_path), device=s.device, compute_type=s.compute_type,
             cpu_threads=self.threads_per_worker(), num_workers=s.num_workers, local_files_only=True)
 
+    @classmethod
+    def actor_settings(cls, settings: Any, cpus: float) -> Any:
+        """At most one replica per CPU the actor holds: the default profile's 2 workers on a
+        1-CPU actor would hold two models and share one CPU between them."""
+        if cpus > 0 and settings.num_workers > max(1, int(cpus)):
+            return settings.model_copy(update={"num_workers": max(1, int(cpus))})
+        return settings
+
     def threads_per_worker(self) -> int:
         """`cpu_threads`, or with several workers and 0, the cores shared out among them
         (every replica on every core would oversubscribe them)."""

@@ -125,6 +125,13 @@ class RaySession:
     def cpus(self) -> int:
         return max(1, int(sum(n["cpus"] or 0 for n in self.nodes)))
 
+    def free_cpus(self, pools: dict[str, RayActors]) -> float | None:
+        """CPUs a local instance has left once the actor pools have theirs; None on a cluster
+        (it may scale up: there, `ray.start_timeout_s` decides)."""
+        if self.address is not None:
+            return None
+        return max(0.0, sum(n["cpus"] or 0 for n in self.nodes) - sum(s.actors * s.num_cpus for s in pools.values()))
+
     def describe(self) -> dict[str, Any]:
         """For the manifest: the engine, where it ran, on how many nodes."""
         return {"kind": "ray", "ray_version": _ray().__version__,
@@ -363,6 +370,9 @@ class ScoringActor:
                         for task, (config, entries) in specs.items()}
         self.watchdog = Watchdog(timeout_s).__enter__()
 
+    def ready(self) -> bool:
+        return True
+
     def score(self, task: str, item: Item, output: str) -> Score:
         score = Score()
         score_texts(self.scorers[task], item, output, self.watchdog, score)
@@ -374,13 +384,25 @@ class RayScoringPool:
     whose actor dies is scored on another (or, when none is left, in the driver)."""
 
     def __init__(self, specs: dict[str, tuple[TaskConfig, list[tuple[str, BaseModel]]]], actors: int,
-                 timeout_s: float | None, fallback: Any) -> None:
+                 cpus_each: float, timeout_s: float | None, fallback: Any, start_timeout_s: float = 600) -> None:
         ray = _ray()
-        actor_cls = ray.remote(ScoringActor).options(num_cpus=1)
+        actor_cls = ray.remote(ScoringActor).options(num_cpus=cpus_each)
         self.actors = [actor_cls.remote(specs, timeout_s) for _ in range(actors)]
+        self.cpus_each = cpus_each
+        self.start_timeout_s = start_timeout_s
         self.fallback = fallback
         self.next = 0
         self.lost = 0
+
+    async def ready(self) -> None:
+        """Wait for every actor to start: one that cannot be placed would otherwise leave the
+        first item's scores (and the run) waiting for ever."""
+        try:
+            await asyncio.wait_for(asyncio.gather(*(a.ready.remote() for a in self.actors)), self.start_timeout_s)
+        except TimeoutError:
+            raise RunIncomplete(f"scoring: ray — {len(self.actors)} scoring actor(s) of {self.cpus_each:g} CPU not "
+                                f"started after {self.start_timeout_s:g} s (no room on the cluster?); set "
+                                "ray.scoring_actors, or scoring: local") from None
 
     async def score(self, task: str, item: Item, output: str) -> Score:
         ray = _ray()
@@ -402,5 +424,11 @@ class RayScoringPool:
                 ray.kill(actor)
 
 
-def scoring_actors(session: RaySession) -> int:
-    return session.settings.scoring_actors or min(session.cpus(), MAX_SCORING_ACTORS)
+def scoring_actors(session: RaySession, pools: dict[str, RayActors]) -> tuple[int, float]:
+    """(actors, CPUs each) for `scoring: ray`: `ray.scoring_actors` or one per CPU (at most 8);
+    on a local instance, each takes its share of the CPUs the adapters' actors leave (a
+    fraction, or none: they then share the CPUs), never more than there is, which would leave
+    them unplaced for ever."""
+    actors = session.settings.scoring_actors or min(session.cpus(), MAX_SCORING_ACTORS)
+    free = session.free_cpus(pools)
+    return actors, 1.0 if free is None else min(1.0, free / actors)

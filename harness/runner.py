@@ -420,9 +420,10 @@ class Runner:
         score_texts(pair.pooled, item, output, self.watchdog, score)
         return score
 
-    def _start_pool(self, pairs: list[_Pair]) -> None:
+    def _start_pool(self, pairs: list[_Pair], actor_pools: dict[str, RayActors]) -> None:
         """Move the CPU-bound text scorers to worker processes when the run is large enough
-        (or the suite says so): see scoring/pool.py."""
+        (or the suite says so): see scoring/pool.py; under `scoring: ray`, to Ray actors fitted
+        beside the adapters' `actor_pools`."""
         specs = {t.name: (t.config, entries) for t in self.suite.tasks
                  if (entries := cpu_bound_entries(t.scorers))}
         items = sum(p.total for p in pairs if p.task.name in specs) * self.suite.config.repeats
@@ -430,9 +431,11 @@ class Runner:
             from harness.ray_executor import RayScoringPool, scoring_actors
 
             by_task = {p.task.name: p for p in pairs}
-            workers = scoring_actors(self.ray)
-            self.pool = RayScoringPool(specs, workers, self.suite.config.scoring_timeout_s,
-                                       lambda task, item, output: self._score_here(by_task[task], item, output))
+            assert self.ray is not None
+            workers, cpus_each = scoring_actors(self.ray, actor_pools)
+            self.pool = RayScoringPool(specs, workers, cpus_each, self.suite.config.scoring_timeout_s,
+                                       lambda task, item, output: self._score_here(by_task[task], item, output),
+                                       self.suite.config.ray.start_timeout_s)
         else:
             workers = workers_for(self.suite.config.scoring_workers, items, bool(specs))
             if workers:
@@ -631,7 +634,9 @@ class Runner:
             if self.resume:
                 self._load_previous(pairs)
                 self.live_model.update(manifest.get("first_models") or {})
-            self._start_pool(pairs)
+            self._start_pool(pairs, {name: pool.spec for name, pool in pools.items()})
+            if self.suite.config.scoring == "ray" and self.pool is not None:  # placed, or a clear stop
+                await self.pool.ready()
             self._start_guards(pairs)
             await asyncio.gather(*(self._run_pair(p, i) for i, p in enumerate(pairs)))
         finally:
@@ -645,8 +650,10 @@ class Runner:
             if self.ray is not None:
                 manifest["executor"] = {**self.ray.describe(), "scoring": self.suite.config.scoring,
                                         "adapters": {name: pool.summary() for name, pool in pools.items()}}
-                if getattr(self.pool, "lost", 0):
-                    manifest["executor"]["scoring_actors_lost"] = self.pool.lost
+                if self.suite.config.scoring == "ray" and self.pool is not None:
+                    manifest["executor"]["scoring_actor_cpus"] = self.pool.cpus_each
+                    if self.pool.lost:
+                        manifest["executor"]["scoring_actors_lost"] = self.pool.lost
             if self.guards:
                 manifest["pii_guard"] = {name: g.summary() for name, g in self.guards.items()}
             if self.pool_broken:

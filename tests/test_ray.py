@@ -192,6 +192,37 @@ def test_scoring_on_ray_gives_the_scores_of_local_scoring(tmp_path: Path, local_
     assert runs["ray"] == runs["local"] and len(runs["local"]) == 12
 
 
+@pytest.mark.timeout(240)
+def test_scoring_actors_fit_beside_adapter_actors_that_hold_every_cpu(tmp_path: Path, local_ray: None) -> None:
+    """Local adapters on actors holding both CPUs of the instance, and `scoring: ray`: scoring
+    actors asking a CPU each were never placed, and the run waited for ever on its first
+    score. They now take what is left (here nothing: they share the CPUs) and the scores are
+    the local scorers'."""
+    layout = {"ray_actors": {"actors": 1, "num_cpus": 1}, "whisper_actors": {"actors": 1, "num_cpus": 1}}
+    local = run_suite(_suite(tmp_path / "local", audio=2, items=8), quiet=True)
+    on_ray = run_suite(_suite(tmp_path / "ray", executor="ray", audio=2, items=8, scoring="ray", **layout),
+                       quiet=True)
+    manifest = json.loads((on_ray.run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["executor"]["scoring_actor_cpus"] == 0
+    assert manifest["scoring_workers"] == 2
+    assert _figures(on_ray.run_dir) == _figures(local.run_dir)
+
+
+def test_scoring_actors_that_cannot_be_placed_stop_the_run_instead_of_waiting(local_ray: None) -> None:
+    """On a cluster (which may scale up) scoring actors keep a CPU each; one that is never
+    placed stops the run after `ray.start_timeout_s`, with what to change."""
+    import asyncio
+
+    from harness.ray_executor import RayScoringPool
+
+    pool = RayScoringPool({}, 1, 64.0, None, fallback=None, start_timeout_s=2)
+    try:
+        with pytest.raises(RunIncomplete, match="scoring actor.*not started after 2 s"):
+            asyncio.run(pool.ready())
+    finally:
+        pool.close()
+
+
 def test_the_cli_runs_on_ray_and_a_killed_driver_resumes(tmp_path: Path) -> None:
     """The real CLI, which starts (and stops) its own local Ray instance: SIGKILL the driver
     mid-run, then `--resume` finishes with every item recorded once."""

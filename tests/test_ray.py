@@ -302,3 +302,48 @@ def test_an_actor_runs_one_whisper_replica_per_cpu_it_holds(tmp_path: Path) -> N
             profile.name, profile.settings, profile.profile.declarations, profile.base_dir).cache_identity()
     finally:
         os.environ.pop(CPUS_ENV, None) if before is None else os.environ.__setitem__(CPUS_ENV, before)
+
+
+def test_a_scoring_actor_that_dies_loses_no_score(tmp_path: Path, local_ray: None) -> None:
+    """Items queued for a scoring actor that dies go to the other; when none is left, the
+    driver scores them. Every score equals the local scorers' (chrF, BLEU, TER statistics)."""
+    import asyncio
+
+    from harness.data import iter_items
+    from harness.ray_executor import RayScoringPool, ScoringActor
+    from harness.scoring.pool import cpu_bound_entries
+    from harness.validate import load_suite
+
+    write_jsonl(tmp_path / "items.jsonl", [{"id": f"t{i}", "source": f"take the tablet {i} twice a day",
+                                            "reference": f"take one tablet {i} two times a day"} for i in range(90)])
+    write_yaml(tmp_path / "task.yaml", {"name": "tr", "kind": "translation", "data_class": "public",
+                                        "prompt": "{{ source }}", "dataset": {"path": "items.jsonl"}})
+    write_yaml(tmp_path / "system.yaml", {"name": "s", "kind": "replay",
+                                          "settings": {"path": "items.jsonl", "output_column": "reference"}})
+    task = load_suite(write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"],
+                                                           "adapters": ["system.yaml"]})).suite.tasks[0]
+    specs = {task.name: (task.config, cpu_bound_entries(task.scorers))}
+    here = ScoringActor(specs, None)
+    items = list(iter_items(task))
+    output = {i.id: f"take the tablet {i.id[1:]} two times daily" for i in items}
+
+    async def scenario() -> list[Any]:
+        pool = RayScoringPool(specs, 2, 0, None, lambda t, item, out: here.score(t, item, out))
+        await pool.ready()
+        try:
+            done = list(await asyncio.gather(*(pool.score(task.name, i, output[i.id]) for i in items[:30])))
+            for lost in (1, 2):
+                ray.kill(pool.actors[0])
+                # one at a time until a batch has met the dead actor (whichever dispatcher waits first)
+                while pool.lost < lost:
+                    done.append(await pool.score(task.name, items[len(done)], output[items[len(done)].id]))
+                assert len(pool.actors) == 2 - lost
+                done += await asyncio.gather(*(pool.score(task.name, i, output[i.id])
+                                               for i in items[len(done):len(done) + 15]))
+            return done + list(await asyncio.gather(*(pool.score(task.name, i, output[i.id])
+                                                      for i in items[len(done):])))
+        finally:
+            pool.close()
+
+    scores = asyncio.run(scenario())
+    assert [s.values for s in scores] == [here.score(task.name, i, output[i.id]).values for i in items]

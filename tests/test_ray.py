@@ -217,7 +217,7 @@ def test_scoring_actors_that_cannot_be_placed_stop_the_run_instead_of_waiting(lo
 
     pool = RayScoringPool({}, 1, 64.0, None, fallback=None, start_timeout_s=2)
     try:
-        with pytest.raises(RunIncomplete, match="scoring actor.*not started after 2 s"):
+        with pytest.raises(RunIncomplete, match=r"scoring actor.*not started after 2 s"):
             asyncio.run(pool.ready())
     finally:
         pool.close()

@@ -293,11 +293,6 @@ def _paired_clusters(pb: PairValues, rows: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def _recorded(pv: PairValues, spec: dict[str, Any]) -> np.ndarray:
-    figures = pv.metric(spec)
-    return figures[~np.isnan(figures).any(axis=1)]
-
-
 def _compare_corpus(spec: dict[str, Any], pa: PairValues, pb: PairValues, both: Paired, base: dict[str, Any],
                     unpaired: bool, seed: int) -> MetricComparison | None:
     """A corpus metric (BLEU, chrF): the paired bootstrap and approximate randomization of
@@ -305,7 +300,7 @@ def _compare_corpus(spec: dict[str, Any], pa: PairValues, pb: PairValues, both: 
     from harness.corpus import corpus_estimate, paired_corpus_difference
 
     if unpaired:
-        sa, sb = _recorded(pa, spec), _recorded(pb, spec)
+        sa, sb = pa.recorded(spec)[0], pb.recorded(spec)[0]
         if len(sa) < 2 or len(sb) < 2:
             return None
         ea = corpus_estimate(sa, spec, seed=seed)
@@ -338,7 +333,7 @@ def _compare_metric(task: str, adapter: str, spec: dict[str, Any], pa: PairValue
     if spec["aggregation"] == "corpus":
         return _compare_corpus(spec, pa, pb, both, base, unpaired, seed)
     if unpaired:
-        a, b = _recorded(pa, spec), _recorded(pb, spec)
+        a, b = pa.recorded(spec)[0], pb.recorded(spec)[0]
         if len(a) < 2 or len(b) < 2:
             return None
         va, vb = _ratio(a[:, 0], a[:, 1]), _ratio(b[:, 0], b[:, 1])

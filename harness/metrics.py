@@ -17,7 +17,7 @@ from harness.config import SuiteConfig, criterion_holds
 from harness.report.sections import Section, Table
 from harness.stats import SMALL_N, estimate, paired_ratio_difference, quantile_ci
 from harness.store import read_manifest
-from harness.values import Paired, PairValues, load_values, paired, value_names
+from harness.values import Paired, PairValues, load_values, paired, spec_values, value_names
 
 OPERATIONAL = {"error_rate", "scoring_error_rate", "missing_rate", "latency_s", "cost", "tokens_out", "energy_wh",
                "gwp_g", "ttft_s", "tokens_per_s"}
@@ -25,20 +25,9 @@ OPERATIONAL = {"error_rate", "scoring_error_rate", "missing_rate", "latency_s", 
 
 def _metric_arrays(pv: PairValues, spec: dict[str, Any], clusters: np.ndarray | None
                    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray]:
-    figures = pv.metric(spec)
-    rows = np.flatnonzero(~np.isnan(figures).any(axis=1))
-    den = figures[rows, 1] if spec["aggregation"] == "ratio" and spec.get("denominator") else None
-    return figures[rows, 0], den, (clusters[rows] if clusters is not None else None), rows
-
-
-def corpus_statistics(pv: PairValues, spec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """A corpus metric's per-item statistics (items × k, in key order) and their row positions;
-    only items that recorded every statistic."""
-    stats = pv.metric(spec)
-    if stats.shape[1] == 0:
-        return stats, np.empty(0, dtype=np.int64)
-    rows = np.flatnonzero(~np.isnan(stats).any(axis=1))
-    return stats[rows], rows
+    figures, rows = pv.recorded(spec)
+    den = figures[:, 1] if len(spec_values(spec)) > 1 else None
+    return figures[:, 0], den, (clusters[rows] if clusters is not None else None), rows
 
 
 def compute_rows(manifest: dict[str, Any], pairs: dict[tuple[str, str], PairValues]) -> list[dict[str, Any]]:
@@ -54,7 +43,7 @@ def compute_rows(manifest: dict[str, Any], pairs: dict[tuple[str, str], PairValu
             if spec["aggregation"] == "corpus":
                 from harness.corpus import corpus_estimate
 
-                stats, positions = corpus_statistics(pv, spec)
+                stats, positions = pv.recorded(spec)
                 est = corpus_estimate(stats, spec, clusters[positions] if clusters is not None else None, seed)
             else:
                 values, den, cl, _ = _metric_arrays(pv, spec, clusters)

@@ -98,6 +98,13 @@ class PairValues:
         den = self.column(names[1]) if len(names) > 1 else np.ones(len(self))
         return np.column_stack([self.column(names[0]), den])
 
+    def recorded(self, spec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """A metric's figures (`metric`) on the rows that recorded every one of them, and those
+        rows, in key order."""
+        figures = self.metric(spec)
+        rows = np.flatnonzero(~np.isnan(figures).any(axis=1)) if figures.shape[1] else np.empty(0, dtype=np.int64)
+        return figures[rows], rows
+
     def key_array(self, with_repeat: bool) -> pa.Array:
         """One string per row naming its item (and repeat): the join key between two runs."""
         if not with_repeat:

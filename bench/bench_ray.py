@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from bench_whisper_cores import BEFORE, compare_settings, direct_ceiling
 from targets import verdict
 
-ROOT = Path(__file__).resolve().parent.parent
-TASK = ROOT / "tasks" / "dictation-en" / "task.yaml"
 TIMING = {"latency_s", "ttft_s", "tokens_per_s"}
 
 
@@ -41,10 +40,6 @@ def _run(folder: Path, suite: dict[str, Any], *extra: str) -> tuple[float, Path]
     return time.perf_counter() - start, folder / "run"
 
 
-def _outputs(run: Path) -> dict[str, str]:
-    return {r["item_id"]: r["output"] for r in map(json.loads, (run / "responses.jsonl").open())}
-
-
 def _figures(run: Path) -> dict[tuple[str, str, str], Any]:
     card = json.loads((run / "scorecard.json").read_text())
     return {(r["task"], r["adapter"], r["metric"]): (r["value"], r["ci_low"], r["ci_high"], r["n"])
@@ -52,34 +47,19 @@ def _figures(run: Path) -> dict[tuple[str, str, str], Any]:
 
 
 def dictations(tmp: Path) -> None:
-    setups = {
-        "local, one model (as it was)": ({"num_workers": 1, "cpu_threads": 0}, None),
+    seconds = compare_settings(tmp, {
+        "local, one model (as it was)": (BEFORE, None),
         "local, 2 workers x 1 thread": ({"num_workers": 2, "cpu_threads": 1}, None),
         "ray, 2 actors x 1 thread": ({"num_workers": 1, "cpu_threads": 1}, {"actors": 2, "num_cpus": 1}),
-    }
-    seconds: dict[str, float] = {}
-    first: dict[str, str] = {}
-    for name, (settings, actors) in setups.items():
-        folder = tmp / f"asr{len(seconds)}"
-        folder.mkdir()
-        (folder / "whisper.yaml").write_text(yaml.safe_dump({
-            "name": "whisper", "kind": "faster-whisper",
-            "settings": {"model": "tiny.en", "compute_type": "int8", "beam_size": 5, **settings},
-            "declarations": {"data_clearance": "health", "hosting": "this machine"}}))
-        ref: dict[str, Any] = {"path": "whisper.yaml", **({"ray": actors} if actors else {})}
-        suite = {"name": "asr", "tasks": [str(TASK)], "adapters": [ref], "cache": False,
-                 "data_roots": [str(TASK.parent)], **({"executor": "ray"} if actors else {})}
-        seconds[name], run = _run(folder, suite)
-        outputs = _outputs(run)
-        first = first or outputs
-        same = sum(outputs[k] == v for k, v in first.items())
-        print(f"{name:<30} {seconds[name]:6.1f} s for 48 dictations (whole process), {same}/48 transcripts "
-              f"identical to the first")
+    })
+    ceiling = direct_ceiling()
     before = seconds["local, one model (as it was)"]
-    ratio = before / seconds["ray, 2 actors x 1 thread"]
-    print(f"  Ray 2 x 1 thread vs the local adapter as it was: {ratio:.2f}x "
-          f"(target >= 1.6x: {verdict(ratio >= 1.6, 'bench_ray dictations')}); improved local adapter: "
-          f"{before / seconds['local, 2 workers x 1 thread']:.2f}x")
+    ray_ratio = before / seconds["ray, 2 actors x 1 thread"]
+    local_ratio = before / seconds["local, 2 workers x 1 thread"]
+    print(f"  Ray 2 x 1 thread vs the local adapter as it was: {ray_ratio:.2f}x "
+          f"(target >= 1.6x: {verdict(ray_ratio >= 1.6, 'bench_ray dictations, Ray')}); improved local adapter: "
+          f"{local_ratio:.2f}x (target >= 1.7x: {verdict(local_ratio >= 1.7, 'bench_ray dictations, local')}); "
+          f"ceiling without any harness: {ceiling:.2f}x")
 
 
 SYSTEM = "def answer(request):\n    return request.inputs['question'][-1]\n"

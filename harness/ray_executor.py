@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import gc
 import os
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +75,32 @@ def takes(cls: type[Adapter], ref: AdapterRef) -> bool:
     return cls.runs_on_actors or ref.ray is not None
 
 
+@contextlib.contextmanager
+def _lean_instance() -> Iterator[None]:
+    """A local instance without the two Python processes it does not use: the autoscaler's
+    monitor (its size is fixed) and the log monitor (actors' output is not sent to the
+    driver). On 2 cores that makes `ray.init` about 0.5 s and `ray.shutdown` about 1 s
+    shorter (shutdown waits for them). `ray.init` has no option for it: the parameters it
+    builds are given both defaults here, and where a Ray version lacks them, nothing changes."""
+    import inspect
+
+    import ray._private.parameter as parameter
+
+    params = getattr(parameter, "RayParams", None)
+    try:
+        accepted = inspect.signature(params).parameters if params is not None else {}
+    except (TypeError, ValueError):
+        accepted = {}
+    if params is None or not {"no_monitor", "include_log_monitor"} <= set(accepted):
+        yield
+        return
+    parameter.RayParams = functools.partial(params, no_monitor=True, include_log_monitor=False)  # type: ignore[misc,assignment]
+    try:
+        yield
+    finally:
+        parameter.RayParams = params  # type: ignore[misc]
+
+
 class RaySession:
     """The run's connection to Ray: a local instance it starts (and stops), or a cluster."""
 
@@ -93,7 +122,8 @@ class RaySession:
             else:
                 options["address"] = self.address
             try:
-                ray.init(**options)
+                with _lean_instance() if self.address is None else contextlib.nullcontext():
+                    ray.init(**options)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise RunIncomplete(f"could not connect to Ray at {self.address or 'a new local instance'}: "
                                     f"{exc}") from None
@@ -170,6 +200,7 @@ class AdapterActor:
 
     async def start(self) -> dict[str, str]:
         await self.adapter.setup()
+        gc.freeze()  # the actor's modules and model out of each full collection's scan (see Runner.run)
         return _where()
 
     async def generate_batch(self, requests: list[Request]) -> list[tuple[bool, Any]]:

@@ -112,6 +112,23 @@ def test_python_adapter_sync_and_async(tmp_path: Path) -> None:
     assert _metric(card, "accuracy")["value"] == 0.0 and _metric(card, "tokens_out")["value"] == 1.0
 
 
+def test_the_run_hides_what_it_started_with_from_the_collector(tmp_path: Path) -> None:
+    """faster-whisper asks for a full collection per audio file: during the run, what existed
+    before it (modules, suite, items, models) is frozen out of that scan; given back after."""
+    import gc
+
+    from harness import run_suite
+
+    (tmp_path / "sut.py").write_text("import gc\n"
+                                     "def answer(request):\n"
+                                     "    return 'A' if gc.get_freeze_count() > 1000 else 'B'\n", encoding="utf-8")
+    suite = _suite(tmp_path, {"kind": "python", "settings": {"callable": "sut:answer", "path": ["."]}})
+    before = gc.get_freeze_count()
+    result = run_suite(suite, quiet=True)
+    assert _metric(result.scorecard, "accuracy")["value"] == 1.0
+    assert gc.get_freeze_count() == before
+
+
 def test_python_adapter_import_error_is_a_config_error(tmp_path: Path) -> None:
     suite = _suite(tmp_path, {"kind": "python", "settings": {"callable": "no_such_module:f"}})
     res = run_cli("validate", str(suite))

@@ -249,6 +249,26 @@ def test_the_cli_runs_on_ray_and_a_killed_driver_resumes(tmp_path: Path) -> None
     assert manifest["executor"]["address"] == "local instance"
 
 
+def test_a_local_instance_starts_without_the_processes_it_does_not_use() -> None:
+    """The run's own local instance has no autoscaler monitor and no log monitor (fixed size,
+    actors' output not sent to the driver): start-up and shutdown are shorter. In a fresh
+    interpreter, where nothing has started Ray yet; a plain ray.init there still has both."""
+    script = ("import json, ray\n"
+              "from harness.config import RaySettings\n"
+              "from harness.ray_executor import RaySession\n"
+              "with RaySession(RaySettings(num_cpus=1)):\n"
+              "    print(json.dumps(sorted(ray._private.worker._global_node.all_processes)))\n"
+              "ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)\n"
+              "print(json.dumps(sorted(ray._private.worker._global_node.all_processes)))\n"
+              "ray.shutdown()\n")
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    lean, plain = (set(json.loads(line)) for line in res.stdout.splitlines()[-2:])
+    assert {"gcs_server", "raylet"} <= lean and not lean & {"monitor", "log_monitor"}
+    assert {"monitor", "log_monitor"} <= plain
+
+
 def test_bad_ray_settings_are_a_clear_error_before_anything_runs(tmp_path: Path) -> None:
     suite = _suite(tmp_path, ray_actors={"actors": 0})
     res = run_cli("run", str(suite))

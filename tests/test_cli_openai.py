@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-from conftest import ROOT, SENTINEL_KEY, only_run, run_cli, write_jsonl, write_yaml
+from conftest import QA_ROWS, ROOT, SENTINEL_KEY, only_run, run_cli, write_jsonl, write_yaml
 
 
 def test_chat_run_records_everything_and_leaks_no_key(qa_suite, server, tmp_path: Path) -> None:
@@ -87,3 +90,24 @@ def test_report_recomputes_the_scorecard(qa_suite, server, tmp_path: Path) -> No
     assert json.loads(res.stdout) == original
     md = run_cli("report", str(run_dir))
     assert "| accuracy ↑ | local-chat | 1 |" in md.stdout
+
+
+def test_a_run_answered_from_the_cache_never_imports_the_http_client(qa_suite, server, tmp_path: Path) -> None:
+    """aiohttp costs ~0.15 s at import (it reads the system's certificates): imported with the
+    first request, so that a rerun answered from the cache, and `harness validate`, skip it.
+    In fresh interpreters: the first run sends (and imports it), the second sends nothing."""
+    suite = qa_suite()
+    code = ("import sys\n"
+            "from harness import run_suite\n"
+            "run_suite(sys.argv[1], quiet=True, out=sys.argv[2])\n"
+            "print('aiohttp' in sys.modules)\n")
+    sent = []
+    for out in ("first", "again"):
+        res = subprocess.run([sys.executable, "-c", code, str(suite), str(tmp_path / out)], capture_output=True,
+                             text=True, timeout=120, env={**os.environ, "TEST_API_KEY": "sk-test-cache"})
+        assert res.returncode == 0, res.stderr[-2000:]
+        sent.append(res.stdout.strip())
+    assert sent == ["True", "False"]
+    assert len(server.bodies) == len(QA_ROWS)
+    manifest = json.loads((tmp_path / "again" / "manifest.json").read_text())
+    assert manifest["cache"]["hits"] == len(QA_ROWS) and manifest["requests_sent"] == 0

@@ -9,14 +9,16 @@ import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
 from pydantic import Field
 
 from harness.adapters.base import Adapter, Settings, env_secret
 from harness.errors import AdapterError, Problem
+
+if TYPE_CHECKING:
+    import aiohttp
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -79,11 +81,20 @@ class HTTPAdapter(Adapter):
                          for k, v in self.settings.headers.items()}
         if self._key:
             self._headers["Authorization"] = f"Bearer {self._key}"
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.settings.connect_timeout_s),
-            headers=self._headers,
-        )
+
+    def _client(self) -> aiohttp.ClientSession:
+        """The connection pool, made at the first request: aiohttp is imported there, not with
+        the adapter. Its import reads the system's certificates (~0.15 s in all), which a run
+        answered from the cache, or `harness validate`, then does not pay."""
+        if self._session is None:
+            import aiohttp
+
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.settings.connect_timeout_s),
+                headers=self._headers,
+            )
+        return self._session
 
     async def close(self) -> None:
         if self._session is not None:
@@ -117,9 +128,11 @@ class HTTPAdapter(Adapter):
     async def post_stream(self, path: str, **kwargs: Any) -> AsyncIterator[dict[str, Any]]:
         """POST and yield each server-sent event's JSON (`data: {...}` lines) until `[DONE]`;
         failures map to AdapterError like `post`."""
-        assert self._session is not None, "setup() was not called"
+        session = self._client()
+        import aiohttp  # for its exceptions below; imported by now
+
         try:
-            async with self._session.post(self.url(path), **kwargs) as resp:
+            async with session.post(self.url(path), **kwargs) as resp:
                 if resp.status >= 400:
                     body = await resp.read()
                     raise AdapterError(f"HTTP {resp.status}: {body[:300].decode('utf-8', 'replace')}",
@@ -145,9 +158,11 @@ class HTTPAdapter(Adapter):
 
     async def post(self, path: str, **kwargs: Any) -> dict[str, Any]:
         """POST and return the JSON body; map failures to AdapterError with retry hints."""
-        assert self._session is not None, "setup() was not called"
+        session = self._client()
+        import aiohttp  # for its exceptions below; imported by now
+
         try:
-            async with self._session.post(self.url(path), **kwargs) as resp:
+            async with session.post(self.url(path), **kwargs) as resp:
                 body = await resp.read()
                 if resp.status >= 400:
                     snippet = body[:300].decode("utf-8", "replace")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 
-import aiohttp
-
 from harness.adapters.base import register_adapter
 from harness.adapters.http import HTTPAdapter, HTTPSettings
 from harness.errors import AdapterError
@@ -25,6 +23,8 @@ class OpenAITranscription(HTTPAdapter):
     modalities = frozenset({"audio"})
 
     async def generate(self, request: Request) -> Response:
+        import aiohttp  # with the adapter's first request (see HTTPAdapter._client)
+
         assert request.audio is not None
         s = self.settings
         form = aiohttp.FormData()

@@ -227,7 +227,9 @@ async def call_with_retries(adapter: Adapter, request: Request, timeout: float, 
             on_attempt(attempt)
         start = time.perf_counter()
         try:
-            response = await asyncio.wait_for(adapter.generate(request), timeout)
+            # asyncio.timeout, not wait_for: no extra task per request (~3% of a CPU-bound run)
+            async with asyncio.timeout(timeout):
+                response = await adapter.generate(request)
         except RunIncomplete:  # the adapter cannot answer anything any more (its Ray actors all died)
             await limiter.release(started)
             raise
@@ -303,7 +305,8 @@ async def score_item(scorers: list[Scorer], sample: Sample, watchdog: Watchdog,
             continue
         result: Score | BaseException
         try:
-            result = await asyncio.wait_for(scorer.score(sample), watchdog.timeout_s)
+            async with asyncio.timeout(watchdog.timeout_s):
+                result = await scorer.score(sample)
         except (Exception, ScorerTimeout) as exc:
             result = exc
         merge_result(score, scorer.name, result)

@@ -101,6 +101,25 @@ def _lean_instance() -> Iterator[None]:
         parameter.RayParams = params  # type: ignore[misc]
 
 
+#: Ray's authentication settings: where the user set any of them, theirs are used
+AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+
+
+def _private_token() -> None:
+    """Token authentication for the run's local instance, with a token of its own held in the
+    environment of this process and those it starts: not in `~/.ray/auth_token`, which Ray
+    writes readable by every user of the machine, and whose holder can run code on the
+    instance. (Its ports listen on every interface.) Where Ray lacks token authentication,
+    the variables are ignored. Set once for the process, before Ray is imported: the driver
+    reads its mode at import, and an instance whose processes disagree with it refuses it."""
+    import secrets
+    import sys
+
+    if any(name in os.environ for name in AUTH_ENV) or "ray" in sys.modules:
+        return  # the user's settings, or Ray's defaults as already read
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+
+
 class RaySession:
     """The run's connection to Ray: a local instance it starts (and stops), or a cluster."""
 
@@ -113,6 +132,8 @@ class RaySession:
     def __enter__(self) -> RaySession:
         # no usage reports leave the machine, whatever Ray's defaults become
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if self.address is None:
+            _private_token()
         ray = _ray()
         if not ray.is_initialized():
             options: dict[str, Any] = {"namespace": self.settings.namespace, "include_dashboard": False,

@@ -249,24 +249,44 @@ def test_the_cli_runs_on_ray_and_a_killed_driver_resumes(tmp_path: Path) -> None
     assert manifest["executor"]["address"] == "local instance"
 
 
-def test_a_local_instance_starts_without_the_processes_it_does_not_use() -> None:
+LEAN_AND_PRIVATE = """
+import json, os, subprocess, sys
+from harness.config import RaySettings
+from harness.ray_executor import RaySession
+
+PROBE = ("import sys\\nfrom ray._raylet import GcsClient\\n"
+         "GcsClient(address=sys.argv[1], cluster_id=sys.argv[2]).internal_kv_get(b'k', None, timeout=5)")
+with RaySession(RaySettings(num_cpus=1)):
+    import ray
+    node = ray._private.worker._global_node
+    print(json.dumps(sorted(node.all_processes)))
+    codes = [subprocess.run([sys.executable, "-c", PROBE, node.address, node.cluster_id.hex()], env=env,
+                            capture_output=True, timeout=60).returncode
+             for env in ({**os.environ, "RAY_AUTH_TOKEN": "0" * 64}, os.environ)]
+    print(json.dumps(codes))
+ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+print(json.dumps(sorted(ray._private.worker._global_node.all_processes)))
+ray.shutdown()
+"""
+
+
+def test_a_local_instance_is_lean_and_takes_only_its_own_token(tmp_path: Path) -> None:
     """The run's own local instance has no autoscaler monitor and no log monitor (fixed size,
-    actors' output not sent to the driver): start-up and shutdown are shorter. In a fresh
-    interpreter, where nothing has started Ray yet; a plain ray.init there still has both."""
-    script = ("import json, ray\n"
-              "from harness.config import RaySettings\n"
-              "from harness.ray_executor import RaySession\n"
-              "with RaySession(RaySettings(num_cpus=1)):\n"
-              "    print(json.dumps(sorted(ray._private.worker._global_node.all_processes)))\n"
-              "ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)\n"
-              "print(json.dumps(sorted(ray._private.worker._global_node.all_processes)))\n"
-              "ray.shutdown()\n")
-    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    actors' output not sent to the driver): start-up and shutdown are shorter; a plain
+    ray.init still has both. It requires a token of its own, kept in the environment: none
+    written under the home folder (where Ray would leave it readable by every user); a
+    client with another token is refused, one with the run's is let in. In a fresh
+    interpreter, where Ray is not imported yet."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    res = subprocess.run([sys.executable, "-c", LEAN_AND_PRIVATE], capture_output=True, text=True, timeout=180,
+                         env={**env, "RAY_USAGE_STATS_ENABLED": "0", "HOME": str(tmp_path)})
     assert res.returncode == 0, res.stderr[-2000:]
-    lean, plain = (set(json.loads(line)) for line in res.stdout.splitlines()[-2:])
-    assert {"gcs_server", "raylet"} <= lean and not lean & {"monitor", "log_monitor"}
-    assert {"monitor", "log_monitor"} <= plain
+    lean, refused, plain = (json.loads(line) for line in res.stdout.splitlines()[-3:])
+    assert {"gcs_server", "raylet"} <= set(lean) and not set(lean) & {"monitor", "log_monitor"}
+    assert {"monitor", "log_monitor"} <= set(plain)
+    assert refused[0] != 0 and refused[1] == 0, res.stdout  # another token refused; the run's own accepted
+    assert not (tmp_path / ".ray" / "auth_token").exists()
+    assert "Token authentication is enabled" not in res.stderr  # Ray's notice when it picks the default
 
 
 def test_bad_ray_settings_are_a_clear_error_before_anything_runs(tmp_path: Path) -> None:

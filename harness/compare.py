@@ -21,9 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.compute as pc
 
-from harness.arrowconv import from_numpy
 from harness.stats import (
     DELTA_METHOD_UNITS,
     Z95,
@@ -280,19 +278,6 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, margin: float | None =
     return Comparison(str(run_a), str(run_b), True, problems, warnings, results)
 
 
-def _paired_clusters(pb: PairValues, rows: np.ndarray) -> np.ndarray | None:
-    """Resampling units of paired items (rows of the candidate): their clusters, or the item
-    when repeats share it."""
-    ids = pb.ids.take(from_numpy(rows))
-    if pb.clusters is not None:
-        clusters = pb.clusters.take(from_numpy(rows))
-        if clusters.null_count < len(clusters):
-            return np.array(pc.coalesce(clusters, ids).to_pylist(), dtype=object)
-    if pb.repeats[rows].any():
-        return np.array(ids.to_pylist(), dtype=object)
-    return None
-
-
 def _compare_corpus(spec: dict[str, Any], pa: PairValues, pb: PairValues, both: Paired, base: dict[str, Any],
                     unpaired: bool, seed: int) -> MetricComparison | None:
     """A corpus metric (BLEU, chrF): the paired bootstrap and approximate randomization of
@@ -317,7 +302,7 @@ def _compare_corpus(spec: dict[str, Any], pa: PairValues, pb: PairValues, both: 
                                 test="unpaired z (bootstrap SEs)")
     if len(both) < 2:
         return None
-    a, b, diff, low, high, p = paired_corpus_difference(both.a, both.b, spec, _paired_clusters(pb, both.rows_b), seed)
+    a, b, diff, low, high, p = paired_corpus_difference(both.a, both.b, spec, pb.cluster_ids(rows=both.rows_b), seed)
     return MetricComparison(**base, n_paired=len(both), baseline=a, candidate=b, difference=diff,
                             ci_low=None if math.isnan(low) else low, ci_high=None if math.isnan(high) else high,
                             p_value=None if math.isnan(p) else p, test="paired approximate randomization")
@@ -348,7 +333,7 @@ def _compare_metric(task: str, adapter: str, spec: dict[str, Any], pa: PairValue
     arr_a, arr_b = both.a, both.b
     if not arr_a[:, 1].sum() or not arr_b[:, 1].sum():
         return None  # a ratio with nothing to divide by on the shared items (e.g. no citation): no figure
-    pv = PairedValues(arr_a[:, 0], arr_a[:, 1], arr_b[:, 0], arr_b[:, 1], _paired_clusters(pb, both.rows_b))
+    pv = PairedValues(arr_a[:, 0], arr_a[:, 1], arr_b[:, 0], arr_b[:, 1], pb.cluster_ids(rows=both.rows_b))
     va, vb, diff, low, high, p, test = compare_values(pv, spec["aggregation"], binary=binary, seed=seed)
     result = MetricComparison(**base, n_paired=len(both), baseline=va, candidate=vb, difference=diff,
                               ci_low=low, ci_high=high, p_value=p, test=test)

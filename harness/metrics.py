@@ -38,7 +38,7 @@ def compute_rows(manifest: dict[str, Any], pairs: dict[tuple[str, str], PairValu
         pv = pairs.get((task, adapter))
         if pv is None:
             pv = PairValues.empty()
-        clusters = pv.cluster_ids(repeats)
+        clusters = pv.cluster_ids(repeats > 1)
         for spec in manifest["tasks"][task]["metrics"]:
             if spec["aggregation"] == "corpus":
                 from harness.corpus import corpus_estimate

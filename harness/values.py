@@ -80,13 +80,20 @@ class PairValues:
         rows = np.flatnonzero(~np.isnan(col))
         return col[rows], rows
 
-    def cluster_ids(self, repeats: int) -> np.ndarray | None:
-        """Resampling unit of every row: its cluster (else its item) when any item has one; the
-        item when repeats share it; None when every row is its own unit."""
-        if self.clusters is not None:
-            return np.array(pc.coalesce(self.clusters, self.ids).to_pylist(), dtype=object)
-        if repeats > 1:
-            return np.array(self.ids.to_pylist(), dtype=object)
+    def cluster_ids(self, repeated: bool | None = None, rows: np.ndarray | None = None) -> np.ndarray | None:
+        """Resampling unit of every row (of `rows`, when given): its cluster (else its item)
+        when any of them has one; the item when repeats share it (`repeated`, by default
+        whether any of these rows is a repeat); None when every row is its own unit."""
+        if repeated is None:
+            repeated = bool((self.repeats if rows is None else self.repeats[rows]).any())
+        ids, clusters = self.ids, self.clusters
+        if rows is not None:
+            ids = ids.take(from_numpy(rows))
+            clusters = clusters.take(from_numpy(rows)) if clusters is not None else None
+        if clusters is not None and clusters.null_count < len(clusters):
+            return np.array(pc.coalesce(clusters, ids).to_pylist(), dtype=object)
+        if repeated:
+            return np.array(ids.to_pylist(), dtype=object)
         return None
 
     def metric(self, spec: dict[str, Any]) -> np.ndarray:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, only_run, run_cli, write_yaml
+from conftest import ROOT, only_run, run_cli, write_jsonl, write_yaml
 from scipy.stats import binomtest
 
 from harness.compare import holm, mcnemar_exact
@@ -199,3 +199,33 @@ def test_html_report_puts_systems_side_by_side(tmp_path: Path) -> None:
     assert "Example vendor (fictitious)" in page and "<script" not in page
     res = run_cli("report", str(tmp_path / "run"), "--format", "junit")
     assert res.returncode == 0 and res.stdout.startswith("<?xml")
+
+
+def test_a_paired_comparison_resamples_whole_clusters(tmp_path: Path) -> None:
+    """Items of one consultation fail together: the paired comparison resamples clusters, not
+    items (a permutation test instead of McNemar), with the figures the statistics give for
+    the clusters of the shared items; ignoring them would give a narrower interval."""
+    from harness import run_suite
+    from harness.compare import PairedValues, compare_runs, compare_values
+
+    rows = [{"id": f"q{i:02d}", "question": "?", "answer": "A", "group": f"g{i // 10}"} for i in range(60)]
+    write_jsonl(tmp_path / "items.jsonl", rows)
+    write_yaml(tmp_path / "task.yaml", {"name": "t", "kind": "qa", "data_class": "public", "prompt": "{{ question }}",
+                                        "dataset": {"path": "items.jsonl",
+                                                    "fields": {"reference": "answer", "cluster": "group"}}})
+    runs = {}
+    for name, wrong in (("base", set()), ("cand", {"g0", "g1"})):
+        (tmp_path / f"{name}.csv").write_text("id,output\n" + "".join(
+            f"{r['id']},{'B' if r['group'] in wrong else 'A'}\n" for r in rows), encoding="utf-8")
+        write_yaml(tmp_path / f"{name}.yaml", {"name": "r", "kind": "replay", "settings": {"path": f"{name}.csv"}})
+        suite = write_yaml(tmp_path / f"suite-{name}.yaml", {"name": "s", "tasks": ["task.yaml"],
+                                                             "adapters": [f"{name}.yaml"]})
+        runs[name] = run_suite(suite, quiet=True, out=tmp_path / name).run_dir
+    acc = next(m for m in compare_runs(runs["base"], runs["cand"]).metrics if m.metric == "accuracy")
+    a, b = np.ones(60), np.array([0.0 if r["group"] in {"g0", "g1"} else 1.0 for r in rows])
+    clusters = np.array([r["group"] for r in rows], dtype=object)
+    expected = compare_values(PairedValues(a, np.ones(60), b, np.ones(60), clusters), "proportion", binary=True)
+    assert [acc.difference, acc.ci_low, acc.ci_high, acc.p_value] == pytest.approx(list(expected[2:6]))
+    assert acc.test == expected[6] != "exact McNemar" and acc.n_paired == 60
+    items = compare_values(PairedValues(a, np.ones(60), b, np.ones(60), None), "proportion", binary=True)
+    assert acc.ci_high - acc.ci_low > items[4] - items[3]

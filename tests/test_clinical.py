@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, write_jsonl, write_yaml
+from conftest import ROOT, run_cli, write_jsonl, write_yaml
 
 from harness.clinical.analysis import analyse, classify_dose, lasa, phonetic_key
 from harness.clinical.evaluate import evaluate
@@ -191,3 +191,42 @@ def test_a_count_in_words_before_a_dose_is_not_a_thousands_group(text: str, lang
     """Found by the translation example: "one 500 mg tablet" read as 1500 mg, because "one"
     became "1" and "1 500" then looked like a thousands group."""
     assert [(d.value, d.unit) for d in extract(text, lang, load_lexicon(None)).doses] == expected
+
+
+def _schedules_by_counting(folded: str, lang: str) -> list:
+    """The schedule finder as first written (quadratic: overlaps checked pairwise, each token
+    index counted from the start of the text): the reference for the linear one."""
+    from harness.clinical.extract import SCHEDULES, TOKEN, Schedule
+
+    taken: list[tuple[int, int]] = []
+    out: list[tuple[int, float, str]] = []
+    for pattern, rate in SCHEDULES[lang]:
+        for m in pattern.finditer(folded):
+            if any(a < m.end() and m.start() < b for a, b in taken):
+                continue
+            taken.append(m.span())
+            out.append((m.start(), rate(m), m.group()))
+    out.sort()
+    return [Schedule(len(TOKEN.findall(folded, 0, start)), round(per_day, 6), text) for start, per_day, text in out]
+
+
+def test_schedules_are_found_as_by_the_quadratic_reference() -> None:
+    """Every text of the bundled tasks and examples, and the edges of the token lookup (a
+    range "3-4 fois", decimals, hyphenated words, a schedule at the very start), in both
+    languages: the same schedules at the same token indices."""
+    from harness.clinical.extract import _schedules, tokenize
+
+    texts: list[str] = [
+        "3-4 fois par jour", "prendre 1-2 comprimés 3 fois par jour puis 2 fois par jour", "1.5 fois par jour",
+        "deux-fois par jour", "x-2 fois par jour", "twice daily then 2-3 times a day, every 8 hours",
+        "matin et soir, matin, midi et soir, tous les 2 jours, un jour sur deux", "bid tid qid 3x/day",
+        "toutes les 6 h – 3–4 fois par jour", "", "fois par jour",
+    ]
+    for path in [*ROOT.glob("tasks/*/*.jsonl"), *ROOT.glob("examples/*/*.jsonl"), *ROOT.glob("examples/*/*/*.jsonl")]:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            texts.extend(v for v in json.loads(line).values() if isinstance(v, str) and len(v) > 20)
+    assert len(texts) > 300
+    for text in texts:
+        for lang in ("en", "fr"):
+            folded, _ = tokenize(text, lang)
+            assert _schedules(folded, lang) == _schedules_by_counting(folded, lang), (lang, text[:200])

@@ -32,7 +32,7 @@ from harness.stats import (
     unit_sums,
 )
 from harness.store import read_manifest
-from harness.values import Paired, PairValues, load_values, paired, shared_rows, spec_values
+from harness.values import PairValues, load_values, paired, shared_rows, spec_values
 
 ALPHA = 0.05
 PERMUTATIONS = 4000
@@ -278,8 +278,16 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, margin: float | None =
     return Comparison(str(run_a), str(run_b), True, problems, warnings, results)
 
 
-def _compare_corpus(spec: dict[str, Any], pa: PairValues, pb: PairValues, both: Paired, base: dict[str, Any],
-                    unpaired: bool, seed: int) -> MetricComparison | None:
+def _unpaired_z(base: dict[str, Any], baseline: float, candidate: float, se: float, test: str) -> MetricComparison:
+    """Two independent estimates whose difference has standard error `se`: a z test."""
+    diff = candidate - baseline
+    p = normal_p(diff / se) if se > 0 else (1.0 if diff == 0 else 0.0)
+    return MetricComparison(**base, n_paired=0, baseline=baseline, candidate=candidate, difference=diff,
+                            ci_low=diff - Z95 * se, ci_high=diff + Z95 * se, p_value=p, test=test)
+
+
+def _compare_corpus(spec: dict[str, Any], pa: PairValues, pb: PairValues, shared: tuple[np.ndarray, np.ndarray],
+                    base: dict[str, Any], unpaired: bool, seed: int) -> MetricComparison | None:
     """A corpus metric (BLEU, chrF): the paired bootstrap and approximate randomization of
     harness.corpus on the shared items; unpaired runs get two independent bootstraps."""
     from harness.corpus import corpus_estimate, paired_corpus_difference
@@ -295,11 +303,8 @@ def _compare_corpus(spec: dict[str, Any], pa: PairValues, pb: PairValues, both: 
         assert ea.value is not None and eb.value is not None
         se = math.sqrt(((ea.ci_high - ea.ci_low) / (2 * Z95)) ** 2  # type: ignore[operator]
                        + ((eb.ci_high - eb.ci_low) / (2 * Z95)) ** 2)  # type: ignore[operator]
-        diff = eb.value - ea.value
-        p = normal_p(diff / se) if se > 0 else (1.0 if diff == 0 else 0.0)
-        return MetricComparison(**base, n_paired=0, baseline=ea.value, candidate=eb.value, difference=diff,
-                                ci_low=diff - Z95 * se, ci_high=diff + Z95 * se, p_value=p,
-                                test="unpaired z (bootstrap SEs)")
+        return _unpaired_z(base, ea.value, eb.value, se, "unpaired z (bootstrap SEs)")
+    both = paired(pa, pb, spec, shared)
     if len(both) < 2:
         return None
     a, b, diff, low, high, p = paired_corpus_difference(both.a, both.b, spec, pb.cluster_ids(rows=both.rows_b), seed)
@@ -311,23 +316,19 @@ def _compare_corpus(spec: dict[str, Any], pa: PairValues, pb: PairValues, both: 
 def _compare_metric(task: str, adapter: str, spec: dict[str, Any], pa: PairValues, pb: PairValues,
                     shared: tuple[np.ndarray, np.ndarray], margin: float | None, unpaired: bool,
                     seed: int) -> MetricComparison | None:
-    both = paired(pa, pb, spec, shared)
     binary = spec["aggregation"] == "proportion"
     base = dict(task=task, adapter=adapter, metric=spec["name"], aggregation=spec["aggregation"],
                 higher_is_better=spec["higher_is_better"], margin=margin or 0.0)
     if spec["aggregation"] == "corpus":
-        return _compare_corpus(spec, pa, pb, both, base, unpaired, seed)
+        return _compare_corpus(spec, pa, pb, shared, base, unpaired, seed)
     if unpaired:
         a, b = pa.recorded(spec)[0], pb.recorded(spec)[0]
         if len(a) < 2 or len(b) < 2:
             return None
-        va, vb = _ratio(a[:, 0], a[:, 1]), _ratio(b[:, 0], b[:, 1])
         se = math.sqrt(delta_se(ratio_influence(a[:, 0], a[:, 1])) ** 2
                        + delta_se(ratio_influence(b[:, 0], b[:, 1])) ** 2)
-        diff = vb - va
-        p = normal_p(diff / se) if se > 0 else (1.0 if diff == 0 else 0.0)
-        return MetricComparison(**base, n_paired=0, baseline=va, candidate=vb, difference=diff,
-                                ci_low=diff - Z95 * se, ci_high=diff + Z95 * se, p_value=p, test="unpaired z")
+        return _unpaired_z(base, _ratio(a[:, 0], a[:, 1]), _ratio(b[:, 0], b[:, 1]), se, "unpaired z")
+    both = paired(pa, pb, spec, shared)
     if len(both) < 2:
         return None
     arr_a, arr_b = both.a, both.b

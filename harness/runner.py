@@ -610,8 +610,9 @@ class Runner:
                     instance = pools[name] = RayAdapter(instance, adapter.ref.ray or RayActors(), adapter,
                                                         self.suite.config.ray.start_timeout_s)
                 instances[name] = instance
+            actor_pools = {name: pool.spec for name, pool in pools.items()}
             if self.ray is not None:
-                self.ray.check_fits({name: pool.spec for name, pool in pools.items()})
+                self.ray.check_fits(actor_pools)
             for name, adapter in used.items():
                 instance = instances[name]
                 on_ray = name in pools
@@ -638,7 +639,7 @@ class Runner:
             if self.resume:
                 self._load_previous(pairs)
                 self.live_model.update(manifest.get("first_models") or {})
-            self._start_pool(pairs, {name: pool.spec for name, pool in pools.items()})
+            self._start_pool(pairs, actor_pools)
             if self.suite.config.scoring == "ray" and self.pool is not None:  # placed, or a clear stop
                 await self.pool.ready()
             self._start_guards(pairs)

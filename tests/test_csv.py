@@ -105,3 +105,26 @@ def test_a_transcription_task_without_audio_runs_when_every_adapter_replays(tmp_
     res = run_cli("run", str(suite), "--quiet")
     assert res.returncode == 2 and "items.jsonl:1: audio: required field missing or empty" in res.stderr
     assert server.count() == 0
+
+
+def test_an_export_is_read_as_text_as_written(tmp_path: Path) -> None:
+    """Arrow infers column types: left to it, id "007" read as 7 (answering item "7"), a
+    `where` on version "2.10" compared "2.1", an answer "1.50" became "1.5". Every column of a
+    replay CSV is text, as written."""
+    (tmp_path / "items.csv").write_bytes(_export(
+        [["id", "question", "answer"], ["007", "Q", "A"], ["7", "Q", "B"], ["0.50", "Q", "C"]]))
+    (tmp_path / "export.csv").write_bytes(_export(
+        [["id", "version", "output", "latency"],
+         ["007", "2.10", "ANSWER: A", "1.50"], ["7", "2.10", "ANSWER: B", "0.25"], ["0.50", "2.10", "ANSWER: C", "1e0"],
+         ["007", "2.1", "ANSWER: D", "9"], ["7", "2.1", "ANSWER: D", "9"], ["0.5", "2.10", "ANSWER: D", "9"]]))
+    suite = _suite(tmp_path, "items.csv", {"path": "export.csv", "where": {"version": "2.10"},
+                                           "latency_column": "latency"})
+    res = run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    rows = {r["metric"]: r for r in json.loads((tmp_path / "run" / "scorecard.json").read_text())["rows"]}
+    assert rows["accuracy"]["value"] == 1.0 and rows["accuracy"]["n"] == 3
+    assert rows["missing_rate"]["value"] == 0
+    lines = (tmp_path / "run" / "responses.jsonl").read_text().splitlines()
+    responses = {r["item_id"]: r for r in map(json.loads, lines)}
+    assert {i: r["output"] for i, r in responses.items()} == {"007": "ANSWER: A", "7": "ANSWER: B", "0.50": "ANSWER: C"}
+    assert responses["007"]["latency_s"] == 1.5 and responses["0.50"]["latency_s"] == 1.0

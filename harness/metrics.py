@@ -25,9 +25,17 @@ OPERATIONAL = {"error_rate", "scoring_error_rate", "missing_rate", "latency_s", 
 
 def _metric_arrays(pv: PairValues, spec: dict[str, Any], clusters: np.ndarray | None
                    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray]:
-    figures, rows = pv.recorded(spec)
-    den = figures[:, 1] if len(spec_values(spec)) > 1 else None
-    return figures[:, 0], den, (clusters[rows] if clusters is not None else None), rows
+    """A metric's values (and denominators, for a ratio of two values) on the rows that
+    recorded them: the stored columns themselves when every row did, else one copy of each
+    (not PairValues.recorded's (value, denominator) stack: 16 bytes a row, twice)."""
+    names = spec_values(spec)
+    values = pv.column(names[0])
+    den = pv.column(names[1]) if len(names) > 1 else None
+    kept = ~np.isnan(values) if den is None else ~(np.isnan(values) | np.isnan(den))
+    rows = np.flatnonzero(kept)
+    if len(rows) < len(values):
+        values, den = values[rows], den[rows] if den is not None else None
+    return values, den, (clusters[rows] if clusters is not None else None), rows
 
 
 def compute_rows(manifest: dict[str, Any], pairs: dict[tuple[str, str], PairValues]) -> list[dict[str, Any]]:
@@ -329,8 +337,9 @@ QUANTILES = (50, 95, 99)
 
 def _percentiles(values: np.ndarray, label: str, rows: list[list[Any]], data: dict[str, Any], key: str = "") -> None:
     """p50/p95/p99 rows with order-statistic CIs, and their figures under data[f"{key}p{q}"]."""
+    values = np.sort(values)  # once for the three
     for q in QUANTILES if len(values) else ():
-        value, low, high = quantile_ci(values, q / 100)
+        value, low, high = quantile_ci(values, q / 100, is_sorted=True)
         ci = "[" + ", ".join("—" if math.isnan(x) else f"{x:.3f}" for x in (low, high)) + "]"
         rows.append([f"{label}p{q}", f"{value:.3f}", ci, len(values)])
         data[f"{key}p{q}"] = {"value": value, "ci_low": None if math.isnan(low) else low,

@@ -82,3 +82,37 @@ def test_quantile_ci_covers_the_true_percentile_and_stays_open_when_n_is_too_sma
     x = rng.normal(size=1000)
     value, low, high = quantile_ci(x, 0.5)
     assert low in x and high in x and low < value < high
+
+
+def _full_range_ranks(n: int, q: float, alpha: float = 0.025) -> tuple[int, int]:
+    """The order-statistic ranks from the binomial CDF over every k = 0..n (the reference the
+    windowed CDF must equal)."""
+    import math
+
+    k = np.arange(n + 1)
+    log_fact = np.concatenate(([0.0], np.cumsum(np.log(np.arange(1, n + 1)))))
+    log_pmf = log_fact[n] - log_fact[k] - log_fact[n - k] + k * math.log(q) + (n - k) * math.log1p(-q)
+    pmf = np.exp(log_pmf - log_pmf.max())
+    cdf = np.cumsum(pmf) / pmf.sum()
+    return int(np.searchsorted(cdf, alpha, side="right")), int(np.searchsorted(cdf, 1 - alpha, side="left")) + 1
+
+
+def test_the_windowed_binomial_cdf_gives_the_full_range_ranks() -> None:
+    """quantile_ci sums the binomial pmf only where its mass is (a million values: 12,000 terms
+    instead of a million); the ranks it picks are those of the whole range, at every n from
+    1 to 3,000 and at sampled larger n, for the reported percentiles and both tails."""
+    from harness.stats import _binomial_cdf
+
+    rng = np.random.default_rng(3)
+    sizes = [*range(1, 3001), *rng.integers(3001, 400_000, size=40).tolist()]
+    checked = 0
+    for n in sizes:
+        for q in (0.01, 0.5, 0.95, 0.99):
+            lo, cdf = _binomial_cdf(n, q)
+            windowed = (lo + int(np.searchsorted(cdf, 0.025, side="right")),
+                        lo + int(np.searchsorted(cdf, 0.975, side="left")) + 1)
+            assert windowed == _full_range_ranks(n, q), (n, q)
+            checked += 1
+    assert checked == 4 * len(sizes)
+    lo, cdf = _binomial_cdf(1_000_000, 0.5)
+    assert lo > 0 and len(cdf) < 20_000

@@ -32,6 +32,7 @@ from harness.config import DATA_CLASSES, LoadedAdapter, LoadedSuite, LoadedTask,
 from harness.data import dataset_files, iter_items
 from harness.energy import describe as describe_energy
 from harness.errors import AdapterError, ConfigError, Problem, RunIncomplete
+from harness.heap import release_freed_memory
 from harness.kinds import KINDS
 from harness.limits import AdaptiveLimiter
 from harness.pii.guard import PIIGuard
@@ -899,6 +900,7 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: b
     runner.writer.manifest(manifest)
     from harness.metrics import build_scorecard
 
+    release_freed_memory()  # the adapters' tables and the queues' objects
     scorecard = build_scorecard(run_dir)
     write_reports(run_dir, scorecard)
     # A shard's figures are partial: its gates are shown but only the merged run decides.

@@ -1,22 +1,27 @@
 """Per-item values of a run record, held column by column: what every figure, comparison and
 report section is computed from.
 
-scores.jsonl is read by Arrow's JSON reader into columns (task, adapter, item id, repeat,
-cluster, and one float column per value that a metric or a section reads), then sorted by
-(item id, repeat) within each task × adapter, so that a seeded bootstrap gives the same interval
-for the same record however it was produced (concurrently, resumed, merged from shards). A
-million-line record reads this way in about a second and 100 MB, where one pydantic object
-and a dozen Python appends per line took 15 s. The columns are the `ScoreLine` model's
-(a test holds them to it); a torn last line (a crash mid-write) is cut off before reading,
-and a file that does not fit the columns goes through the model line by line, which reads
-it or names the line that is wrong. Scorer details (free-form JSON) are read through the
-model, only for the scorers whose report sections need them.
+scores.jsonl is streamed through Arrow's JSON reader, 64 KB blocks gathered into batches of
+32,768 lines, and each task × adapter keeps its item ids and clusters (Arrow), repeats, and
+one column per value that a metric or a section reads: one byte a line while the value is
+0 or 1 (most are), eight from its first other number. The rows are then sorted by (item id,
+repeat), so that a seeded bootstrap gives the same interval for the same record however it
+was produced (concurrently, resumed, merged from shards). A million-line record reads this
+way in about 3 s with a peak of ~110 MB above the interpreter (the record read whole into
+one table peaked at 150 MB of Arrow memory alone; one pydantic object and a dozen Python
+appends per line took 15 s). The columns are the `ScoreLine` model's (a test holds them to
+it); a torn last line (a crash mid-write) is cut off before reading, and a file that does
+not fit the columns goes through the model line by line, which reads it or names the line
+that is wrong. Scorer details (free-form JSON) are read through the model, only for the
+scorers whose report sections need them.
 """
 
 from __future__ import annotations
 
 import io
+from array import array
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -39,13 +44,26 @@ STATUSES = ("ok", "error", "missing")
 KEY_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("task", pa.string()), ("adapter", pa.string()), ("item_id", pa.string()), ("repeat", pa.int64()),
     ("cluster", pa.string()), ("status", pa.string()), ("cached", pa.bool_()))
-_BLOCK = 1 << 20
+#: the JSON reader's block: its parsing buffers grow with it (a million-line record peaked
+#: 40 MB higher with 1 MB blocks than with these)
+_BLOCK = 1 << 16
+#: lines gathered from several blocks before they are sorted into groups, which costs the
+#: same per call whatever its size
+_ROWS = 1 << 15
+
+
+def _widened(codes: np.ndarray) -> np.ndarray:
+    """A 0/1 column held in bytes (-1: not recorded) as floats (NaN: not recorded)."""
+    out = codes.astype(np.float64)
+    out[codes < 0] = np.nan
+    return out
 
 
 @dataclass
 class PairValues:
     """The values of one task × adapter, rows sorted by (item id, repeat); a value an item did
-    not record (None, NaN, or absent) is NaN in its column."""
+    not record (None, NaN, or absent) is NaN in what `column` and `metric` return. A column
+    whose values are all 0 or 1 is held in one byte a row (-1 where not recorded)."""
 
     ids: pa.Array
     repeats: np.ndarray
@@ -70,13 +88,18 @@ class PairValues:
     def column(self, name: str) -> np.ndarray:
         """Values of `name` for every row, NaN where an item did not record it."""
         col = self.columns.get(name)
-        return col if col is not None else np.full(len(self), np.nan)
+        if col is None:
+            return np.full(len(self), np.nan)
+        return _widened(col) if col.dtype == np.int8 else col
 
     def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Values of `name` that items recorded, and their rows, in key order."""
         col = self.columns.get(name)
         if col is None:
             return np.empty(0), np.empty(0, dtype=np.int64)
+        if col.dtype == np.int8:
+            rows = np.flatnonzero(col >= 0)
+            return col[rows].astype(np.float64), rows
         rows = np.flatnonzero(~np.isnan(col))
         return col[rows], rows
 
@@ -230,30 +253,45 @@ class _Unfit(Exception):
     """A line does not fit the columns: read the file through the model instead."""
 
 
-def _read_arrow(path: Path, names: list[str]) -> pa.Table:
-    """The record's columns; _Unfit when a line does not fit them. One thread, 1 MB blocks:
-    threads would hold a block each and gain little, the parsing being a second a million
-    lines."""
+def _gathered(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """The batches, concatenated into batches of at least `rows` lines (the last one fewer)."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        pending.append(batch)
+        count += len(batch)
+        if count >= rows:
+            yield pa.concat_batches(pending)
+            pending, count = [], 0
+    if pending:
+        yield pa.concat_batches(pending)
+
+
+def _read_arrow(path: Path, names: list[str]) -> Iterator[pa.RecordBatch]:
+    """The record's lines as batches of its columns, one block at a time; _Unfit when a line
+    does not fit them. One thread, the file streamed: the whole record as one table peaked at
+    150 MB for a million lines, most of it text columns and values nobody recorded."""
     schema = _schema(names)
     with path.open("rb") as fh:
         length = _complete_length(fh)
         if length == 0:
-            return schema.empty_table()
+            return
         fh.seek(0)
         try:
-            table = pajson.read_json(
+            reader = pajson.open_json(
                 io.BufferedReader(_Upto(fh, length), _BLOCK),
                 read_options=pajson.ReadOptions(block_size=_BLOCK, use_threads=False),
                 parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"))
+            for batch in _gathered(reader, _ROWS):
+                if any(batch[name].null_count for name in REQUIRED) or not set(
+                        pc.unique(batch["status"]).to_pylist()) <= set(STATUSES):
+                    raise _Unfit
+                yield batch
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             raise _Unfit from None
-    if any(table[name].null_count for name in REQUIRED) or not set(
-            pc.unique(table["status"]).to_pylist()) <= set(STATUSES):
-        raise _Unfit
-    return table
 
 
-def _read_models(path: Path, names: list[str]) -> pa.Table:
+def _read_models(path: Path, names: list[str]) -> Iterator[pa.RecordBatch]:
     """The same columns, line by line through ScoreLine (which raises on a line that is wrong)."""
     cols: dict[str, list[Any]] = {n: [] for n, _ in KEY_COLUMNS}
     values: list[dict[str, Any]] = []
@@ -264,48 +302,95 @@ def _read_models(path: Path, names: list[str]) -> pa.Table:
     data: dict[str, Any] = dict(cols)
     if names:
         data["values"] = values
-    return pa.Table.from_pydict(data, schema=_schema(names))
+    yield from pa.Table.from_pydict(data, schema=_schema(names)).to_batches()
 
 
-def _grouped(table: pa.Table) -> dict[tuple[str, str], pa.Table]:
-    """The rows of each task × adapter, without the columns that named the group."""
-    key = pc.binary_join_element_wise(table["task"], table["adapter"], scalar("\x1f"))
-    groups = pc.unique(key)
-    rest = table.drop_columns(["task", "adapter", "status"])
-    if len(groups) == 1:  # the usual large run: one task × adapter, nothing to copy
-        return {(table["task"][0].as_py(), table["adapter"][0].as_py()): rest}
-    out = {}
-    for value in groups:
-        mask = pc.equal(key, value)
-        first = pc.index(key, value).as_py()
-        out[(table["task"][first].as_py(), table["adapter"][first].as_py())] = rest.filter(mask)
-    return out
+class _Group:
+    """One task × adapter's columns as the batches come: ids and clusters in Arrow chunks, the
+    repeats and each value appended to one growing buffer (realloc'd in place, where a NumPy
+    chunk per batch left a million-line record's heap fragmented: +80 MB of resident memory)."""
 
+    def __init__(self, names: list[str]) -> None:
+        self.ids: list[pa.Array] = []
+        self.clusters: list[pa.Array] = []
+        self.repeats = array("q")
+        #: a value's buffer, None while no line recorded it (its NaNs are written when one does);
+        #: one byte a row while every value is 0 or 1 (-1: not recorded), eight from the first other
+        self.values: dict[str, array[Any] | None] = dict.fromkeys(names)
+        self.cached = 0
 
-def _pair(table: pa.Table, names: list[str]) -> PairValues:
-    """Sorted columns of one task × adapter. Each column is released once copied in key
-    order, so that a million-item record never holds two copies of its values."""
-    table = table.flatten()
-    order = pc.sort_indices(table.select(["item_id", "repeat"]),
-                            sort_keys=[("item_id", "ascending"), ("repeat", "ascending")])
-
-    def take(name: str) -> pa.Array:
-        nonlocal table
-        column = table[name].take(order).combine_chunks()
-        table = table.drop_columns([name])
-        return column
-
-    ids, repeats, clusters = take("item_id"), take("repeat"), take("cluster")
-    cached = int(pc.sum(table["cached"]).as_py() or 0)
-    columns = {}
-    for name in names:
-        child = take(f"values.{name}")
-        if child.null_count < len(child):
+    def add(self, batch: pa.RecordBatch) -> None:
+        """Take the key columns and the flattened `values.*` of a batch of this group."""
+        before = len(self.repeats)
+        self.ids.append(batch["item_id"])
+        self.clusters.append(batch["cluster"])
+        self.repeats.frombytes(numbers(batch["repeat"], np.int64).tobytes())
+        self.cached += int(pc.sum(batch["cached"]).as_py() or 0)
+        for name, buffer in self.values.items():
+            child = batch[f"values.{name}"]
+            if child.null_count == len(child) and buffer is None:
+                continue
             # Arrow nulls become NaN, like a NaN recorded as such: both mean "not recorded"
-            columns[name] = numbers(child)
-    return PairValues(ids=ids, repeats=numbers(repeats, np.int64),
-                      clusters=clusters if clusters.null_count < len(clusters) else None,
-                      columns=columns, cached=cached)
+            values = numbers(child)
+            if buffer is None:
+                buffer = self.values[name] = array("b", b"\xff" * before)
+            if buffer.typecode == "b":
+                missing = np.isnan(values)
+                if bool(np.all(missing | (values == 0) | (values == 1))):
+                    buffer.frombytes(np.where(missing, -1, values).astype(np.int8).tobytes())
+                    continue
+                buffer = self.values[name] = array("d", _widened(np.frombuffer(buffer, dtype=np.int8)).tobytes())
+            buffer.frombytes(values.tobytes())
+
+    def finish(self) -> PairValues:
+        """The columns sorted by (item id, repeat); each buffer released once copied in that
+        order, so that a million-item record never holds two copies of its values."""
+        ids = pa.chunked_array(self.ids, pa.string()).combine_chunks()
+        repeats = np.frombuffer(self.repeats, dtype=np.int64)
+        self.ids = []
+        order = pc.sort_indices(pa.table({"item_id": ids, "repeat": from_numpy(repeats)}),
+                                sort_keys=[("item_id", "ascending"), ("repeat", "ascending")])
+        rows = numbers(order, np.int64)
+        clusters = pa.chunked_array(self.clusters, pa.string()).combine_chunks()
+        self.clusters = []
+        columns = {}
+        for name in list(self.values):
+            buffer = self.values.pop(name)
+            if buffer is not None:
+                columns[name] = np.frombuffer(buffer, dtype=np.int8 if buffer.typecode == "b" else np.float64)[rows]
+            del buffer
+        return PairValues(ids=ids.take(order), repeats=repeats[rows],
+                          clusters=clusters.take(order) if clusters.null_count < len(clusters) else None,
+                          columns=columns, cached=self.cached)
+
+
+def _collect(batches: Iterator[pa.RecordBatch], names: list[str]) -> dict[tuple[str, str], PairValues]:
+    """Each task × adapter's sorted columns, from batches of record lines."""
+    groups: dict[tuple[str, str], _Group] = {}
+    for batch in batches:
+        flat = batch.drop_columns(["status"])
+        if names:
+            flat = flat.drop_columns(["values"])
+            for name, child in zip(names, batch["values"].flatten(), strict=True):
+                flat = flat.append_column(f"values.{name}", child)
+        task, adapter = batch["task"], batch["adapter"]
+        if pc.count_distinct(task).as_py() == 1 and pc.count_distinct(adapter).as_py() == 1:
+            parts = [((task[0].as_py(), adapter[0].as_py()), flat)]  # the usual batch: one group, no copy
+        else:
+            key = pc.binary_join_element_wise(task, adapter, scalar("\x1f"))
+            parts = []
+            for value in pc.unique(key):
+                first = pc.index(key, value).as_py()
+                parts.append(((task[first].as_py(), adapter[first].as_py()), flat.filter(pc.equal(key, value))))
+        for group, part in parts:
+            if group not in groups:
+                groups[group] = _Group(names)
+            groups[group].add(part)
+    out = {}
+    while groups:
+        group = next(iter(groups))
+        out[group] = groups.pop(group).finish()
+    return out
 
 
 def load_values(run_dir: Path, names: list[str], summarizing: frozenset[str] = frozenset()
@@ -317,15 +402,9 @@ def load_values(run_dir: Path, names: list[str], summarizing: frozenset[str] = f
         return {}
     names = list(dict.fromkeys(names))
     try:
-        table = _read_arrow(path, names)
+        out = _collect(_read_arrow(path, names), names)
     except _Unfit:
-        table = _read_models(path, names)
-    groups = _grouped(table)
-    del table
-    out = {}
-    while groups:
-        key = next(iter(groups))
-        out[key] = _pair(groups.pop(key), names)
+        out = _collect(_read_models(path, names), names)
     if summarizing:
         _add_details(path, out, summarizing)
     return out
@@ -335,10 +414,10 @@ def warm_reader() -> None:
     """Make the reader's first Arrow calls (JSON reader, sort, join: ~30 ms the first time) on a
     two-line record in memory, so that the scorecard after a run does not wait for them."""
     line = b'{"task":"t","adapter":"a","item_id":"i","repeat":0,"status":"ok","values":{"v":1}}\n'
-    table = pajson.read_json(io.BytesIO(line * 2), read_options=pajson.ReadOptions(use_threads=False),
-                             parse_options=pajson.ParseOptions(explicit_schema=_schema(["v"]),
-                                                               unexpected_field_behavior="ignore"))
-    for pv in (_pair(t, ["v"]) for t in _grouped(table).values()):
+    reader = pajson.open_json(io.BytesIO(line * 2), read_options=pajson.ReadOptions(use_threads=False),
+                              parse_options=pajson.ParseOptions(explicit_schema=_schema(["v"]),
+                                                                unexpected_field_behavior="ignore"))
+    for pv in _collect(iter(reader), ["v"]).values():
         shared_rows(pv, PairValues(pv.ids, pv.repeats + 1, None, {}))
 
 

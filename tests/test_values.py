@@ -51,8 +51,8 @@ def _same(a: dict[tuple[str, str], PairValues], b: dict[tuple[str, str], PairVal
         if pa_.clusters is not None:
             assert pa_.clusters.to_pylist() == pb.clusters.to_pylist()  # type: ignore[union-attr]
         assert pa_.columns.keys() == pb.columns.keys()
-        for name, column in pa_.columns.items():
-            np.testing.assert_array_equal(column, pb.columns[name])
+        for name in pa_.columns:
+            np.testing.assert_array_equal(pa_.column(name), pb.column(name))
 
 
 def test_columns_are_the_score_line_model() -> None:
@@ -79,6 +79,40 @@ def test_the_columnar_read_equals_the_model_read(tmp_path: Path, monkeypatch: py
     stats, _ = fast[("t2", "a")].series("bleu#1")
     assert len(stats) == 6  # "q2" has no second statistic, "errored" none at all
     assert len(fast[("t2", "a")]) == 8
+
+
+def test_a_record_read_in_many_blocks_equals_the_model_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record is streamed in blocks (the JSON reader's) gathered into batches: a value
+    first recorded in a later batch, a 0/1 value held in one byte until a later batch records
+    another number, and two groups interleaved must come out as the model reads them."""
+    lines = []
+    for i in range(400):
+        flag = 0.5 if i == 300 else i % 2
+        values_ = {"flag": flag, "always01": (i // 3) % 2, "latency_s": 0.01 * i}
+        if i >= 150:
+            values_["late"] = i
+        lines.append(_line("t", "ab"[i % 2], f"item{i // 2:04d}", values=values_))
+    (tmp_path / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    names = ["flag", "always01", "latency_s", "late", "never"]
+    batches: list[int] = []
+    gathered = values._gathered
+    monkeypatch.setattr(values, "_gathered", lambda b, rows: (batches.append(len(x)) or x for x in gathered(b, rows)))
+    monkeypatch.setattr(values, "_BLOCK", 2048)
+    monkeypatch.setattr(values, "_ROWS", 16)
+    with monkeypatch.context() as m:
+        m.setattr(values, "_read_models", lambda *a: pytest.fail("fell back to the model"))
+        fast = load_values(tmp_path, names)
+    assert len(batches) > 10 and sum(batches) == 400
+    monkeypatch.setattr(values, "_read_arrow", lambda *a: (_ for _ in ()).throw(values._Unfit()))
+    _same(fast, load_values(tmp_path, names))
+    a = fast[("t", "a")]
+    assert a.columns["always01"].dtype == np.int8 and a.columns["flag"].dtype == np.float64  # widened at 0.5
+    assert "never" not in a.columns
+    expected = {f"item{i // 2:04d}": (0.5 if i == 300 else i % 2, i if i >= 150 else None) for i in range(0, 400, 2)}
+    assert [e[0] for e in expected.values()] == a.column("flag").tolist()
+    late = a.column("late")
+    assert [e[1] for e in expected.values()] == [None if math.isnan(v) else v for v in late.tolist()]
+    assert a.series("always01")[0].tolist() == [float((i // 3) % 2) for i in range(0, 400, 2)]
 
 
 def test_a_torn_last_line_is_left_out_without_leaving_the_columnar_read(tmp_path: Path,

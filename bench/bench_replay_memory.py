@@ -2,7 +2,8 @@
 written as they arrive). The run happens in a child process so that its peak RSS is
 measured alone. Target (issue 4): peak RSS under 500 MB. With an item count
 (`python bench/bench_replay_memory.py 1000000`): issue 16's 1,000,000-item run, under 500 MB and
-at least 15,000 items/s.
+at least 15,000 items/s. With --flat: 100,000 then 1,000,000 items, and whether the peak
+is flat from 100,000 on (issue 16; taken as at most 1.25x, as bench_consultations does).
 """
 
 from __future__ import annotations
@@ -56,5 +57,16 @@ def main(n: int = N) -> dict[str, float]:
     return {"peak_rss_mb": peak_mb, "seconds": elapsed}
 
 
+def flat() -> None:
+    small, big = main(100_000), main(1_000_000)
+    ratio = big["peak_rss_mb"] / small["peak_rss_mb"]
+    per_item = (big["peak_rss_mb"] - small["peak_rss_mb"]) * 2**20 / 900_000
+    print(f"  peak at 10x the items: {ratio:.2f}x, {per_item:.0f} bytes an item "
+          f"(flat: <= 1.25x: {verdict(ratio <= 1.25, 'replay memory flat')})")
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else N)
+    if sys.argv[1:] == ["--flat"]:
+        flat()
+    else:
+        main(int(sys.argv[1]) if len(sys.argv) > 1 else N)

@@ -128,3 +128,13 @@ def test_an_export_is_read_as_text_as_written(tmp_path: Path) -> None:
     responses = {r["item_id"]: r for r in map(json.loads, lines)}
     assert {i: r["output"] for i, r in responses.items()} == {"007": "ANSWER: A", "7": "ANSWER: B", "0.50": "ANSWER: C"}
     assert responses["007"]["latency_s"] == 1.5 and responses["0.50"]["latency_s"] == 1.0
+
+
+def test_an_export_not_in_utf8_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "items.csv").write_bytes(_export([["id", "question", "answer"], ["q0", "Q", "A"]]))
+    suite = _suite(tmp_path, "items.csv", {"path": "export.csv", "output_column": "réponse"})
+    for export in ("id,réponse\nq0,café\n".encode("latin-1"), "id,réponse\nq0,".encode() + "café\n".encode("latin-1")):
+        (tmp_path / "export.csv").write_bytes(export)
+        res = run_cli("validate", str(suite))
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert "export.csv: cannot read replay file:" in res.stderr and "UTF" in res.stderr, res.stderr

@@ -111,8 +111,11 @@ def _read_table(name: str, delimiter: str, size: int, mtime_ns: int) -> Any:
         return pajson.read_json(path)
     # Every column as text, named from the header: left to Arrow's type inference, id "007"
     # became "7", a `where` on version "2.10" matched nothing, an answer "1.50" read "1.5".
-    with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
-        header = next(csv.reader(fh, delimiter=delimiter), [])
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            header = next(csv.reader(fh, delimiter=delimiter), [])
+    except UnicodeDecodeError as exc:
+        raise TableError(f"not valid UTF-8 (byte {exc.object[exc.start]:#04x}): save the export as UTF-8") from None
     convert = pacsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=False,
                                    column_types={name: pa.string() for name in header}, auto_dict_encode=False)
     bad: list[Any] = []

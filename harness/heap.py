@@ -11,10 +11,17 @@ import contextlib
 import ctypes
 import sys
 
+#: items from which a phase's freed memory is worth handing back: below it the process holds
+#: little, and glibc's trim and the page faults after it only cost time
+LARGE = 100_000
 
-def release_freed_memory() -> None:
-    """Return the pages Arrow's pool and glibc's heap hold free (a few milliseconds); a no-op
-    where pyarrow was never imported or the C library is not glibc."""
+
+def release_freed_memory(items: int) -> None:
+    """After a phase over `items` items: return the pages Arrow's pool and glibc's heap hold
+    free (milliseconds); a no-op for a small phase, where pyarrow was never imported, or
+    where the C library is not glibc."""
+    if items < LARGE:
+        return
     if "pyarrow" in sys.modules:
         sys.modules["pyarrow"].default_memory_pool().release_unused()
     with contextlib.suppress(AttributeError, OSError):

@@ -900,7 +900,7 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: b
     runner.writer.manifest(manifest)
     from harness.metrics import build_scorecard
 
-    release_freed_memory()  # the adapters' tables and the queues' objects
+    release_freed_memory(sum(validation.item_counts.values()))  # the adapters' tables, the queues
     scorecard = build_scorecard(run_dir)
     write_reports(run_dir, scorecard)
     # A shard's figures are partial: its gates are shown but only the merged run decides.

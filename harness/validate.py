@@ -278,7 +278,7 @@ def load_suite(path: str | Path, *, scan: bool = True) -> Validation:
                                        keep_ids=bool(checks_ids))
                 problems.extend(summary.problems)
                 result.item_counts[task.name] = summary.count
-                release_freed_memory()  # a row's dict each: a million-item dataset leaves ~50 MB free
+                release_freed_memory(summary.count)  # a row's dict each: a million items leave ~50 MB free
                 if not summary.problems:
                     problems.extend(_first_request_problems(task))
                     for adapter in checks_ids:
@@ -286,7 +286,7 @@ def load_suite(path: str | Path, *, scan: bool = True) -> Validation:
                             adapter.settings, adapter.base_dir, str(adapter.path), task.name, summary.ids)
                         problems.extend(found)
                         result.notes.extend(f"{adapter.name} × {task.name}: {n}" for n in notes)
-                        release_freed_memory()  # the export's hash tables
+                        release_freed_memory(summary.count)  # the export's hash tables
     if problems:
         raise ConfigError(problems)
     return result

@@ -44,11 +44,11 @@ STATUSES = ("ok", "error", "missing")
 KEY_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("task", pa.string()), ("adapter", pa.string()), ("item_id", pa.string()), ("repeat", pa.int64()),
     ("cluster", pa.string()), ("status", pa.string()), ("cached", pa.bool_()))
-#: the JSON reader's block: its parsing buffers grow with it (a million-line record peaked
-#: 40 MB higher with 1 MB blocks than with these)
+#: the JSON reader's block: its buffers grow with it (reading a million-line record and
+#: dropping every batch peaked 85 MB higher with 1 MB blocks than with these, 0.3 s faster)
 _BLOCK = 1 << 16
-#: lines gathered from several blocks before they are sorted into groups, which costs the
-#: same per call whatever its size
+#: lines gathered from several blocks into one batch: a batch costs ~0.2 ms of grouping and
+#: conversions whatever its size (5,000 blocks of a million-line record: +1 s ungathered)
 _ROWS = 1 << 15
 
 

@@ -86,6 +86,34 @@ def test_command_adapter_stdin_timeout_and_failure(tmp_path: Path) -> None:
     assert _metric(card, "accuracy")["value"] == 1.0 and _metric(card, "accuracy")["n"] == 4
 
 
+def test_command_adapter_keeps_credentials_from_the_program(tmp_path: Path) -> None:
+    """The program under test gets the harness's environment less the variables whose names
+    say they hold credentials (another adapter's API key, a Ray token, a password), unless
+    `pass_env` names them; its own `env` is set."""
+    script = tmp_path / "env.py"
+    script.write_text(textwrap.dedent("""
+        import json, os, sys
+        sys.stdin.read()
+        names = ("OPENAI_API_KEY", "RAY_AUTH_TOKEN", "PGPASSWORD", "VENDOR_TOKEN", "PATH", "TOKENIZERS_PARALLELISM",
+                 "MODE")
+        with open(sys.argv[1], "w") as fh:
+            json.dump({n: n in os.environ for n in names}, fh)
+        print("Answer: A")
+    """), encoding="utf-8")
+    secrets = {"OPENAI_API_KEY": "sk-other-adapter", "RAY_AUTH_TOKEN": "f" * 64, "PGPASSWORD": "pw",
+               "VENDOR_TOKEN": "vt", "TOKENIZERS_PARALLELISM": "false"}
+    seen = tmp_path / "seen.json"
+    for pass_env, expected in (([], set()), (["VENDOR_*"], {"VENDOR_TOKEN"})):
+        suite = _suite(tmp_path, {"kind": "command", "settings": {
+            "command": [sys.executable, str(script), str(seen)], "env": {"MODE": "x"}, "pass_env": pass_env}},
+            rows=ROWS[:1])
+        res = run_cli("run", str(suite), "--quiet", "--no-cache", env=secrets)
+        assert res.returncode == 0, res.stderr
+        got = json.loads(seen.read_text())
+        assert {n for n in ("OPENAI_API_KEY", "RAY_AUTH_TOKEN", "PGPASSWORD", "VENDOR_TOKEN") if got[n]} == expected
+        assert got["PATH"] and got["TOKENIZERS_PARALLELISM"] and got["MODE"]
+
+
 def test_python_adapter_sync_and_async(tmp_path: Path) -> None:
     (tmp_path / "sut.py").write_text(textwrap.dedent("""
         import asyncio

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import os
+import re
 import shlex
 import shutil
 import tempfile
@@ -17,13 +19,30 @@ from harness.adapters.base import Adapter, Settings, register_adapter
 from harness.errors import AdapterError, Problem
 from harness.types import Request, Response
 
+#: names of variables that hold credentials: API keys, tokens (Ray's for the run's own
+#: instance among them), secrets, passwords; kept from the program unless `pass_env` names them
+SECRET_NAME = re.compile(r"(?:^|_)(?:API_?KEY|KEY|TOKEN|PASS|CREDENTIALS?|AUTH)(?:_|$)|PASSWORD|PASSWD|SECRET",
+                         re.IGNORECASE)
+
 
 class CommandSettings(Settings):
     command: str | list[str] = Field(description="argv; '{input}' is replaced by the input file path")
     input: Literal["stdin", "file"] = "stdin"
     timeout_s: float = Field(default=60.0, gt=0)
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[str, str] = Field(default_factory=dict, description="variables set for the program")
+    pass_env: list[str] = Field(default_factory=list, description=(
+        "variables with credential-like names (…_API_KEY, …_TOKEN, …_SECRET, …_PASSWORD) passed to "
+        "the program; fnmatch patterns allowed. Without it they are kept from it"))
     cwd: str | None = None
+
+
+def program_env(environ: dict[str, str], settings: CommandSettings) -> dict[str, str]:
+    """The program's environment: the harness's, less the variables whose names say they hold
+    credentials (the other adapters' API keys, the run's Ray token), unless `pass_env` names
+    them; then the adapter's own `env`."""
+    kept = {name: value for name, value in environ.items()
+            if not SECRET_NAME.search(name) or any(fnmatch.fnmatchcase(name, p) for p in settings.pass_env)}
+    return {**kept, **settings.env}
 
 
 @register_adapter("command")
@@ -69,7 +88,7 @@ class Command(Adapter):
             argv = [a.replace("{input}", str(tmp)) for a in argv]
         else:
             stdin_data = request.prompt.encode("utf-8")
-        env = {**os.environ, **self.settings.env}
+        env = program_env(dict(os.environ), self.settings)
         cwd = str(self.base_dir / self.settings.cwd) if self.settings.cwd else str(self.base_dir)
         start = time.perf_counter()
         try:

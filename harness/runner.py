@@ -112,10 +112,15 @@ def _git_revision(where: Path) -> str | None:
 
 
 def _redacted_settings(adapter: LoadedAdapter) -> dict[str, Any]:
-    """Settings as recorded: header values may hold secrets, so only their names are kept."""
+    """Settings as recorded: header values may hold secrets, so only their names are kept;
+    of a program's `env`, the values whose names say they are credentials."""
+    from harness.adapters.command import SECRET_NAME
+
     data = adapter.settings.model_dump(mode="json")
     if isinstance(data.get("headers"), dict):
         data["headers"] = {k: "<redacted>" for k in data["headers"]}
+    if isinstance(data.get("env"), dict):
+        data["env"] = {k: "<redacted>" if SECRET_NAME.search(k) else v for k, v in data["env"].items()}
     return data
 
 

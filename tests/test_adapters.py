@@ -112,6 +112,15 @@ def test_command_adapter_keeps_credentials_from_the_program(tmp_path: Path) -> N
         got = json.loads(seen.read_text())
         assert {n for n in ("OPENAI_API_KEY", "RAY_AUTH_TOKEN", "PGPASSWORD", "VENDOR_TOKEN") if got[n]} == expected
         assert got["PATH"] and got["TOKENIZERS_PARALLELISM"] and got["MODE"]
+    # a credential written into `env` itself is not recorded
+    suite = _suite(tmp_path, {"kind": "command", "settings": {
+        "command": [sys.executable, str(script), str(seen)], "env": {"MODE": "x", "VENDOR_API_KEY": "sk-in-yaml"}}},
+        rows=ROWS[:1])
+    res = run_cli("run", str(suite), "--quiet", "--no-cache", "--out", str(tmp_path / "recorded"))
+    assert res.returncode == 0, res.stderr
+    settings = json.loads((tmp_path / "recorded" / "manifest.json").read_text())["adapters"]["sut"]["settings"]
+    assert settings["env"] == {"MODE": "x", "VENDOR_API_KEY": "<redacted>"}
+    assert not any("sk-in-yaml" in f.read_text(errors="replace") for f in (tmp_path / "recorded").rglob("*.*"))
 
 
 def test_python_adapter_sync_and_async(tmp_path: Path) -> None:

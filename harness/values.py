@@ -47,6 +47,8 @@ KEY_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
 #: the JSON reader's block: its buffers grow with it (reading a million-line record and
 #: dropping every batch peaked 85 MB higher with 1 MB blocks than with these, 0.3 s faster)
 _BLOCK = 1 << 16
+#: the largest block tried for a record with long lines, before the line-by-line read
+_MAX_BLOCK = 1 << 26
 #: lines gathered from several blocks into one batch: a batch costs ~0.2 ms of grouping and
 #: conversions whatever its size (5,000 blocks of a million-line record: +1 s ungathered)
 _ROWS = 1 << 15
@@ -267,7 +269,11 @@ def _gathered(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Recor
         yield pa.concat_batches(pending)
 
 
-def _read_arrow(path: Path, names: list[str]) -> Iterator[pa.RecordBatch]:
+class _LongLine(Exception):
+    """A line longer than the reader's block: read again with larger blocks."""
+
+
+def _read_arrow(path: Path, names: list[str], block: int = _BLOCK) -> Iterator[pa.RecordBatch]:
     """The record's lines as batches of its columns, one block at a time; _Unfit when a line
     does not fit them. One thread, the file streamed: the whole record as one table peaked at
     150 MB for a million lines, most of it text columns and values nobody recorded."""
@@ -279,15 +285,17 @@ def _read_arrow(path: Path, names: list[str]) -> Iterator[pa.RecordBatch]:
         fh.seek(0)
         try:
             reader = pajson.open_json(
-                io.BufferedReader(_Upto(fh, length), _BLOCK),
-                read_options=pajson.ReadOptions(block_size=_BLOCK, use_threads=False),
+                io.BufferedReader(_Upto(fh, length), block),
+                read_options=pajson.ReadOptions(block_size=block, use_threads=False),
                 parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"))
             for batch in _gathered(reader, _ROWS):
                 if any(batch[name].null_count for name in REQUIRED) or not set(
                         pc.unique(batch["status"]).to_pylist()) <= set(STATUSES):
                     raise _Unfit
                 yield batch
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        except pa.ArrowInvalid as exc:
+            raise (_LongLine if "straddl" in str(exc) else _Unfit) from None
+        except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
             raise _Unfit from None
 
 
@@ -401,10 +409,20 @@ def load_values(run_dir: Path, names: list[str], summarizing: frozenset[str] = f
     if not path.exists():
         return {}
     names = list(dict.fromkeys(names))
-    try:
-        out = _collect(_read_arrow(path, names), names)
-    except _Unfit:
-        out = _collect(_read_models(path, names), names)
+    block = _BLOCK
+    while True:
+        try:
+            out = _collect(_read_arrow(path, names, block), names)
+            break
+        except _LongLine:  # a long line (a consultation's findings): blocks that hold it
+            block *= 16
+            if block <= _MAX_BLOCK:
+                continue
+            out = _collect(_read_models(path, names), names)
+            break
+        except _Unfit:
+            out = _collect(_read_models(path, names), names)
+            break
     if summarizing:
         _add_details(path, out, summarizing)
     return out

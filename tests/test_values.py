@@ -115,6 +115,21 @@ def test_a_record_read_in_many_blocks_equals_the_model_read(tmp_path: Path, monk
     assert a.series("always01")[0].tolist() == [float((i // 3) % 2) for i in range(0, 400, 2)]
 
 
+def test_a_line_longer_than_a_block_is_read_in_larger_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A score line can be long (a consultation's findings in its details): longer than the
+    reader's 64 KB block, the record is read again with larger blocks, not line by line."""
+    rows = messy_record(tmp_path / "scores.jsonl")
+    rows[5]["details"] = {"wer": {"ops": ["substitution"] * 20_000}}
+    (tmp_path / "scores.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                                           encoding="utf-8")
+    assert len(json.dumps(rows[5])) > 4 * values._BLOCK
+    with monkeypatch.context() as m:
+        m.setattr(values, "_read_models", lambda *a: pytest.fail("fell back to the model"))
+        fast = load_values(tmp_path, NAMES)
+    monkeypatch.setattr(values, "_read_arrow", lambda *a: (_ for _ in ()).throw(values._Unfit()))
+    _same(fast, load_values(tmp_path, NAMES))
+
+
 def test_a_torn_last_line_is_left_out_without_leaving_the_columnar_read(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     messy_record(tmp_path / "scores.jsonl")

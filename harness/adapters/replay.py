@@ -108,7 +108,14 @@ def _read_table(name: str, delimiter: str, size: int, mtime_ns: int) -> Any:
     if suffix in (".parquet", ".pq"):
         return pq.read_table(path)
     if suffix in (".jsonl", ".ndjson", ".json"):
-        return pajson.read_json(path)
+        block = 1 << 20
+        while True:  # a line longer than a block (a long transcript): blocks that hold it
+            try:
+                return pajson.read_json(path, read_options=pajson.ReadOptions(block_size=block))
+            except pa.ArrowInvalid as exc:
+                if "straddl" not in str(exc) or block >= size:
+                    raise
+                block *= 16
     # Every column as text, named from the header: left to Arrow's type inference, id "007"
     # became "7", a `where` on version "2.10" matched nothing, an answer "1.50" read "1.5".
     try:

@@ -10,6 +10,7 @@ import textwrap
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from conftest import ROOT, only_run, run_cli, write_jsonl, write_yaml
 
 ROWS = [{"id": f"i{i}", "question": f"q{i}", "answer": "A"} for i in range(6)]
@@ -276,16 +277,26 @@ def test_replay_index_finds_the_last_row_of_each_id_even_when_every_hash_collide
     assert outputs == {"i0": "A", "i1": "A", "i2": "D", "i3": "C", "i4": None, "i5": None}
 
 
-def test_replay_jsonl_with_a_line_longer_than_a_block(tmp_path: Path) -> None:
-    """Arrow's JSON reader works in 1 MB blocks and refused a longer line (a long transcript)
-    with "straddling object"; the export is read again with blocks that hold it."""
-    long_answer = "Le patient décrit ses symptômes. " * 80_000 + "The answer is A"
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_replay_export_with_a_line_longer_than_a_block(tmp_path: Path, fmt: str) -> None:
+    """Arrow's readers work in 1 MB blocks and refused a longer line (a long transcript, with
+    its line breaks and quotes) with "straddling object"; the export is read again with
+    blocks that hold it."""
+    import csv
+
+    long_answer = 'Le patient décrit ses "symptômes",\nsur plusieurs lignes. ' * 50_000 + "The answer is A"
     assert len(long_answer) > 2 * 2**20
-    write_jsonl(tmp_path / "out.jsonl", [{"id": f"i{i}", "answer": long_answer if i == 2 else "The answer is A"}
-                                         for i in range(6)])
-    suite = _suite(tmp_path, {"kind": "replay", "settings": {"path": "out.jsonl", "output_column": "answer"}})
+    rows = [{"id": f"i{i}", "answer": long_answer if i == 2 else "The answer is A"} for i in range(6)]
+    if fmt == "jsonl":
+        write_jsonl(tmp_path / "out.jsonl", rows)
+    else:
+        with (tmp_path / "out.csv").open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.DictWriter(fh, ["id", "answer"])
+            writer.writeheader()
+            writer.writerows(rows)
+    suite = _suite(tmp_path, {"kind": "replay", "settings": {"path": f"out.{fmt}", "output_column": "answer"}})
     res = run_cli("run", str(suite), "--quiet")
     assert res.returncode == 0, res.stderr
     outputs = {r["item_id"]: r["output"] for r in map(json.loads, (only_run(tmp_path / "runs") / "responses.jsonl")
                                                        .read_text(encoding="utf-8").splitlines())}
-    assert outputs["i2"] == long_answer and _metric(_card(tmp_path), "accuracy")["value"] == 1.0
+    assert outputs["i2"] == long_answer.strip() and _metric(_card(tmp_path), "accuracy")["value"] == 1.0

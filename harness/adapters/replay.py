@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,21 @@ def read_table(path: Path, delimiter: str = ",") -> Any:
     return _read_table(str(path), delimiter, st.st_size, st.st_mtime_ns)
 
 
+def _in_blocks_that_hold_a_line(read: Callable[[int], Any], size: int) -> Any:
+    """read(block_size) in Arrow's 1 MB blocks, again in blocks 16x larger while a line (a long
+    transcript) straddles two of them, which Arrow refuses."""
+    import pyarrow as pa
+
+    block = 1 << 20
+    while True:
+        try:
+            return read(block)
+        except pa.ArrowInvalid as exc:
+            if "straddl" not in str(exc) or block >= size:
+                raise
+            block *= 16
+
+
 @lru_cache(maxsize=2)
 def _read_table(name: str, delimiter: str, size: int, mtime_ns: int) -> Any:
     import csv
@@ -108,14 +124,8 @@ def _read_table(name: str, delimiter: str, size: int, mtime_ns: int) -> Any:
     if suffix in (".parquet", ".pq"):
         return pq.read_table(path)
     if suffix in (".jsonl", ".ndjson", ".json"):
-        block = 1 << 20
-        while True:  # a line longer than a block (a long transcript): blocks that hold it
-            try:
-                return pajson.read_json(path, read_options=pajson.ReadOptions(block_size=block))
-            except pa.ArrowInvalid as exc:
-                if "straddl" not in str(exc) or block >= size:
-                    raise
-                block *= 16
+        return _in_blocks_that_hold_a_line(lambda block: pajson.read_json(
+            path, read_options=pajson.ReadOptions(block_size=block)), size)
     # Every column as text, named from the header: left to Arrow's type inference, id "007"
     # became "7", a `where` on version "2.10" matched nothing, an answer "1.50" read "1.5".
     try:
@@ -135,8 +145,9 @@ def _read_table(name: str, delimiter: str, size: int, mtime_ns: int) -> Any:
     # multi-line answer that straddles a block boundary reads as a row of the wrong width
     parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=invalid)
     try:
-        table = pacsv.read_csv(path, parse_options=parse, convert_options=convert,
-                               read_options=pacsv.ReadOptions(use_threads=False))
+        table = _in_blocks_that_hold_a_line(lambda block: pacsv.read_csv(
+            path, parse_options=parse, convert_options=convert,
+            read_options=pacsv.ReadOptions(use_threads=False, block_size=block)), size)
     except pa.ArrowInvalid as exc:
         if bad:
             row = bad[0]

@@ -74,16 +74,21 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 def _csv_rows(path: Path, delimiter: str = ",") -> Iterator[tuple[int, dict[str, Any]]]:
     """RFC 4180 rows (quoted line breaks and quotes, a byte-order mark), numbered by the
     file line where each row starts."""
+    # csv's own limit (128 KB a field) refused a long consultation's transcript with a crash;
+    # the suite's `max_field_bytes` is the limit that applies, checked on every field
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    start = 2
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             reader = csv.DictReader(fh, delimiter=delimiter)
-            start = 2
             for row in reader:
                 if None in row:  # more fields than the header names
                     raise _RowError(Problem(str(path), "", f"row has {len(row) - 1 + len(row[None])} fields, "
                                             f"the header has {len(reader.fieldnames or [])}", start))
                 yield start, dict(row)
                 start = reader.line_num + 1
+    except csv.Error as exc:
+        raise _RowError(Problem(str(path), "", f"not a readable CSV row: {exc}", start)) from None
     except UnicodeDecodeError as exc:
         raise _RowError(Problem(str(path), "", "not valid UTF-8", expected="a UTF-8 CSV file",
                                 found=f"byte {exc.object[exc.start]:#04x} at offset {exc.start}")) from None

@@ -138,3 +138,24 @@ def test_an_export_not_in_utf8_is_a_clear_error(tmp_path: Path) -> None:
         res = run_cli("validate", str(suite))
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
         assert "export.csv: cannot read replay file:" in res.stderr and "UTF" in res.stderr, res.stderr
+
+
+def test_a_dataset_field_longer_than_csv_s_default_limit(tmp_path: Path) -> None:
+    """Python's csv refuses fields over 128 KB by default: a dataset with a long consultation
+    transcript crashed validation (exit 3, traceback). The suite's `max_field_bytes` is the
+    limit that applies."""
+    transcript = "Médecin : et depuis quand ? Patient : trois jours, avec de la fièvre.\n" * 3000
+    assert len(transcript.encode()) > 131072
+    (tmp_path / "items.csv").write_bytes(_export(
+        [["id", "question", "answer"]] + [[f"q{i}", transcript if i == 1 else "Q", "ABCD"[i % 4]] for i in range(4)]))
+    (tmp_path / "export.csv").write_bytes(_export([["id", "output"]] + [[f"q{i}", _answer(i)] for i in range(4)]))
+    suite = _suite(tmp_path, "items.csv", {"path": "export.csv"})
+    res = run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    acc = next(r for r in json.loads((tmp_path / "run" / "scorecard.json").read_text())["rows"]
+               if r["metric"] == "accuracy")
+    assert acc["value"] == 1.0 and acc["n"] == 4
+    write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["replay.yaml"],
+                                         "max_field_bytes": 100_000})
+    res = run_cli("validate", str(suite))
+    assert res.returncode == 2 and "items.csv:3: question: field of" in res.stderr, res.stderr

@@ -176,6 +176,7 @@ def _line_of_row(path: Path, row_number: int) -> int:
     breaks inside quoted fields."""
     import csv
 
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))  # a long transcript before the bad row
     with path.open(encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh)
         start = 1

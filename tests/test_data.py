@@ -106,3 +106,25 @@ def test_repeated_ids_are_found_by_their_hashes_at_any_size() -> None:
         assert seen.repeated_hashes() == {hash("é-7"), hash(f"é-{n - 1}")}
         ids = seen.ids()
         assert len(ids) == n + 2 and ids[7].as_py() == "é-7" and ids[n].as_py() == "é-7"
+
+
+def test_jsonl_written_by_windows_tools_byte_order_mark_and_crlf(tmp_path: Path) -> None:
+    """A JSONL dataset and a JSONL replay export saved with a UTF-8 byte-order mark and CRLF
+    line ends (as Windows tools write them) load like any other: the dataset was refused
+    ("BOM is not supported") on its first line."""
+    bom = b"\xef\xbb\xbf"
+    rows = [{"id": f"q{i}", "question": "Quelle dose ?", "answer": "AB"[i % 2]} for i in range(4)]
+    (tmp_path / "items.jsonl").write_bytes(bom + b"".join(json.dumps(r).encode() + b"\r\n" for r in rows))
+    (tmp_path / "out.jsonl").write_bytes(bom + b"".join(
+        json.dumps({"id": r["id"], "output": f"Réponse : {r['answer']}"}, ensure_ascii=False).encode() + b"\r\n"
+        for r in rows))
+    write_yaml(tmp_path / "task.yaml", {"name": "t", "kind": "qa", "data_class": "public", "prompt": "{{ question }}",
+                                        "choices": ["A", "B"],
+                                        "dataset": {"path": "items.jsonl", "fields": {"reference": "answer"}}})
+    write_yaml(tmp_path / "replay.yaml", {"name": "r", "kind": "replay", "settings": {"path": "out.jsonl"}})
+    suite = write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["replay.yaml"]})
+    res = run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    rows_ = {r["metric"]: r for r in json.loads((tmp_path / "run" / "scorecard.json").read_text())["rows"]}
+    assert rows_["accuracy"]["value"] == 1.0 and rows_["accuracy"]["n"] == 4
+    assert rows_["missing_rate"]["value"] == 0

@@ -209,13 +209,25 @@ def _scrub(text: str, secrets: list[str]) -> str:
     return text
 
 
+def _utf8(text: str) -> str:
+    """`text` with any lone surrogate (a provider's JSON may escape one, a Python callable may
+    return one) as U+FFFD: the record is UTF-8, and the answer around it is kept."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
 def scrub_response(response: Response, secrets: list[str]) -> Response:
-    """A provider may echo a key inside a normal answer: no secret reaches the record or the cache."""
-    if secrets:
-        for name in ("output", "error", "model_id", "system_fingerprint"):
-            value = getattr(response, name)
-            if isinstance(value, str):
-                setattr(response, name, _scrub(value, secrets))
+    """A provider may echo a key inside a normal answer: no secret reaches the record or the
+    cache; and text that UTF-8 cannot hold is mended (`_utf8`) rather than lost."""
+    for name in ("output", "error", "model_id", "system_fingerprint"):
+        value = getattr(response, name)
+        if isinstance(value, str):
+            setattr(response, name, _utf8(_scrub(value, secrets) if secrets else value))
     return response
 
 

@@ -300,3 +300,20 @@ def test_replay_export_with_a_line_longer_than_a_block(tmp_path: Path, fmt: str)
     outputs = {r["item_id"]: r["output"] for r in map(json.loads, (only_run(tmp_path / "runs") / "responses.jsonl")
                                                        .read_text(encoding="utf-8").splitlines())}
     assert outputs["i2"] == long_answer.strip() and _metric(_card(tmp_path), "accuracy")["value"] == 1.0
+
+
+def test_an_answer_with_a_lone_surrogate_is_kept_mended(tmp_path: Path) -> None:
+    """A provider's JSON may escape a lone surrogate ("\\ud800"), a Python callable may return
+    one: UTF-8 cannot hold it, and the item used to be an error ("recording failed") that lost
+    the answer. It is recorded with U+FFFD in its place, and scored."""
+    (tmp_path / "sut.py").write_text(textwrap.dedent("""
+        def answer(request):
+            return "The answer is A \\ud800, nul \\x00" if request.item_id == "i1" else "The answer is A"
+    """), encoding="utf-8")
+    suite = _suite(tmp_path, {"kind": "python", "settings": {"callable": "sut:answer", "path": ["."]}})
+    res = run_cli("run", str(suite), "--quiet", "--no-cache")
+    assert res.returncode == 0, res.stderr
+    run_dir = only_run(tmp_path / "runs")
+    responses = {r["item_id"]: r for r in map(json.loads, (run_dir / "responses.jsonl").read_text().splitlines())}
+    assert responses["i1"]["status"] == "ok" and responses["i1"]["output"] == "The answer is A \ufffd, nul \x00"
+    assert _metric(_card(tmp_path), "accuracy")["value"] == 1.0 and _metric(_card(tmp_path), "error_rate")["value"] == 0

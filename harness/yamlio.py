@@ -12,16 +12,22 @@ from harness.errors import ConfigError, Problem
 Loc = tuple[str | int, ...]
 
 
-def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
+def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], duplicates: list[tuple[Loc, int, int]]) -> None:
     lines.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
         for key, value in node.value:
             child = (*loc, key.value)
-            lines[child] = key.start_mark.line + 1
-            _walk(value, child, lines)
+            line = key.start_mark.line + 1
+            if isinstance(key, yaml.ScalarNode) and key.value in seen:
+                duplicates.append((child, seen[key.value], line))
+            else:
+                seen[key.value] = line
+            lines[child] = line
+            _walk(value, child, lines, duplicates)
     elif isinstance(node, yaml.SequenceNode):
         for i, value in enumerate(node.value):
-            _walk(value, (*loc, i), lines)
+            _walk(value, (*loc, i), lines, duplicates)
 
 
 def read_text(path: Path, what: str = "file") -> str:
@@ -49,8 +55,13 @@ def load_yaml(path: Path, what: str = "file") -> tuple[Any, dict[Loc, int]]:
         raise ConfigError([Problem(str(path), "", f"YAML syntax error: {exc.problem}",
                                    line=mark.line + 1 if mark else None)]) from None
     lines: dict[Loc, int] = {}
+    duplicates: list[tuple[Loc, int, int]] = []
     if node is not None:
-        _walk(node, (), lines)
+        _walk(node, (), lines, duplicates)
+    if duplicates:  # YAML keeps the last silently: a second `gates:` would drop the first gates
+        raise ConfigError([Problem(str(path), ".".join(map(str, loc)), f"key given twice (first at line {first})",
+                                   line=again, expected="each key once", hint="merge the two into one")
+                           for loc, first, again in duplicates])
     return data, lines
 
 

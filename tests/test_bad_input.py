@@ -91,6 +91,22 @@ def test_yaml_syntax_error(qa_suite, server) -> None:
     _run_expect_2(suite, server, "suite.yaml:", "YAML syntax error")
 
 
+def test_a_key_given_twice_is_an_error_not_a_silent_drop(qa_suite, server, tmp_path: Path) -> None:
+    """YAML keeps the last of two equal keys: a second `gates:` silently dropped the first gates
+    (a CI job would then pass a regression), a second `prompt:` replaced the first."""
+    suite = qa_suite()
+    text = suite.read_text(encoding="utf-8")
+    gates = "gates:\n  - {metric: qa/accuracy, min: 0.9}\ngates:\n  - {metric: qa/error_rate, max: 0.5}\n"
+    suite.write_text(text + gates, encoding="utf-8")
+    second = len(text.splitlines()) + 3
+    stderr = _run_expect_2(suite, server, f"suite.yaml:{second}: gates: key given twice (first at line {second - 2})")
+    assert stderr.count("given twice") == 1  # the two lists' own keys are not duplicates
+    suite.write_text(text, encoding="utf-8")
+    task = tmp_path / "tasks/qa.yaml"
+    task.write_text(task.read_text(encoding="utf-8") + "prompt: 'Answer: {{ question }}'\n", encoding="utf-8")
+    _run_expect_2(suite, server, "tasks/qa.yaml:", "prompt: key given twice")
+
+
 def test_missing_audio_file(tmp_path: Path, server) -> None:
     write_jsonl(tmp_path / "items.jsonl", [{"id": "a", "audio": "audio/missing.ogg", "text": "x"}])
     write_yaml(tmp_path / "task.yaml", {"name": "d", "kind": "transcription", "data_class": "public",

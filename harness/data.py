@@ -9,7 +9,7 @@ from __future__ import annotations
 import codecs
 import csv
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -74,6 +74,16 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield lineno, row
 
 
+def named_twice(names: Sequence[str]) -> str | None:
+    """The first name a header gives twice (unnamed columns aside), or None."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen and name.strip():
+            return name
+        seen.add(name)
+    return None
+
+
 def _csv_rows(path: Path, delimiter: str = ",") -> Iterator[tuple[int, dict[str, Any]]]:
     """RFC 4180 rows (quoted line breaks and quotes, a byte-order mark), numbered by the
     file line where each row starts."""
@@ -84,6 +94,10 @@ def _csv_rows(path: Path, delimiter: str = ",") -> Iterator[tuple[int, dict[str,
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             reader = csv.DictReader(fh, delimiter=delimiter)
+            twice = named_twice(reader.fieldnames or [])
+            if twice:  # a row's dict would keep the last of them, silently
+                raise _RowError(Problem(str(path), twice, "column named twice in the header", 1,
+                                        expected="one column per name"))
             for row in reader:
                 if None in row:  # more fields than the header names
                     raise _RowError(Problem(str(path), "", f"row has {len(row) - 1 + len(row[None])} fields, "

@@ -159,3 +159,18 @@ def test_a_dataset_field_longer_than_csv_s_default_limit(tmp_path: Path) -> None
                                          "max_field_bytes": 100_000})
     res = run_cli("validate", str(suite))
     assert res.returncode == 2 and "items.csv:3: question: field of" in res.stderr, res.stderr
+
+
+def test_a_column_named_twice_is_an_error(tmp_path: Path) -> None:
+    """A header naming a column twice ("answer" twice in a dataset, "output" twice in an
+    export) left the reader to pick one silently: which answer was scored?"""
+    (tmp_path / "items.csv").write_bytes(_export([["id", "question", "answer", "answer"], ["q0", "Q", "A", "B"]]))
+    (tmp_path / "export.csv").write_bytes(_export([["", "id", "output"], ["0", "q0", _answer(0)]]))
+    suite = _suite(tmp_path, "items.csv", {"path": "export.csv"})
+    res = run_cli("validate", str(suite))
+    assert res.returncode == 2 and "items.csv:1: answer: column named twice in the header" in res.stderr, res.stderr
+    (tmp_path / "items.csv").write_bytes(_export([["id", "question", "answer"], ["q0", "Q", "A"]]))
+    (tmp_path / "export.csv").write_bytes(_export([["id", "output", "output"], ["q0", _answer(0), "B"]]))
+    res = run_cli("validate", str(suite))
+    assert res.returncode == 2, res.stderr
+    assert "export.csv:1: cannot read replay file: column 'output' named twice in the header" in res.stderr

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from harness.adapters.base import Adapter, Settings, register_adapter
 from harness.config import resolve
+from harness.data import named_twice
 from harness.errors import AdapterError, Problem
 from harness.segments import SegmentError, UnknownRecording
 from harness.segments import parse_value as parse_segments
@@ -133,6 +134,9 @@ def _read_table(name: str, delimiter: str, size: int, mtime_ns: int) -> Any:
             header = next(csv.reader(fh, delimiter=delimiter), [])
     except UnicodeDecodeError as exc:
         raise TableError(f"not valid UTF-8 (byte {exc.object[exc.start]:#04x}): save the export as UTF-8") from None
+    twice = named_twice(header)
+    if twice:  # which of the two would be the output?
+        raise TableError(f"column {twice!r} named twice in the header", 1)
     convert = pacsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=False,
                                    column_types={name: pa.string() for name in header}, auto_dict_encode=False)
     bad: list[Any] = []

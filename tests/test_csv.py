@@ -174,3 +174,26 @@ def test_a_column_named_twice_is_an_error(tmp_path: Path) -> None:
     res = run_cli("validate", str(suite))
     assert res.returncode == 2, res.stderr
     assert "export.csv:1: cannot read replay file: column 'output' named twice in the header" in res.stderr
+
+
+def test_a_french_excel_export_with_decimal_commas(tmp_path: Path) -> None:
+    """French Excel writes `;` between fields and `,` as the decimal mark: "0,8" failed
+    float() on every item during the run (each an error). Validation now names the first
+    cell and suggests `decimal: ','`, which reads the numbers."""
+    (tmp_path / "items.csv").write_bytes(_export(
+        [["id", "question", "answer"]] + [[f"q{i}", "Q", "AB"[i % 2]] for i in range(3)], ";", bom=True))
+    (tmp_path / "export.csv").write_bytes(_export(
+        [["id", "réponse", "latence", "coût"], ["q0", "ANSWER: A", "0,8", "0,002"],
+         ["q1", "Réponse sur\ndeux lignes ; ANSWER: B", "1,25", "0,003"], ["q2", "ANSWER: A", "2", ""]], ";", bom=True))
+    replay = {"path": "export.csv", "delimiter": ";", "output_column": "réponse", "latency_column": "latence",
+              "cost_column": "coût"}
+    suite = _suite(tmp_path, "items.csv", replay, delimiter=";")
+    res = run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / "refused"))
+    assert res.returncode == 2 and not (tmp_path / "refused").exists()
+    assert "export.csv:2: latence: not a number: '0,8'" in res.stderr and "decimal: ',' in" in res.stderr, res.stderr
+    suite = _suite(tmp_path, "items.csv", {**replay, "decimal": ","}, delimiter=";")
+    res = run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    rows = {r["metric"]: r for r in json.loads((tmp_path / "run" / "scorecard.json").read_text())["rows"]}
+    assert rows["accuracy"]["value"] == 1.0 and rows["error_rate"]["value"] == 0
+    assert abs(rows["latency_s"]["value"] - (0.8 + 1.25 + 2) / 3) < 1e-12 and rows["cost"]["n"] == 2

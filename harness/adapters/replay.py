@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -28,6 +28,8 @@ class ReplaySettings(Settings):
     delimiter: str = Field(default=",", min_length=1, max_length=1, description="CSV field separator, e.g. ';'")
     latency_column: str | None = None
     cost_column: str | None = None
+    decimal: Literal[".", ","] = Field(default=".", description="decimal mark of the latency, cost and token "
+                                                                "columns: ',' in French exports")
     model_column: str | None = None
     tokens_in_column: str | None = None
     tokens_out_column: str | None = None
@@ -162,6 +164,38 @@ def _read_table(name: str, delimiter: str, size: int, mtime_ns: int) -> Any:
     return table.cast(pa.schema([(f.name, pa.string()) for f in table.schema]))
 
 
+def _as_number(value: Any, decimal: str) -> float | None:
+    """A replay cell as a number (None when empty); `decimal` ',' reads "0,8" as 0.8."""
+    if value is None or value == "":
+        return None
+    return float(value.replace(",", ".") if decimal == "," and isinstance(value, str) else value)
+
+
+def _first_non_number(column: Any, decimal: str) -> tuple[int, str] | None:
+    """(row, text) of the first cell of `column` that is not a number, or None: Arrow's cast
+    first, cell by cell only when it fails (it refuses some texts Python reads, e.g. " 0.8")."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+        return None  # JSONL and Parquet numbers are numbers
+    text = pc.replace_substring(column, ",", ".") if decimal == "," else column
+    try:
+        pc.cast(text, pa.float64())
+        return None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    row = 0
+    for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
+        for value in chunk.to_pylist():
+            try:
+                _as_number(value, decimal)
+            except ValueError:
+                return row, value
+            row += 1
+    return None
+
+
 def _kept_rows(table: Any, settings: ReplaySettings, task: str | None) -> Any:
     """The rows `where` keeps (and, for one task, `task_column`), compared as text."""
     import pyarrow as pa
@@ -239,6 +273,17 @@ class Replay(Adapter):
             if column not in columns:
                 problems.append(Problem(file, f"settings.where.{column}", "column not in the replay file",
                                         expected="one of: " + ", ".join(sorted(columns))))
+        for key in ("latency_column", "cost_column", "tokens_in_column", "tokens_out_column"):
+            column = getattr(settings, key)
+            bad = _first_non_number(table[column], settings.decimal) if column in columns else None
+            if bad is not None:  # found now, not as an error on every item of the run
+                row, value = bad
+                line = (_line_of_row(path, row + 2) if path.suffix.lower() not in (".jsonl", ".ndjson", ".json",
+                                                                                  ".parquet", ".pq") else None)
+                comma = settings.decimal == "." and "," in value
+                problems.append(Problem(str(path), column, f"not a number: {value!r}", line,
+                                        expected="a number such as " + ("0,8" if settings.decimal == "," else "0.8"),
+                                        hint=f"decimal: ',' in {file}" if comma else None))
         return problems
 
     @classmethod
@@ -355,7 +400,8 @@ class Replay(Adapter):
             return Response(missing=True)
 
         def num(value: Any, cast: type) -> Any:
-            return None if value in (None, "") else cast(float(value))
+            number = _as_number(value, self.settings.decimal)
+            return None if number is None else cast(number)
 
         assert row is not None
         model = self._value("model", row)

@@ -54,6 +54,11 @@ def load_yaml(path: Path, what: str = "file") -> tuple[Any, dict[Loc, int]]:
         mark = exc.problem_mark
         raise ConfigError([Problem(str(path), "", f"YAML syntax error: {exc.problem}",
                                    line=mark.line + 1 if mark else None)]) from None
+    except ValueError as exc:  # a scalar YAML reads as a date that is none: "2019-13-45"
+        bad = _bad_date(node)
+        raise ConfigError([Problem(str(path), ".".join(map(str, bad[2])) if bad else "", f"not a valid date: {exc}",
+                                   line=bad[1] if bad else None, found=bad[0] if bad else None,
+                                   expected="YYYY-MM-DD", hint="quote it if it is not a date")]) from None
     lines: dict[Loc, int] = {}
     duplicates: list[tuple[Loc, int, int]] = []
     if node is not None:
@@ -63,6 +68,27 @@ def load_yaml(path: Path, what: str = "file") -> tuple[Any, dict[Loc, int]]:
                                    line=again, expected="each key once", hint="merge the two into one")
                            for loc, first, again in duplicates])
     return data, lines
+
+
+def _bad_date(node: yaml.Node | None, loc: Loc = ()) -> tuple[str, int, Loc] | None:
+    """(text, line, key path) of the first timestamp scalar that is no date."""
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag == "tag:yaml.org,2002:timestamp":
+            try:
+                yaml.SafeLoader("").construct_yaml_timestamp(node)
+            except ValueError:
+                return node.value, node.start_mark.line + 1, loc
+        return None
+    if isinstance(node, yaml.MappingNode):
+        children = [((*loc, key.value), value) for key, value in node.value]
+    elif isinstance(node, yaml.SequenceNode):
+        children = [((*loc, i), value) for i, value in enumerate(node.value)]
+    else:
+        children = []
+    for child_loc, child in children:
+        if (bad := _bad_date(child, child_loc)) is not None:
+            return bad
+    return None
 
 
 def line_of(lines: dict[Loc, int], loc: Loc) -> int | None:

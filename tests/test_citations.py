@@ -229,3 +229,24 @@ def test_missing_catalogue_is_a_config_error(tmp_path: Path) -> None:
                                                  "data_roots": [str(ROOT)]})
     res = run_cli("validate", str(suite))
     assert res.returncode == 2 and "citations.catalogue[0]" in res.stderr and "nope.csv" in res.stderr
+
+
+def test_a_bad_guideline_registry_is_found_by_validate(tmp_path: Path) -> None:
+    """The registry was read only when the run built the scorer: `harness validate` passed a
+    date that is not one, and the run crashed (exit 3). Validation names the file, the entry's
+    field and its line."""
+    task = (EXAMPLE / "task.yaml").read_text(encoding="utf-8")
+    (tmp_path / "task.yaml").write_text(task.replace("path: items.jsonl", f"path: {EXAMPLE}/items.jsonl")
+                                        .replace("catalogue/", f"{EXAMPLE}/catalogue/")
+                                        .replace("registry: guidelines.yaml", "registry: bad.yaml"), encoding="utf-8")
+    suite = write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"],
+                                                 "adapters": [str(ROOT / "adapters/health-assistant-replay.yaml")],
+                                                 "data_roots": [str(ROOT)]})
+    for date in ("2019-13-45", "soon"):  # YAML reads the first as a date that is none, the model the second
+        (tmp_path / "bad.yaml").write_text("guidelines:\n  - id: g1\n    title: Sepsis\n    issuer: HAS\n"
+                                           f"    date: {date}\n", encoding="utf-8")
+        for command in ("validate", "run"):
+            res = run_cli(command, str(suite), "--quiet") if command == "run" else run_cli(command, str(suite))
+            assert res.returncode == 2, res.stderr
+            assert "bad.yaml:5: guidelines.0.date:" in res.stderr and "Traceback" not in res.stderr, res.stderr
+            assert not (tmp_path / "runs").exists()

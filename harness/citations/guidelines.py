@@ -7,10 +7,12 @@ import datetime as dt
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 from rapidfuzz import fuzz
 
 from harness.citations.catalogue import norm_title
+from harness.errors import ConfigError, Problem
+from harness.yamlio import line_of, load_yaml
 
 
 class Guideline(BaseModel):
@@ -25,6 +27,29 @@ class Guideline(BaseModel):
     url: str | None = None
     doi: str | None = None
     note: str | None = None
+
+
+def registry_problems(path: Path) -> list[Problem]:
+    """What is wrong with a registry file, each with its line: found by `harness validate`,
+    where a bad date used to crash the run that built the scorer."""
+    try:
+        data, lines = load_yaml(path, "guideline registry")
+    except ConfigError as exc:
+        return exc.problems
+    entries = data.get("guidelines") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        return [Problem(str(path), "guidelines", "no list of guidelines", 1,
+                        expected="guidelines: [{id, title, issuer, date, status, ...}]")]
+    problems = []
+    for i, entry in enumerate(entries):
+        try:
+            Guideline.model_validate(entry)
+        except ValidationError as exc:
+            for err in exc.errors()[:3]:
+                loc = ("guidelines", i, *err["loc"])
+                problems.append(Problem(str(path), ".".join(map(str, loc)), err["msg"], line_of(lines, loc),
+                                        found=repr(err.get("input"))[:80]))
+    return problems
 
 
 class Registry:

@@ -82,7 +82,13 @@ class Citations(Scorer):
             files.append(str(path))
         settings.catalogue = files
         if settings.registry is not None:
-            settings.registry = str(ctx.existing_file(settings.registry, "registry", "guideline registry", problems))
+            before = len(problems)
+            registry = ctx.existing_file(settings.registry, "registry", "guideline registry", problems)
+            settings.registry = str(registry)
+            if len(problems) == before:
+                from harness.citations.guidelines import registry_problems
+
+                problems.extend(registry_problems(registry))
         settings.cache_dir = settings.cache_dir or str(default_cache_dir(ctx.base_dir))
         return problems
 

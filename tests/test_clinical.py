@@ -230,3 +230,30 @@ def test_schedules_are_found_as_by_the_quadratic_reference() -> None:
         for lang in ("en", "fr"):
             folded, _ = tokenize(text, lang)
             assert _schedules(folded, lang) == _schedules_by_counting(folded, lang), (lang, text[:200])
+
+
+def test_a_formulary_is_checked_by_validate(tmp_path: Path) -> None:
+    """A formulary was read only when the run built the scorer: French headers, a latin-1
+    file or an empty cell crashed it (exit 3). Validation names the file and the line; a
+    byte-order mark (Excel) is read."""
+    write_jsonl(tmp_path / "items.jsonl", [{"id": "1", "audio": "a.ogg", "text": "Start Hospicef 1 g IV"}])
+    (tmp_path / "a.ogg").write_bytes(b"")
+    (tmp_path / "out.csv").write_text("id,text\n1,Start cefuroxime 1 g IV\n", encoding="utf-8")
+    write_yaml(tmp_path / "task.yaml", {
+        "name": "d", "kind": "transcription", "data_class": "public",
+        "scorers": ["wer", {"name": "drug_names", "formulary": "formulary.csv"}],
+        "dataset": {"path": "items.jsonl", "fields": {"reference": "text"}}})
+    write_yaml(tmp_path / "replay.yaml", {"name": "r", "kind": "replay",
+                                          "settings": {"path": "out.csv", "output_column": "text"}})
+    suite = write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["replay.yaml"]})
+    for content, expected in ((b"nom,dci\nhospicef,ceftriaxone\n", "formulary.csv:1: header lacks variant"),
+                              ("variant,canonical\nhospicéf,ceftriaxone\n".encode("latin-1"), "not valid UTF-8"),
+                              (b"variant,canonical\nhospicef,\n", "formulary.csv:2: empty variant or canonical")):
+        (tmp_path / "formulary.csv").write_bytes(content)
+        res = run_cli("validate", str(suite))
+        assert res.returncode == 2 and expected in res.stderr and "Traceback" not in res.stderr, res.stderr
+    (tmp_path / "formulary.csv").write_bytes(b"\xef\xbb\xbfvariant,canonical\r\nhospicef,ceftriaxone\r\n")
+    res = run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    rows = {r["metric"]: r for r in json.loads((tmp_path / "run" / "scorecard.json").read_text())["rows"]}
+    assert rows["drug_recall"]["value"] == 0.0  # Hospicef is ceftriaxone, heard as cefuroxime

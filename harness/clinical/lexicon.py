@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from harness.errors import Problem
+
 DATA = Path(str(files("harness.clinical") / "data"))
 #: words the lexicon lists as drugs that, in clinical prose, are almost always something else
 EXTRA_STOPWORDS = {"max", "iv", "pain", "plan", "today", "once", "daily", "units", "unit", "dose", "doses", "tab",
@@ -131,8 +133,34 @@ def _base_name(canonical: str, canonicals: set[str]) -> str:
 
 
 def _read_pairs(path: Path) -> list[tuple[str, str]]:
-    with path.open(encoding="utf-8", newline="") as fh:
+    with path.open(encoding="utf-8-sig", newline="") as fh:  # a byte-order mark, as Excel writes
         return [(fold(r["variant"]), fold(r["canonical"])) for r in csv.DictReader(fh)]
+
+
+def formulary_problems(path: Path) -> list[Problem]:
+    """What is wrong with a formulary file, each with its line, for `harness validate`: a
+    header without variant and canonical, an empty cell, text that is not UTF-8 (each
+    crashed the run that built the scorer)."""
+    problems: list[Problem] = []
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in ("variant", "canonical") if c not in (reader.fieldnames or [])]
+            if missing:
+                return [Problem(str(path), "", "header lacks " + " and ".join(missing), 1,
+                                expected="variant,canonical", found=",".join(reader.fieldnames or []))]
+            start = 2
+            for row in reader:
+                if not (row.get("variant") or "").strip() or not (row.get("canonical") or "").strip():
+                    problems.append(Problem(str(path), "", "empty variant or canonical", start,
+                                            expected="two names, e.g. hospicef,ceftriaxone"))
+                start = reader.line_num + 1
+    except UnicodeDecodeError as exc:
+        return [Problem(str(path), "", "not valid UTF-8", expected="a UTF-8 CSV file",
+                        found=f"byte {exc.object[exc.start]:#04x}")]
+    except csv.Error as exc:
+        return [Problem(str(path), "", f"not a readable CSV file: {exc}")]
+    return problems[:20]
 
 
 #: bump when the way the lexicon is built changes: built lexicons cached on disk are rebuilt

@@ -39,7 +39,12 @@ class MedicalSettings(ScorerSettings):
 def _check_formulary(settings: Any, ctx: CheckContext) -> list[Problem]:
     problems: list[Problem] = []
     if settings.formulary is not None:
-        settings.formulary = str(ctx.existing_file(settings.formulary, "formulary", "formulary file", problems))
+        path = ctx.existing_file(settings.formulary, "formulary", "formulary file", problems)
+        settings.formulary = str(path)
+        if not problems:
+            from harness.clinical.lexicon import formulary_problems
+
+            problems.extend(formulary_problems(path))
     return problems
 
 

@@ -147,17 +147,21 @@ def _json(path: Path) -> list[Segment]:
 def _columns(path: Path, fmt: str) -> dict[str, list[Segment]]:
     """STM, CTM and RTTM: whitespace-separated columns, `;;` comments."""
     out: dict[str, list[Segment]] = {}
-    with path.open(encoding="utf-8-sig") as fh:
-        for lineno, line in enumerate(fh, 1):
-            fields = line.split()
-            if not fields or fields[0].startswith(";;"):
-                continue
-            try:
-                key, segment = _parse(fmt, fields)
-            except (ValueError, IndexError):
-                raise SegmentError(f"malformed {fmt.upper()} line: {line.strip()!r:.120}", lineno) from None
-            if segment is not None:
-                out.setdefault(key, []).append(segment)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:  # an export from a tool set to latin-1
+        raise SegmentError(f"not valid UTF-8 (byte {exc.object[exc.start]:#04x}): save the file as UTF-8",
+                           exc.object[:exc.start].count(b"\n") + 1) from None
+    for lineno, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
+        fields = line.split()
+        if not fields or fields[0].startswith(";;"):
+            continue
+        try:
+            key, segment = _parse(fmt, fields)
+        except (ValueError, IndexError):
+            raise SegmentError(f"malformed {fmt.upper()} line: {line.strip()!r:.120}", lineno) from None
+        if segment is not None:
+            out.setdefault(key, []).append(segment)
     return {key: in_order(segments) for key, segments in out.items()}
 
 

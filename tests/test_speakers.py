@@ -239,3 +239,24 @@ def test_bad_segments_beside_audio_an_adapter_reads_is_exit_2(tmp_path: Path) ->
     res = run_cli("validate", str(tmp_path / "suite.yaml"))
     assert res.returncode == 2, res.stderr
     assert "items.jsonl:1: turns" in res.stderr and "segment file not found" in res.stderr
+
+
+def test_segment_files_not_in_utf8_are_exit_2_with_their_line(tmp_path: Path) -> None:
+    """An STM saved as latin-1 (accented speaker or words) crashed `harness validate` with a
+    codec traceback (exit 3), as a reference in the dataset or as the export's segments_file."""
+    (tmp_path / "ref.stm").write_bytes("c1 1 médecin 0 1 bonjour\nc1 1 patient 1 2 ça va\n".encode("latin-1"))
+    (tmp_path / "hyp.stm").write_bytes("c1 1 A 0 1 bonjour\nc1 1 B 1 2 ça va\n".encode("latin-1"))
+    write_jsonl(tmp_path / "items.jsonl", [{"id": "c1", "turns": "ref.stm"}])
+    write_yaml(tmp_path / "task.yaml", {
+        "name": "t", "kind": "transcription", "language": "fr", "data_class": "public",
+        "dataset": {"path": "items.jsonl", "fields": {"segments": "turns"}}, "scorers": ["wer"]})
+    (tmp_path / "out.csv").write_text("id,output\nc1,bonjour ça va\n", encoding="utf-8")
+    write_yaml(tmp_path / "replay.yaml", {"name": "r", "kind": "replay",
+                                          "settings": {"path": "out.csv", "segments_file": "hyp.stm"}})
+    write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["replay.yaml"]})
+    res = run_cli("validate", str(tmp_path / "suite.yaml"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert "hyp.stm:2: cannot read segments_file: not valid UTF-8 (byte 0xe7)" in res.stderr, res.stderr
+    (tmp_path / "hyp.stm").write_text("c1 1 A 0 1 bonjour\nc1 1 B 1 2 ça va\n", encoding="utf-8")
+    res = run_cli("validate", str(tmp_path / "suite.yaml"))
+    assert res.returncode == 2 and "items.jsonl:1: turns" in res.stderr and "not valid UTF-8" in res.stderr, res.stderr

@@ -84,12 +84,16 @@ def named_twice(names: Sequence[str]) -> str | None:
     return None
 
 
+def allow_long_csv_fields() -> None:
+    """Lift Python csv's own limit (128 KB a field), which refused a long consultation's
+    transcript with a crash; the suite's `max_field_bytes` is the limit that applies."""
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+
+
 def _csv_rows(path: Path, delimiter: str = ",") -> Iterator[tuple[int, dict[str, Any]]]:
     """RFC 4180 rows (quoted line breaks and quotes, a byte-order mark), numbered by the
     file line where each row starts."""
-    # csv's own limit (128 KB a field) refused a long consultation's transcript with a crash;
-    # the suite's `max_field_bytes` is the limit that applies, checked on every field
-    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    allow_long_csv_fields()
     start = 2
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from harness.adapters.base import Adapter, Settings, register_adapter
 from harness.config import resolve
-from harness.data import named_twice
+from harness.data import allow_long_csv_fields, named_twice
 from harness.errors import AdapterError, Problem
 from harness.segments import SegmentError, UnknownRecording
 from harness.segments import parse_value as parse_segments
@@ -214,7 +214,7 @@ def _line_of_row(path: Path, row_number: int) -> int:
     breaks inside quoted fields."""
     import csv
 
-    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))  # a long transcript before the bad row
+    allow_long_csv_fields()  # a long transcript before the bad row
     with path.open(encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh)
         start = 1

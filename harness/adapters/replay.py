@@ -98,6 +98,11 @@ def read_table(path: Path, delimiter: str = ",") -> Any:
     return _read_table(str(path), delimiter, st.st_size, st.st_mtime_ns)
 
 
+#: suffixes read as Parquet and as JSON lines; any other file is CSV
+_PARQUET = (".parquet", ".pq")
+_JSON = (".jsonl", ".ndjson", ".json")
+
+
 def _in_blocks_that_hold_a_line(read: Callable[[int], Any], size: int) -> Any:
     """read(block_size) in Arrow's 1 MB blocks, again in blocks 16x larger while a line (a long
     transcript) straddles two of them, which Arrow refuses."""
@@ -124,9 +129,9 @@ def _read_table(name: str, delimiter: str, size: int, mtime_ns: int) -> Any:
 
     path = Path(name)
     suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
+    if suffix in _PARQUET:
         return pq.read_table(path)
-    if suffix in (".jsonl", ".ndjson", ".json"):
+    if suffix in _JSON:
         return _in_blocks_that_hold_a_line(lambda block: pajson.read_json(
             path, read_options=pajson.ReadOptions(block_size=block)), size)
     # Every column as text, named from the header: left to Arrow's type inference, id "007"
@@ -278,8 +283,7 @@ class Replay(Adapter):
             bad = _first_non_number(table[column], settings.decimal) if column in columns else None
             if bad is not None:  # found now, not as an error on every item of the run
                 row, value = bad
-                line = (_line_of_row(path, row + 2) if path.suffix.lower() not in (".jsonl", ".ndjson", ".json",
-                                                                                  ".parquet", ".pq") else None)
+                line = _line_of_row(path, row + 2) if path.suffix.lower() not in _PARQUET + _JSON else None
                 comma = settings.decimal == "." and "," in value
                 problems.append(Problem(str(path), column, f"not a number: {value!r}", line,
                                         expected="a number such as " + ("0,8" if settings.decimal == "," else "0.8"),

@@ -57,6 +57,11 @@ def test_wer_scorer_values() -> None:
     ("fr", "deux cent cinquante milligrammes par kilo", "250 mg/kg"),
     ("fr", "10 unités internationales, 2 pour cent", "dix UI, 2 %"),
     ("fr", "L’aspirine n’est pas prescrite", "l'aspirine n'est pas prescrite"),
+    # thousands as French and SI typography group them: a space, no-break or narrow
+    ("fr", "Héparine 10 000 UI", "héparine dix mille UI"),
+    ("fr", "Cholécalciférol 200\u202f000 UI", "cholécalciférol 200000 UI"),
+    ("fr", "1\u00a0500\u00a0000 UI", "un million cinq cent mille UI"),
+    ("en", "heparin 10 000 units", "heparin ten thousand units"),
 ])
 def test_normalizer_equates(language: str, a: str, b: str) -> None:
     n = normalizer(language)
@@ -69,6 +74,7 @@ def test_normalizer_equates(language: str, a: str, b: str) -> None:
     ("en", "2.5 mg", "25 mg"),
     ("fr", "prescrire", "proscrire"),
     ("fr", "0,5 mg", "5 mg"),
+    ("en", "one 500 mg tablet", "1 500 mg tablet"),  # a count before a dose is not a thousands group
 ])
 def test_normalizer_keeps_what_matters_apart(language: str, a: str, b: str) -> None:
     n = normalizer(language)

@@ -5,7 +5,10 @@ Applied identically to both sides, in this order:
 2. lowercase (option `lowercase`);
 3. numbers written in words become digits with text2num ("five hundred" → 500,
    "zero point five" → 0.5, "deux cent cinquante" → 250, "zéro virgule cinq" → 0.5),
-   decimal commas become points, thousands separators go (option `numbers`);
+   decimal commas become points, thousands separators go: "1,000" in English, a space
+   (also no-break or narrow, as French and SI typography write them: "10 000 UI") in
+   both, joined before number words become digits, so that "one 500 mg tablet" stays
+   one tablet of 500 mg (option `numbers`);
 4. punctuation is removed, except a decimal point inside a number and "%";
    hyphens, slashes and apostrophes split words (l'aspirine → l aspirine) (option `punctuation`);
 5. unit words and abbreviations get one spelling (milligrams, milligrammes, mg → mg;
@@ -59,6 +62,8 @@ _PER = {"en": "per", "fr": "par"}
 _NUMBER_LANGS = ("en", "fr", "es", "de", "it", "pt", "nl")
 _GLUED = re.compile(r"^(\d+(?:\.\d+)?)([a-zµ%]+)$")
 _THOUSANDS_EN = re.compile(r"^\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+# a space between digit groups (NFKC has made no-break and narrow spaces plain ones)
+_THOUSANDS_SPACE = re.compile(r"(?<=\d) (?=\d{3}(?!\d))")
 
 
 def _unit_tables(lang: str) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
@@ -201,6 +206,8 @@ def _clinical(lang: str, spec: NormalizerSpec) -> Callable[[str], str]:
             text = re.sub(r"(?<=\w)'(?=\w)", "", text)  # it's → its: one word, as written
         if spec.units and lang == "fr":
             text = text.replace("pour cent", "%")  # before text2num reads "cent" as 100
+        if spec.numbers:
+            text = _THOUSANDS_SPACE.sub("", text)
         if spec.numbers and numbers_lang:
             text = alpha2digit(text, numbers_lang, threshold=0)
         if spec.punctuation:

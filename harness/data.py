@@ -84,29 +84,51 @@ def named_twice(names: Sequence[str]) -> str | None:
     return None
 
 
+#: separators a spreadsheet may have written instead of the declared one (French Excel: ';')
+_SEPARATORS = (";", ",", "\t", "|")
+
+
+def other_delimiter(header: Sequence[str], delimiter: str) -> str | None:
+    """The separator a one-column header shows the file was written with ("id;question;answer"
+    read with ','), or None: every row would otherwise be one field, and each item an error."""
+    if len(header) != 1:
+        return None
+    counts = {sep: header[0].count(sep) for sep in _SEPARATORS if sep != delimiter}
+    best = max(counts, key=counts.__getitem__)
+    return best if counts[best] else None
+
+
 def allow_long_csv_fields() -> None:
     """Lift Python csv's own limit (128 KB a field), which refused a long consultation's
     transcript with a crash; the suite's `max_field_bytes` is the limit that applies."""
     csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
 
 
-def _csv_rows(path: Path, delimiter: str = ",") -> Iterator[tuple[int, dict[str, Any]]]:
+def _csv_rows(path: Path, delimiter: str = ",", declared_in: str = "the task") -> Iterator[tuple[int, dict[str, Any]]]:
     """RFC 4180 rows (quoted line breaks and quotes, a byte-order mark), numbered by the
-    file line where each row starts."""
+    file line where each row starts; `declared_in` names the file where the delimiter is set."""
     allow_long_csv_fields()
     start = 2
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             reader = csv.DictReader(fh, delimiter=delimiter)
-            twice = named_twice(reader.fieldnames or [])
+            header = reader.fieldnames or []
+            twice = named_twice(header)
             if twice:  # a row's dict would keep the last of them, silently
                 raise _RowError(Problem(str(path), twice, "column named twice in the header", 1,
                                         expected="one column per name"))
+            other = other_delimiter(header, delimiter)
+            if other is not None:
+                raise _RowError(Problem(str(path), "", f"the header is one column, {header[0]!r}: the file is "
+                                        f"separated by {other!r}, not {delimiter!r}", 1,
+                                        expected=f"delimiter: {other!r} under dataset in {declared_in}"))
             for row in reader:
                 if None in row:  # more fields than the header names
                     raise _RowError(Problem(str(path), "", f"row has {len(row) - 1 + len(row[None])} fields, "
-                                            f"the header has {len(reader.fieldnames or [])}", start))
-                yield start, dict(row)
+                                            f"the header has {len(header)}", start))
+                if any(value and value.strip() for value in row.values()):
+                    yield start, dict(row)
+                # else a row of empty fields (";;;", which spreadsheets write after the data): no item
                 start = reader.line_num + 1
     except csv.Error as exc:
         raise _RowError(Problem(str(path), "", f"not a readable CSV row: {exc}", start)) from None
@@ -182,7 +204,7 @@ def iter_rows(task: LoadedTask) -> Iterator[tuple[int, dict[str, Any]]]:
         raise _RowError(Problem(str(task.path), "dataset.path", "dataset file not found",
                                 task.lines.get(("dataset", "path")), found=str(path)))
     fmt = _format(path, spec.format)
-    readers: dict[str, Any] = {"jsonl": _jsonl_rows, "csv": lambda p: _csv_rows(p, spec.delimiter),
+    readers: dict[str, Any] = {"jsonl": _jsonl_rows, "csv": lambda p: _csv_rows(p, spec.delimiter, str(task.path)),
                                "parquet": _parquet_rows, "hf-disk": _hf_disk_rows}
     for count, (lineno, row) in enumerate(readers[fmt](path), 1):
         yield lineno, row
@@ -318,8 +340,10 @@ def scan_dataset(task: LoadedTask, required: tuple[str, ...], roots: Roots | Non
                     add(Problem(where, column, f"required field missing or empty{mapped}", lineno,
                                 expected=f"a value for '{column}'",
                                 found="fields " + ", ".join(sorted(map(str, row)))))
-            item_id = str(row.get(_column(task, "id")))
-            seen.add(item_id)
+            raw_id = row.get(_column(task, "id"))
+            item_id = str(raw_id)
+            if raw_id not in (None, ""):  # a missing id is reported above, not also as a duplicate
+                seen.add(item_id)
             if max_field_bytes is not None:
                 for column, value in row.items():
                     size = len(value.encode("utf-8", "replace")) if isinstance(value, str) else 0

@@ -197,3 +197,49 @@ def test_a_french_excel_export_with_decimal_commas(tmp_path: Path) -> None:
     rows = {r["metric"]: r for r in json.loads((tmp_path / "run" / "scorecard.json").read_text())["rows"]}
     assert rows["accuracy"]["value"] == 1.0 and rows["error_rate"]["value"] == 0
     assert abs(rows["latency_s"]["value"] - (0.8 + 1.25 + 2) / 3) < 1e-12 and rows["cost"]["n"] == 2
+
+
+def test_a_file_written_with_another_delimiter_is_one_error_naming_it(tmp_path: Path) -> None:
+    """A `;` file read with `,` was a one-column header: the dataset gave three errors an item
+    (id, question and answer "missing"), and an export whose rows held decimal commas was
+    refused as "row has 2 fields, the header has 1"."""
+    (tmp_path / "items.csv").write_bytes(_export(
+        [["id", "question", "answer"]] + [[f"q{i}", "Q", "AB"[i % 2]] for i in range(30)], ";"))
+    (tmp_path / "export.csv").write_bytes(_export(
+        [["id", "output", "latency"]] + [[f"q{i}", "ANSWER: A", "0,8"] for i in range(30)], ";"))
+    replay = {"path": "export.csv", "latency_column": "latency", "decimal": ","}
+    res = run_cli("validate", str(_suite(tmp_path, "items.csv", {**replay, "delimiter": ";"})))
+    assert res.returncode == 2
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, res.stderr
+    assert ("items.csv:1: the header is one column, 'id;question;answer': the file is separated by ';', "
+            "not ','; expected delimiter: ';' under dataset in") in errors[0]
+    res = run_cli("validate", str(_suite(tmp_path, "items.csv", replay, delimiter=";")))
+    assert res.returncode == 2
+    assert ("export.csv:1: cannot read replay file: the header is one column, 'id;output;latency': the file is "
+            "separated by ';', not ','") in res.stderr, res.stderr
+
+
+def test_rows_of_empty_fields_that_spreadsheets_add_are_no_items(tmp_path: Path) -> None:
+    """Excel writes `;;` rows after the data. In a dataset each was an item with every field
+    "missing" (and their empty ids "duplicates"); in an export, an unknown id repeated. A bad
+    number after such a row, or after a blank line, is named on its own line."""
+    rows = [["id", "question", "answer"]] + [[f"q{i}", "Q", "AB"[i % 2]] for i in range(3)]
+    (tmp_path / "items.csv").write_bytes(_export(rows + [["", "", ""]] * 3, ";"))
+    export = _export([["id", "output", "latency"], ["q0", "ANSWER: A", "0,5"], ["", "", ""]], ";").decode()
+    export += "\r\nq1;ANSWER: B;lent\r\nq2;ANSWER: A;0,7\r\n;;\r\n;;\r\n"
+    (tmp_path / "export.csv").write_text(export, encoding="utf-8")
+    replay = {"path": "export.csv", "delimiter": ";", "latency_column": "latency", "decimal": ","}
+    suite = _suite(tmp_path, "items.csv", replay, delimiter=";")
+    res = run_cli("validate", str(suite))
+    assert res.returncode == 2
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {tmp_path / 'export.csv'}:5: latency: not a number: 'lent'; "
+                      "expected a number such as 0,8"], res.stderr
+    (tmp_path / "export.csv").write_text(export.replace("lent", "1,5"), encoding="utf-8")
+    res = run_cli("run", str(suite), "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    assert "note:" not in res.stdout + res.stderr  # no unknown or repeated id
+    rows_out = {r["metric"]: r for r in json.loads((tmp_path / "run" / "scorecard.json").read_text())["rows"]}
+    assert rows_out["accuracy"]["value"] == 1.0 and rows_out["accuracy"]["n"] == 3
+    assert rows_out["latency_s"]["value"] == (0.5 + 1.5 + 0.7) / 3

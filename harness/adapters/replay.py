@@ -11,7 +11,7 @@ from pydantic import Field
 
 from harness.adapters.base import Adapter, Settings, register_adapter
 from harness.config import resolve
-from harness.data import allow_long_csv_fields, named_twice
+from harness.data import allow_long_csv_fields, named_twice, other_delimiter
 from harness.errors import AdapterError, Problem
 from harness.segments import SegmentError, UnknownRecording
 from harness.segments import parse_value as parse_segments
@@ -144,6 +144,10 @@ def _read_table(name: str, delimiter: str, size: int, mtime_ns: int) -> Any:
     twice = named_twice(header)
     if twice:  # which of the two would be the output?
         raise TableError(f"column {twice!r} named twice in the header", 1)
+    other = other_delimiter(header, delimiter)
+    if other is not None:  # else each row is one field, or split at its decimal commas
+        raise TableError(f"the header is one column, {header[0]!r}: the file is separated by {other!r}, "
+                         f"not {delimiter!r} (delimiter: {other!r} in the adapter's settings)", 1)
     convert = pacsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=False,
                                    column_types={name: pa.string() for name in header}, auto_dict_encode=False)
     bad: list[Any] = []
@@ -162,11 +166,28 @@ def _read_table(name: str, delimiter: str, size: int, mtime_ns: int) -> Any:
     except pa.ArrowInvalid as exc:
         if bad:
             row = bad[0]
-            line = _line_of_row(path, row.number) if row.number is not None else None
+            line = _line_of_row(path, row.number, delimiter) if row.number is not None else None
             raise TableError(f"row has {row.actual_columns} fields, the header has {row.expected_columns}"
                              + (f" (delimiter {delimiter!r})" if row.actual_columns == 1 else ""), line) from None
         raise TableError(str(exc)) from None
-    return table.cast(pa.schema([(f.name, pa.string()) for f in table.schema]))
+    table = table.cast(pa.schema([(f.name, pa.string()) for f in table.schema]))
+    return _without_empty_rows(table)
+
+
+def _without_empty_rows(table: Any) -> Any:
+    """The table less its rows of empty fields (";;;", which spreadsheets write after the
+    data): they answer no item, and read as an unknown id repeated. Bitmaps only: the first
+    column's empty cells are looked for, the others only where there are some."""
+    import pyarrow.compute as pc
+
+    if not table.num_columns:
+        return table
+    empty = pc.is_null(table.column(0))
+    if not pc.any(empty).as_py():
+        return table
+    for column in table.columns[1:]:
+        empty = pc.and_(empty, pc.is_null(column))
+    return table.filter(pc.invert(empty))
 
 
 def _as_number(value: Any, decimal: str) -> float | None:
@@ -214,18 +235,21 @@ def _kept_rows(table: Any, settings: ReplaySettings, task: str | None) -> Any:
     return table
 
 
-def _line_of_row(path: Path, row_number: int) -> int:
+def _line_of_row(path: Path, row_number: int, delimiter: str = ",", skip_empty: bool = False) -> int:
     """The file line where CSV row `row_number` (1 = the header) starts, counting the line
-    breaks inside quoted fields."""
+    breaks inside quoted fields; blank lines are not rows (Arrow skips them), nor, with
+    `skip_empty`, rows of empty fields (`_without_empty_rows` dropped them from the table)."""
     import csv
 
     allow_long_csv_fields()  # a long transcript before the bad row
     with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh)
-        start = 1
-        for number, _ in enumerate(reader, 1):
-            if number == row_number:
-                return start
+        reader = csv.reader(fh, delimiter=delimiter)
+        start, number = 1, 0
+        for fields in reader:
+            if any(fields) or (fields and not skip_empty) or not number:
+                number += 1
+                if number == row_number:
+                    return start
             start = reader.line_num + 1
     return start
 
@@ -283,7 +307,8 @@ class Replay(Adapter):
             bad = _first_non_number(table[column], settings.decimal) if column in columns else None
             if bad is not None:  # found now, not as an error on every item of the run
                 row, value = bad
-                line = _line_of_row(path, row + 2) if path.suffix.lower() not in _PARQUET + _JSON else None
+                line = (_line_of_row(path, row + 2, settings.delimiter, skip_empty=True)
+                        if path.suffix.lower() not in _PARQUET + _JSON else None)
                 comma = settings.decimal == "." and "," in value
                 problems.append(Problem(str(path), column, f"not a number: {value!r}", line,
                                         expected="a number such as " + ("0,8" if settings.decimal == "," else "0.8"),

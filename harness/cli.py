@@ -96,7 +96,9 @@ def validate(suite: Path = typer.Argument(..., help="suite.yaml")) -> None:
     except ConfigError as exc:
         _fail(exc, 2)
     for task, adapter in v.suite.pairs:
-        typer.echo(f"ok  {task.name} ({v.item_counts[task.name]} items) × {adapter.name} ({adapter.profile.kind})")
+        count = v.item_counts[task.name]
+        typer.echo(f"ok  {task.name} ({count} item{'' if count == 1 else 's'}) × {adapter.name} "
+                   f"({adapter.profile.kind})")
     for note in v.notes:
         typer.echo(f"note: {note}")
     typer.echo(f"{suite}: valid, {len(v.suite.pairs)} task × adapter pairs")

@@ -1,14 +1,17 @@
 """Datasets: stream items from JSONL, CSV, Parquet, saved or hub Hugging Face datasets.
 
 Items are produced one at a time; nothing here holds a whole dataset as Python
-objects (Parquet and Arrow are read in record batches).
+objects (Parquet and Arrow are read in record batches). The one exception is a JSON
+array (`[{...}, {...}]`, as many tools save `.json`), whose text is read whole.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import json
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -41,18 +44,87 @@ def dataset_location(task: LoadedTask) -> Path | None:
     return resolve(task.base_dir, spec.path) if spec.path else None
 
 
-def _format(path: Path, declared: str | None) -> str:
+#: suffixes → reader; `.json` may hold JSON lines or one array of objects
+_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "csv",
+            ".parquet": "parquet", ".pq": "parquet"}
+_SPREADSHEETS = (".xlsx", ".xls", ".xlsm", ".ods", ".numbers")
+
+
+def _format(task: LoadedTask, path: Path) -> str:
+    declared = task.config.dataset.format
     if declared:
         return declared
     if path.is_dir():
         return "hf-disk"
     suffix = path.suffix.lower()
-    return {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet",
-            ".pq": "parquet"}.get(suffix, "jsonl")
+    if suffix not in _FORMATS:  # read as JSON lines, a spreadsheet failed as "invalid JSON" on line 1
+        raise _RowError(Problem(str(task.path), "dataset.path", f"cannot tell the format of {path.name}",
+                                task.lines.get(("dataset", "path")),
+                                expected="a .jsonl, .json, .csv, .tsv or .parquet file, a saved Hugging Face "
+                                         "dataset folder, or dataset.format",
+                                hint="save the sheet as 'CSV UTF-8'" if suffix in _SPREADSHEETS else None))
+    return _FORMATS[suffix]
+
+
+_SPACE = re.compile(r"[ \t\r\n]*")
+
+
+def _after_space(text: str, i: int) -> int:
+    match = _SPACE.match(text, i)
+    return match.end() if match else i
+
+
+def _json_array_rows(path: Path, raw: bytes) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The objects of a JSON array, each numbered by the line where it starts."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _RowError(Problem(str(path), "", "not valid UTF-8", raw.count(b"\n", 0, exc.start) + 1,
+                                expected="a UTF-8 text file", found=f"byte {raw[exc.start]:#04x}")) from None
+    decoder = json.JSONDecoder()
+    end = len(text)
+    line, counted = 1, 0
+
+    def line_at(i: int) -> int:
+        nonlocal line, counted
+        line += text.count("\n", counted, i)
+        counted = i
+        return line
+
+    i = _after_space(text, text.index("[") + 1)
+    if i < end and text[i] == "]":
+        return
+    while True:
+        start = line_at(i)
+        try:
+            row, i = decoder.raw_decode(text, i)
+        except json.JSONDecodeError as exc:
+            raise _RowError(Problem(str(path), "", f"invalid JSON: {exc.msg}", exc.lineno)) from None
+        if not isinstance(row, dict):
+            raise _RowError(Problem(str(path), "", "each element of the array must be a JSON object", start,
+                                    found=type(row).__name__))
+        yield start, row
+        i = _after_space(text, i)
+        if i < end and text[i] == ",":
+            i = _after_space(text, i + 1)
+            if i < end and text[i] == "]":  # JavaScript allows it, JSON does not
+                raise _RowError(Problem(str(path), "", "invalid JSON: a comma before the closing ']'",
+                                        line_at(i)))
+            continue
+        if i < end and text[i] == "]" and _after_space(text, i + 1) == end:
+            return
+        raise _RowError(Problem(str(path), "", "invalid JSON: expected ',' or ']' after an element of the array",
+                                line_at(min(i, end))))
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """JSON lines, or (a file that starts with '[') one JSON array of objects."""
     with path.open("rb") as fh:
+        head = fh.read(4096)
+        if head.lstrip(codecs.BOM_UTF8).lstrip().startswith(b"["):
+            yield from _json_array_rows(path, head + fh.read())
+            return
+        fh.seek(0)
         for lineno, raw in enumerate(fh, 1):
             if lineno == 1 and raw.startswith(codecs.BOM_UTF8):  # as Windows tools write UTF-8
                 raw = raw[len(codecs.BOM_UTF8):]
@@ -203,8 +275,9 @@ def iter_rows(task: LoadedTask) -> Iterator[tuple[int, dict[str, Any]]]:
     if not path.exists():
         raise _RowError(Problem(str(task.path), "dataset.path", "dataset file not found",
                                 task.lines.get(("dataset", "path")), found=str(path)))
-    fmt = _format(path, spec.format)
-    readers: dict[str, Any] = {"jsonl": _jsonl_rows, "csv": lambda p: _csv_rows(p, spec.delimiter, str(task.path)),
+    fmt = _format(task, path)
+    delimiter = "\t" if path.suffix.lower() == ".tsv" and "delimiter" not in spec.model_fields_set else spec.delimiter
+    readers: dict[str, Any] = {"jsonl": _jsonl_rows, "csv": lambda p: _csv_rows(p, delimiter, str(task.path)),
                                "parquet": _parquet_rows, "hf-disk": _hf_disk_rows}
     for count, (lineno, row) in enumerate(readers[fmt](path), 1):
         yield lineno, row

@@ -128,3 +128,57 @@ def test_jsonl_written_by_windows_tools_byte_order_mark_and_crlf(tmp_path: Path)
     rows_ = {r["metric"]: r for r in json.loads((tmp_path / "run" / "scorecard.json").read_text())["rows"]}
     assert rows_["accuracy"]["value"] == 1.0 and rows_["accuracy"]["n"] == 4
     assert rows_["missing_rate"]["value"] == 0
+
+
+def test_tsv_and_a_pretty_printed_json_array(tmp_path: Path) -> None:
+    """`[{...}, {...}]` as many tools save `.json`: it was refused as "invalid JSON: unexpected
+    end of data" on line 1. A .tsv was read with commas."""
+    (tmp_path / "d.json").write_text("\ufeff\n" + json.dumps(ROWS, indent=2, ensure_ascii=False), encoding="utf-8")
+    _check(_task(tmp_path, {"path": "d.json"}))
+    (tmp_path / "d.tsv").write_text("\n".join("\t".join(map(str, r)) for r in [list(ROWS[0])] +
+                                              [list(r.values()) for r in ROWS]) + "\n", encoding="utf-8")
+    _check(_task(tmp_path, {"path": "d.tsv"}))
+
+
+def test_a_json_array_or_a_spreadsheet_that_cannot_be_read_names_the_line_or_says_what_to_do(tmp_path: Path) -> None:
+    rows = json.dumps(ROWS[:3], indent=1).splitlines()
+    (tmp_path / "d.json").write_text("\n".join([*rows[:-1], ", 7", "]"]), encoding="utf-8")
+    problem = scan_dataset(_task(tmp_path, {"path": "d.json"}), ("id",)).problems[0]
+    assert (problem.line, problem.message) == (len(rows), "each element of the array must be a JSON object")
+    (tmp_path / "d.json").write_text("\n".join([*rows[:-1], ",", "]"]), encoding="utf-8")
+    problem = scan_dataset(_task(tmp_path, {"path": "d.json"}), ("id",)).problems[0]
+    assert (problem.line, problem.message) == (len(rows) + 1, "invalid JSON: a comma before the closing ']'")
+    (tmp_path / "d.json").write_text(json.dumps(ROWS[:2]) + "\n" + json.dumps(ROWS[2:4]), encoding="utf-8")
+    problem = scan_dataset(_task(tmp_path, {"path": "d.json"}), ("id",)).problems[0]
+    assert problem.line == 1 and "expected ',' or ']'" in problem.message
+    (tmp_path / "d.xlsx").write_bytes(b"PK\x03\x04 a zip archive")
+    (tmp_path / "out.json").write_text('[{"id": "r0", "output": "A"}]', encoding="utf-8")
+    res = run_cli("validate", str(write_yaml(tmp_path / "suite.yaml", {
+        "name": "s", "tasks": [str(_task(tmp_path, {"path": "d.xlsx"}).path)],
+        "adapters": [str(write_yaml(tmp_path / "r.yaml", {"name": "r", "kind": "replay",
+                                                          "settings": {"path": "out.json"}}))]})))
+    assert res.returncode == 2
+    assert "task.yaml:9: dataset.path: cannot tell the format of d.xlsx; expected a .jsonl, .json, .csv" in res.stderr
+    assert "(save the sheet as 'CSV UTF-8')" in res.stderr, res.stderr
+
+
+def test_a_replay_export_saved_as_one_json_array(tmp_path: Path) -> None:
+    """Arrow's JSON reader takes JSON lines only: an array was refused with "JSON parse error:
+    Column() changed from object to array in row 0"."""
+    (tmp_path / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    (tmp_path / "out.json").write_text(json.dumps([{"id": r["id"], "output": f"Réponse : {r['answer']}",
+                                                    "latency": 0.5} for r in ROWS], indent=2), encoding="utf-8")
+    write_yaml(tmp_path / "task.yaml", {"name": "t", "kind": "qa", "data_class": "public", "prompt": "{{ question }}",
+                                        "choices": ["A", "B", "C", "D"],
+                                        "dataset": {"path": "items.jsonl", "fields": {"reference": "answer"}}})
+    write_yaml(tmp_path / "replay.yaml", {"name": "r", "kind": "replay",
+                                          "settings": {"path": "out.json", "latency_column": "latency"}})
+    suite = write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["replay.yaml"]})
+    res = run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    rows_ = {r["metric"]: r for r in json.loads((tmp_path / "run" / "scorecard.json").read_text())["rows"]}
+    assert rows_["accuracy"]["value"] == 1.0 and rows_["accuracy"]["n"] == 10 and rows_["latency_s"]["value"] == 0.5
+    (tmp_path / "out.json").write_text('[{"id": "r0", "output": "A"}, "r1: B"]', encoding="utf-8")
+    res = run_cli("validate", str(suite))
+    assert res.returncode == 2
+    assert "cannot read replay file: element 2 of the array is not an object (found str)" in res.stderr, res.stderr

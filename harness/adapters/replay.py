@@ -132,6 +132,9 @@ def _read_table(name: str, delimiter: str, size: int, mtime_ns: int) -> Any:
     if suffix in _PARQUET:
         return pq.read_table(path)
     if suffix in _JSON:
+        with path.open("rb") as head:
+            if head.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
+                return _json_array(path)
         return _in_blocks_that_hold_a_line(lambda block: pajson.read_json(
             path, read_options=pajson.ReadOptions(block_size=block)), size)
     # Every column as text, named from the header: left to Arrow's type inference, id "007"
@@ -172,6 +175,25 @@ def _read_table(name: str, delimiter: str, size: int, mtime_ns: int) -> Any:
         raise TableError(str(exc)) from None
     table = table.cast(pa.schema([(f.name, pa.string()) for f in table.schema]))
     return _without_empty_rows(table)
+
+
+def _json_array(path: Path) -> Any:
+    """A `.json` export holding one array of objects (`[{...}, ...]`), which Arrow's reader of
+    JSON lines refuses ("changed from object to array")."""
+    import orjson
+    import pyarrow as pa
+
+    try:
+        rows = orjson.loads(path.read_bytes().removeprefix(b"\xef\xbb\xbf"))
+    except orjson.JSONDecodeError as exc:
+        raise TableError(f"invalid JSON: {exc.msg}", exc.lineno) from None
+    bad = next((i for i, row in enumerate(rows) if not isinstance(row, dict)), None)
+    if bad is not None:
+        raise TableError(f"element {bad + 1} of the array is not an object (found {type(rows[bad]).__name__})")
+    try:
+        return pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise TableError(f"the objects' values do not make columns: {exc}") from None
 
 
 def _without_empty_rows(table: Any) -> Any:

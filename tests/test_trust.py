@@ -371,6 +371,39 @@ def test_replay_duplicates_and_unknown_or_missing_ids(tmp_path: Path) -> None:
         in res.stdout
 
 
+def test_an_export_that_answers_no_item_is_refused_saying_why(tmp_path: Path) -> None:
+    """An export whose ids are none of the dataset's (Excel made "007" 7, a cell kept its
+    spaces, the wrong id_column) ran, and its scorecard was every item missing, with exit 0."""
+    write_jsonl(tmp_path / "items.jsonl", [{"id": f"00{i}", "question": "?", "answer": "A"} for i in range(1, 5)])
+    write_yaml(tmp_path / "task.yaml", {"name": "t", "kind": "qa", "data_class": "public", "prompt": "{{ question }}",
+                                        "dataset": {"path": "items.jsonl", "fields": {"reference": "answer"}}})
+    write_yaml(tmp_path / "replay.yaml", {"name": "r", "kind": "replay", "settings": {"path": "out.csv"}})
+    suite = write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["replay.yaml"]})
+    cases = [("id,output\n1.0,A\n2.0,A\n3.0,B\n", "found ids such as '1.0', '2.0', '3.0' (the ids match once "
+              "leading zeros and a trailing '.0' are dropped: a spreadsheet read them as numbers; save them as text)"),
+             ("id,output\n 001,A\n002 ,A\n", "the ids match once the spaces around them are trimmed"),
+             ("ident,output\n001,A\n", "found ids such as 'A' (is 'output' the column of ids? The file's columns: "
+              "ident, output)")]
+    for export, why in cases:
+        (tmp_path / "out.csv").write_text(export, encoding="utf-8")
+        _edit_yaml(tmp_path / "replay.yaml", settings__id_column="output" if "ident" in export else "id")
+        res = run_cli("run", str(suite), "--out", str(tmp_path / "run"))
+        assert res.returncode == 2 and not (tmp_path / "run").exists()
+        assert ("out.csv: " + ("output" if "ident" in export else "id") + ": no item of task 't' has a row in the "
+                "replay file; expected ids such as '001', '002', '003', '004', found") in res.stderr, res.stderr
+        assert why in res.stderr, res.stderr
+    (tmp_path / "out.csv").write_text("id,output,model\n001,A,v1\n", encoding="utf-8")
+    _edit_yaml(tmp_path / "replay.yaml", settings__where={"model": "v2"}, settings__id_column="id")
+    res = run_cli("validate", str(suite))
+    assert res.returncode == 2 and "found no row that `where` keeps" in res.stderr, res.stderr
+    # some ids answered: the run goes on, and the note says how the others differ
+    (tmp_path / "out.csv").write_text("id,output,model\n001,A,v2\n002 ,A,v2\n", encoding="utf-8")
+    res = run_cli("validate", str(suite))
+    assert res.returncode == 0, res.stderr
+    assert "some ids in the replay file match the dataset's only once the spaces around them are trimmed" \
+        in res.stdout
+
+
 # --- 9. secrets in answers, permissions -----------------------------------------------
 
 def test_a_key_echoed_in_an_answer_is_never_stored(qa_suite, server, tmp_path: Path) -> None:

@@ -196,6 +196,34 @@ def _json_array(path: Path) -> Any:
         raise TableError(f"the objects' values do not make columns: {exc}") from None
 
 
+#: why an export's ids may not be the dataset's, and the mending that tells: (pattern, replacement)
+#: rewrites applied to both sides (pyarrow.compute.replace_substring_regex)
+_ID_MISMATCHES: tuple[tuple[str, list[tuple[str, str]]], ...] = (
+    ("once the spaces around them are trimmed", [(r"^\s+|\s+$", "")]),
+    ("ignoring case", []),
+    ("once leading zeros and a trailing '.0' are dropped: a spreadsheet read them as numbers; save them "
+     "as text", [(r"^0+(\d)", r"\1"), (r"\.0+$", "")]),
+)
+
+
+def _id_mismatch(ids: Any, known: Any) -> str | None:
+    """How the export's `ids` (a sample) relate to the dataset's: the first mending of
+    _ID_MISMATCHES under which some of them become dataset ids, or None."""
+    import pyarrow.compute as pc
+
+    sample = ids.slice(0, 1000)
+    for why, rewrites in _ID_MISMATCHES:
+        a, b = sample, known
+        for pattern, replacement in rewrites:
+            a = pc.replace_substring_regex(a, pattern, replacement)
+            b = pc.replace_substring_regex(b, pattern, replacement)
+        if not rewrites:
+            a, b = pc.utf8_lower(a), pc.utf8_lower(b)
+        if pc.any(pc.is_in(a, value_set=b)).as_py():
+            return why
+    return None
+
+
 def _without_empty_rows(table: Any) -> Any:
     """The table less its rows of empty fields (";;;", which spreadsheets write after the
     data): they answer no item, and read as an unknown id repeated. Bitmaps only: the first
@@ -399,6 +427,18 @@ class Replay(Adapter):
             return ", ".join(repr(v) for v in values.take(shown).to_pylist()) + (" …" if len(values) > 5 else "")
 
         problems, notes = [], []
+        if len(missing) == len(known) and len(known):  # a run would only count every item missing
+            found = (f"ids such as {examples(answered)}" if len(answered) else "no row"
+                     + (f" whose {settings.task_column} is {task!r}" if settings.task_column else "")
+                     + (" that `where` keeps" if settings.where else ""))
+            problems.append(Problem(
+                str(resolve(base_dir, settings.path)), settings.id_column,
+                f"no item of task '{task}' has a row in the replay file", expected=f"ids such as {examples(known)}",
+                found=found, hint=(f"the ids match {why}" if (why := _id_mismatch(answered, known)) else
+                                   f"is {settings.id_column!r} the column of ids? The file's columns: "
+                                   + ", ".join(table.column_names)) if len(answered) else None))
+        elif len(unknown) and (why := _id_mismatch(unknown, known)) is not None:
+            notes.append(f"some ids in the replay file match the dataset's only {why}")
         if len(conflicts):
             problems.append(Problem(
                 str(resolve(base_dir, settings.path)), settings.id_column,

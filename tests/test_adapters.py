@@ -150,6 +150,26 @@ def test_python_adapter_sync_and_async(tmp_path: Path) -> None:
     assert _metric(card, "accuracy")["value"] == 0.0 and _metric(card, "tokens_out")["value"] == 1.0
 
 
+def test_python_adapter_dict_with_its_own_latency_or_an_unknown_field(tmp_path: Path) -> None:
+    """A callable timing its model itself returned {"output": ..., "latency_s": ...}: every
+    item was an error ("got multiple values for keyword argument 'latency_s'")."""
+    (tmp_path / "sut.py").write_text(textwrap.dedent("""
+        def answer(request):
+            if request.item_id == "i5":
+                return {"text": "B"}
+            return {"output": "B", "latency_s": 0.25, "tokens_out": 3}
+    """), encoding="utf-8")
+    suite = _suite(tmp_path, {"kind": "python", "settings": {"callable": "sut:answer", "path": ["."]}})
+    res = run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    card = json.loads((tmp_path / "run" / "scorecard.json").read_text())
+    assert _metric(card, "latency_s")["value"] == 0.25 and _metric(card, "error_rate")["value"] == 1 / 6
+    errors = [json.loads(line)["error"] for line in (tmp_path / "run" / "responses.jsonl").read_text().splitlines()]
+    assert [e for e in errors if e] == ["the callable returned unknown field(s) 'text'; expected some of: "
+                                        "audio_seconds, cost, energy_wh, error, gwp_g, latency_s, missing, model_id, "
+                                        "output, segments, system_fingerprint, tokens_in, tokens_out, ttft_s"]
+
+
 def test_the_run_hides_what_it_started_with_from_the_collector(tmp_path: Path) -> None:
     """faster-whisper asks for a full collection per audio file: during the run, what existed
     before it (modules, suite, items, models) is frozen out of that scan; given back after."""

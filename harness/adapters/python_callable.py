@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import importlib
 import inspect
@@ -38,6 +39,10 @@ def load_callable(spec: str, paths: list[Path]) -> Callable[..., Any]:
     if not callable(obj):
         raise TypeError(f"{spec} is not callable")
     return obj  # type: ignore[no-any-return]
+
+
+#: what a callable's dict may give: a Response's fields, less those the harness sets
+_ANSWER_FIELDS = frozenset(f.name for f in dataclasses.fields(Response)) - {"attempts", "cache_hit", "worker"}
 
 
 @register_adapter("python")
@@ -97,5 +102,12 @@ class PythonCallable(Adapter):
             result.latency_s = result.latency_s if result.latency_s is not None else latency
             return result
         if isinstance(result, dict):
-            return Response(latency_s=latency, **result)
+            unknown = sorted(set(result) - _ANSWER_FIELDS, key=str)
+            if unknown:
+                raise AdapterError(f"the callable returned unknown field(s) {', '.join(map(repr, unknown))}; "
+                                   f"expected some of: {', '.join(sorted(_ANSWER_FIELDS))}", retryable=False)
+            fields = {"latency_s": latency, **result}  # the callable's own latency, where it gives one
+            if fields.get("output") is not None:
+                fields["output"] = str(fields["output"])
+            return Response(**fields)
         return Response(output=None if result is None else str(result), latency_s=latency)

@@ -399,13 +399,15 @@ class Replay(Adapter):
         from harness.arrowconv import scalar, string_array
 
         table = _kept_rows(read_table(resolve(base_dir, settings.path), settings.delimiter), settings, task)
-        id_col = pc.cast(table[settings.id_column], pa.string()).combine_chunks()
-        counts = pc.value_counts(id_col)  # not Table.group_by: Acero imports pandas (~80 MB resident)
-        answered = counts.field("values")
-        repeated_ids = answered.filter(pc.greater(counts.field("counts"), scalar(1)))
-        # Repeated ids are few: whether their outputs differ is worked out in Python.
+        # One hash table at a time over the export's ids, each freed before the next (at a
+        # million rows the value counts and a set of them held together were the run's peak).
+        id_col = pc.cast(table[settings.id_column], pa.string())
+        distinct = pc.count_distinct(id_col, mode="all").as_py()
         conflicts = string_array([])
-        if len(repeated_ids):
+        if distinct < len(id_col):  # repeated ids are few: whether their outputs differ is worked out in Python
+            counts = pc.value_counts(id_col)  # not Table.group_by: Acero imports pandas (~80 MB resident)
+            repeated_ids = counts.field("values").filter(pc.greater(counts.field("counts"), scalar(1)))
+            del counts
             mask = pc.is_in(id_col, value_set=repeated_ids)
             outputs: dict[str, set[Any]] = {}
             for key, out in zip(id_col.filter(mask).to_pylist(),
@@ -414,12 +416,12 @@ class Replay(Adapter):
                 outputs.setdefault(key, set()).add(out)
             conflicts = string_array(sorted(k for k, v in outputs.items() if len(v) > 1))
         known = ids
-        missing = known.filter(pc.invert(pc.is_in(known, value_set=answered)))
+        missing = known.filter(pc.invert(pc.is_in(known, value_set=id_col)))
         # The dataset's ids are unique (validated), so the answered ids it holds number
-        # len(known) - len(missing): the second hash set (~40 MB at a million ids) is built
-        # only when some answered id is not among them.
-        unknown = string_array([])
-        if len(answered) > len(known) - len(missing):
+        # len(known) - len(missing): the ids it lacks are sought only when there are some.
+        unknown = answered = string_array([])
+        if distinct > len(known) - len(missing) or len(missing) == len(known):
+            answered = pc.unique(id_col)
             unknown = answered.filter(pc.invert(pc.is_in(answered, value_set=known)))
 
         def examples(values: Any) -> str:
@@ -445,7 +447,7 @@ class Replay(Adapter):
                 f"{len(conflicts)} id(s) appear more than once with different outputs for task '{task}' "
                 f"(e.g. {examples(conflicts)})",
                 expected="one row per id, or `where` / `task_column` in " + file + " to tell the rows apart"))
-        repeated = len(id_col) - len(answered)
+        repeated = len(id_col) - distinct
         if repeated and not len(conflicts):
             notes.append(f"{repeated} repeated row(s) with identical outputs")
         if len(unknown):
@@ -464,10 +466,12 @@ class Replay(Adapter):
 
         s = self.settings
         table = _kept_rows(read_table(resolve(self.base_dir, s.path), s.delimiter), s, None)
-        ids = pc.cast(table[s.id_column], pa.string()).combine_chunks()
-        tasks = pc.cast(table[s.task_column], pa.string()).combine_chunks() if s.task_column else None
+        # chunked as read, not combined: a copy of every column (~35 MB at a million rows) for
+        # look-ups that cost the same in the chunks
+        ids = pc.cast(table[s.id_column], pa.string())
+        tasks = pc.cast(table[s.task_column], pa.string()) if s.task_column else None
         self._index = _RowIndex(ids, tasks)
-        self._columns = {name: table[column].combine_chunks() for name, column in (
+        self._columns = {name: table[column] for name, column in (
             ("output", s.output_column), ("latency", s.latency_column), ("cost", s.cost_column),
             ("model", s.model_column), ("tokens_in", s.tokens_in_column), ("tokens_out", s.tokens_out_column),
             ("segments", s.segments_column))

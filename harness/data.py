@@ -12,7 +12,7 @@ import csv
 import json
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -389,10 +389,12 @@ class _SeenIds:
 
 def scan_dataset(task: LoadedTask, required: tuple[str, ...], roots: Roots | None = None,
                  max_field_bytes: int | None = None, decode_audio: bool = False,
-                 keep_ids: bool = False) -> DatasetSummary:
+                 keep_ids: bool = False,
+                 reference_checks: Sequence[tuple[str, Callable[[Any], str | None]]] = ()) -> DatasetSummary:
     """One streaming pass that checks what a run needs before any model is called:
     required fields present, ids unique, audio files present, inside the suite's roots
-    and decodable, no field larger than `max_field_bytes`, dataset not empty."""
+    and decodable, no field larger than `max_field_bytes`, dataset not empty, and each
+    reference scorable by the scorers that give a check (scorer name, check)."""
     summary = DatasetSummary()
     where = str(dataset_location(task) or task.path)
     seen = _SeenIds(keep_ids)
@@ -413,6 +415,11 @@ def scan_dataset(task: LoadedTask, required: tuple[str, ...], roots: Roots | Non
                     add(Problem(where, column, f"required field missing or empty{mapped}", lineno,
                                 expected=f"a value for '{column}'",
                                 found="fields " + ", ".join(sorted(map(str, row)))))
+            if reference_checks and (reference := row.get(columns.get("reference", ""))) not in (None, ""):
+                for scorer, check in reference_checks:
+                    if (why := check(reference)) is not None:
+                        add(Problem(where, columns["reference"], why, lineno, hint=f"scorer {scorer}"))
+                        break
             raw_id = row.get(_column(task, "id"))
             item_id = str(raw_id)
             if raw_id not in (None, ""):  # a missing id is reported above, not also as a duplicate

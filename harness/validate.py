@@ -273,9 +273,11 @@ def load_suite(path: str | Path, *, scan: bool = True) -> Validation:
                                               if f not in needed))
                 if not reads_audio:  # every adapter replays stored outputs: the audio is optional
                     needed = tuple(f for f in needed if f != "audio")
+                checks = [(name, check) for name, settings in task.scorers
+                          if (check := SCORERS.get(name).reference_check(task.config, settings)) is not None]
                 summary = scan_dataset(task, needed, roots,
                                        max_field_bytes=config.max_field_bytes, decode_audio=reads_audio,
-                                       keep_ids=bool(checks_ids))
+                                       keep_ids=bool(checks_ids), reference_checks=checks)
                 problems.extend(summary.problems)
                 result.item_counts[task.name] = summary.count
                 release_freed_memory(summary.count)  # a row's dict each: a million items leave ~50 MB free

@@ -68,6 +68,21 @@ def test_empty_dataset(qa_suite, server) -> None:
     _run_expect_2(qa_suite(rows=[]), server, "qa.jsonl", "dataset is empty")
 
 
+def test_a_reference_that_cannot_be_scored(qa_suite, server, tmp_path: Path) -> None:
+    """An answer column holding the option's text instead of its letter, or an object, was
+    scored wrong on every such item, silently; a translation's reference given as a list was
+    a scoring error on each item, found during the run."""
+    rows = [{"id": "q1", "question": "a", "answer": "b)"}, {"id": "q2", "question": "b", "answer": "Atenolol"},
+            {"id": "q3", "question": "c", "answer": {"label": "A"}}]
+    _run_expect_2(qa_suite(rows=rows), server, "qa.jsonl:2: answer: reference 'Atenolol' is not one of the choices "
+                  "A, B, C, D (scorer exact_match)", "qa.jsonl:3: answer: reference must be a text, a number or a "
+                  "list of acceptable answers, found dict")
+    rows = [{"id": "t1", "source": "Take one tablet.", "answer": ["Prenez un comprimé.", "Prendre un comprimé."]}]
+    suite = qa_suite(rows=rows, task={"kind": "translation", "language": "fr", "choices": None,
+                                      "prompt": "Translate: {{ source }}"})
+    _run_expect_2(suite, server, "qa.jsonl:1: answer: reference must be a text, found list", "(scorer bleu)")
+
+
 def test_missing_dataset_field(qa_suite, server) -> None:
     rows = [{"id": "q1", "question": "a", "answer": "A"}, {"id": "q2", "answer": "B"}]
     _run_expect_2(qa_suite(rows=rows), server, "qa.jsonl:2", "question", "required field missing")

@@ -106,6 +106,15 @@ def test_exact_match_counts_unextractable_as_wrong() -> None:
     assert scorer.score_text(Item("1", {}, reference="B"), "no idea").values == {"correct": 0, "unextractable": 1}
 
 
+def test_a_list_of_acceptable_answers() -> None:
+    """A reference list was compared as its text ("['paracetamol', 'acetaminophen']"): never equal."""
+    scorer = ExactMatch(QA.model_copy(update={"choices": None}))
+    item = Item("1", {}, reference=["paracetamol", "acetaminophen"])
+    assert scorer.score_text(item, "Acetaminophen").values["correct"] == 1
+    assert scorer.score_text(item, "ibuprofen").values["correct"] == 0
+    assert scorer.score_text(Item("2", {}, reference=2.5), "2.5").values["correct"] == 1
+
+
 def test_answer_pattern() -> None:
     task = QA.model_copy(update={"answer_pattern": r"dose:\s*([\d.]+ ?mg)", "choices": None})
     scorer = ExactMatch(task)

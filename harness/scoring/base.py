@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from dataclasses import field as dc_field
 from pathlib import Path
@@ -129,6 +130,13 @@ class Scorer(ABC):
         """Static checks of the settings (files exist, parse); may resolve relative paths in
         `settings` in place. No model call."""
         return []
+
+    @classmethod
+    def reference_check(cls, task: TaskConfig, settings: Any) -> Callable[[Any], str | None] | None:
+        """A check of each item's reference, run by the dataset scan at validation: it returns
+        why the reference cannot be scored (None when it can). Without one, such an item is
+        found only when it is scored, or (worse) silently scored wrong."""
+        return None
 
     def score_text(self, item: Item, output: str) -> Score:
         """Per-item values (numbers, or None when not applicable) and details."""

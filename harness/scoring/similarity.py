@@ -12,6 +12,7 @@ original).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
@@ -47,7 +48,21 @@ def _signature(name: str, args: tuple[tuple[str, Any], ...]) -> str:
     return f"sacrebleu {name} {metric.get_signature().format()}"
 
 
-class _SacreBleuScorer(Scorer):
+def _must_be_text(reference: Any) -> str | None:
+    if reference is None or isinstance(reference, str):
+        return None
+    return f"reference must be a text, found {type(reference).__name__} {reference!r:.60}"
+
+
+class _Comparing(Scorer):
+    """A scorer of the output against a text: the reference (checked at validation) or the source."""
+
+    @classmethod
+    def reference_check(cls, task: TaskConfig, settings: Any) -> Callable[[Any], str | None] | None:
+        return _must_be_text if getattr(settings, "against", "reference") == "reference" else None
+
+
+class _SacreBleuScorer(_Comparing):
     """Per-item sufficient statistics of one sacrebleu metric."""
 
     kinds = TEXT_KINDS
@@ -161,7 +176,7 @@ def lcs_length(a: list[str], b: list[str]) -> int:
 
 
 @register_scorer("rouge_l")
-class RougeL(Scorer):
+class RougeL(_Comparing):
     """ROUGE-L F1 per item (longest common subsequence of words), averaged: the usual
     figure for summaries, discharge letters and patient information."""
 

@@ -81,6 +81,9 @@ def test_a_reference_that_cannot_be_scored(qa_suite, server, tmp_path: Path) -> 
     suite = qa_suite(rows=rows, task={"kind": "translation", "language": "fr", "choices": None,
                                       "prompt": "Translate: {{ source }}"})
     _run_expect_2(suite, server, "qa.jsonl:1: answer: reference must be a text, found list", "(scorer bleu)")
+    suite = qa_suite(rows=rows, task={"kind": "generation", "choices": None, "prompt": "Summarize: {{ source }}",
+                                      "scorers": ["wer"]})
+    _run_expect_2(suite, server, "qa.jsonl:1: answer: reference must be a text, found list", "(scorer wer)")
 
 
 def test_missing_dataset_field(qa_suite, server) -> None:

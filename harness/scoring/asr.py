@@ -3,16 +3,19 @@
 Alignment is the Levenshtein alignment jiwer computes (jiwer 4 delegates to
 rapidfuzz); we call rapidfuzz's opcodes directly on normalized tokens because
 jiwer's transform pipeline costs ~25 µs a pair, more than the alignment itself.
-`tests/test_scoring_asr.py` checks the counts equal jiwer's on random pairs.
+`tests/test_scoring.py` checks the counts equal jiwer's on random pairs.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from pydantic import BaseModel
 from rapidfuzz.distance import Levenshtein
 
 from harness.config import TaskConfig
-from harness.scoring.base import MetricSpec, Scorer, register_scorer
+from harness.scoring.base import MetricSpec, Scorer, register_scorer, text_reference
 from harness.scoring.normalize import normalizer
 from harness.types import Item, Score
 
@@ -44,6 +47,10 @@ class _ErrorRate(Scorer):
     def __init__(self, task: TaskConfig, settings: BaseModel | None = None) -> None:
         super().__init__(task, settings)
         self.normalize = normalizer(task.language, task.normalizer)
+
+    @classmethod
+    def reference_check(cls, task: TaskConfig, settings: Any) -> Callable[[Any], str | None]:
+        return text_reference
 
     def _split(self, text: str) -> list[str] | str:
         return text.split()

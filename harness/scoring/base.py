@@ -95,6 +95,14 @@ class CheckContext:
         return path
 
 
+def text_reference(reference: Any) -> str | None:
+    """A `reference_check` for scorers that compare the output with a text: a text or a
+    number (written as one) can be scored; a list or an object cannot."""
+    if reference is None or (isinstance(reference, str | int | float) and not isinstance(reference, bool)):
+        return None
+    return f"reference must be a text, found {type(reference).__name__} {reference!r:.60}"
+
+
 class Scorer(ABC):
     """Subclass with `name`, `kinds`, `metrics` (and a `Settings` model for options); register
     with `@register_scorer`.

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from harness.config import TaskConfig
 from harness.corpus import new_sacrebleu_metric, sacrebleu_metric
-from harness.scoring.base import MetricSpec, Scorer, ScorerSettings, register_scorer
+from harness.scoring.base import MetricSpec, Scorer, ScorerSettings, register_scorer, text_reference
 from harness.types import Item, Score
 
 TEXT_KINDS = frozenset({"generation", "translation"})
@@ -35,6 +35,8 @@ def _target(item: Item, against: str) -> str | None:
     text = item.reference if against == "reference" else item.data.get("source")
     if text is None or text == "":
         return None
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        return str(text)
     if not isinstance(text, str):
         raise ValueError(f"item {item.id!r}: {against} must be a text, got {type(text).__name__}")
     return text
@@ -48,18 +50,12 @@ def _signature(name: str, args: tuple[tuple[str, Any], ...]) -> str:
     return f"sacrebleu {name} {metric.get_signature().format()}"
 
 
-def _must_be_text(reference: Any) -> str | None:
-    if reference is None or isinstance(reference, str):
-        return None
-    return f"reference must be a text, found {type(reference).__name__} {reference!r:.60}"
-
-
 class _Comparing(Scorer):
     """A scorer of the output against a text: the reference (checked at validation) or the source."""
 
     @classmethod
     def reference_check(cls, task: TaskConfig, settings: Any) -> Callable[[Any], str | None] | None:
-        return _must_be_text if getattr(settings, "against", "reference") == "reference" else None
+        return text_reference if getattr(settings, "against", "reference") == "reference" else None
 
 
 class _SacreBleuScorer(_Comparing):

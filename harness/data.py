@@ -400,6 +400,7 @@ def scan_dataset(task: LoadedTask, required: tuple[str, ...], roots: Roots | Non
     seen = _SeenIds(keep_ids)
     columns = {logical: _column(task, logical) for logical in required}
     make = ItemMaker(task, roots)
+    reference_column = _column(task, "reference")  # checked where given, required or not (generation)
 
     def add(problem: Problem) -> None:
         if len(summary.problems) < MAX_PROBLEMS:
@@ -415,10 +416,10 @@ def scan_dataset(task: LoadedTask, required: tuple[str, ...], roots: Roots | Non
                     add(Problem(where, column, f"required field missing or empty{mapped}", lineno,
                                 expected=f"a value for '{column}'",
                                 found="fields " + ", ".join(sorted(map(str, row)))))
-            if reference_checks and (reference := row.get(columns.get("reference", ""))) not in (None, ""):
+            if reference_checks and (reference := row.get(reference_column)) not in (None, ""):
                 for scorer, check in reference_checks:
                     if (why := check(reference)) is not None:
-                        add(Problem(where, columns["reference"], why, lineno, hint=f"scorer {scorer}"))
+                        add(Problem(where, reference_column, why, lineno, hint=f"scorer {scorer}"))
                         break
             raw_id = row.get(_column(task, "id"))
             item_id = str(raw_id)

@@ -5,6 +5,7 @@ how errors are found and classified."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -16,7 +17,14 @@ from harness.clinical.lexicon import load_lexicon
 from harness.config import TaskConfig
 from harness.errors import Problem
 from harness.report.sections import Section, Table, counts_text
-from harness.scoring.base import CheckContext, MetricSpec, Scorer, ScorerSettings, register_scorer
+from harness.scoring.base import (
+    CheckContext,
+    MetricSpec,
+    Scorer,
+    ScorerSettings,
+    register_scorer,
+    text_reference,
+)
 from harness.types import Item, Score
 
 MEDICAL_KINDS = frozenset({"transcription", "generation", "qa", "translation"})
@@ -99,6 +107,10 @@ class _Medical(Scorer):
     @classmethod
     def check(cls, settings: Any, ctx: CheckContext) -> list[Problem]:
         return _check_formulary(settings, ctx)
+
+    @classmethod
+    def reference_check(cls, task: TaskConfig, settings: Any) -> Callable[[Any], str | None]:
+        return text_reference
 
     def analysis(self, item: Item, output: str) -> Analysis:
         return analyse(str(item.reference or ""), output, self.task.language, self.lexicon,

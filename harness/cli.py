@@ -13,7 +13,9 @@ import typer
 from harness.errors import ConfigError, Problem, RecordError, RunIncomplete
 from harness.registry import RegistryClash
 
+# markdown: a docstring's paragraph is reflowed, where rich kept its line breaks mid-sentence
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode="markdown",
                   help="avec-harness: evaluate generative-AI tools on health tasks (HAS A.V.E.C.).")
 
 
@@ -33,7 +35,7 @@ def _fail(exc: Exception, code: int) -> None:
 
 @app.command()
 def run(suite: Path = typer.Argument(..., help="suite.yaml"),
-        out: Path = typer.Option(None, "--out", help="run directory (default: <output_dir>/<run-id>)"),
+        out: Path = typer.Option(None, "--out", help="run directory (default: OUTPUT_DIR/RUN_ID)"),
         resume: str = typer.Option(None, "--resume", help="run id or directory of a run to finish, or 'latest'"),
         no_cache: bool = typer.Option(False, "--no-cache", help="neither read nor write the response cache"),
         shard: str = typer.Option(None, "--shard", help="i/n: run only this shard of the items"),
@@ -105,12 +107,12 @@ def validate(suite: Path = typer.Argument(..., help="suite.yaml")) -> None:
 
 
 @app.command()
-def report(runs: list[Path] = typer.Argument(..., help="runs/<run-id>; with html, more runs are compared with "
+def report(runs: list[Path] = typer.Argument(..., help="runs/RUN_ID; with html, more runs are compared with "
                                                        "the first"),
            format: Format = typer.Option(Format.md, "--format", "-f"),
            lang: str = typer.Option("en", "--lang", help="html: en or fr"),
            out: Path = typer.Option(None, "--out", help="write to this file instead of stdout (html: default "
-                                                         "RUN/report.<lang>.html; csv, parquet: this folder, "
+                                                         "RUN/report.LANG.html; csv, parquet: this folder, "
                                                          "default RUN/tables)")) -> None:
     """Recompute the scorecard from a run record alone. html: the committee's page (decisions,
     every figure with CI, forest plots, details, declarations, methodology), in French or

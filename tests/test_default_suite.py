@@ -100,3 +100,14 @@ def test_audio_is_small_and_committed() -> None:
     audio = list((ROOT / "tasks").glob("dictation-*/audio/*.ogg"))
     assert len(audio) == 48 + 20
     assert sum(p.stat().st_size for p in audio) < 3_000_000
+
+
+def test_help_keeps_sentences_whole_and_placeholders_visible() -> None:
+    """Rich mode printed a docstring's line breaks mid-sentence in the command list; markdown
+    mode reflows them, and would hide placeholders written in angle brackets."""
+    res = run_cli("--help", env={"COLUMNS": "250"})
+    assert res.returncode == 0
+    row = next(line for line in res.stdout.splitlines() if "│ report" in line)
+    assert "the committee's page (decisions, every figure with CI" in row, res.stdout
+    res = run_cli("report", "--help", env={"COLUMNS": "250"})
+    assert "runs/RUN_ID" in res.stdout and "RUN/report.LANG.html" in res.stdout

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import ROOT, write_jsonl, write_yaml
 
 from harness import run_suite
@@ -73,6 +74,44 @@ def test_each_fault_once_per_item(tmp_path: Path, mode: str, retried: bool) -> N
             assert rec["status"] == "error" and len(rec["attempts"]) == 1 and rec["attempts"][0]["status"] == 400
     error_rate = next(r for r in result.scorecard["rows"] if r["metric"] == "error_rate")
     assert error_rate["value"] == (0.0 if retried else 1.0) and error_rate["n"] == n
+
+
+def test_an_answer_larger_than_max_response_mb_is_the_items_error_not_read(tmp_path: Path) -> None:
+    """An endpoint's output is untrusted: a body was read whole whatever its size, and one that
+    never ended grew the harness's memory at the speed of the network until the timeout."""
+    import resource
+
+    with OpenAIServer() as server:
+        plan = {0: "oversized", 1: "endless"}
+        server.fault = lambda key, attempt: plan.get(int(key[5:9]) % 4)
+        suite = make_suite(tmp_path, server, 8, suite={"cache": False, "timeout_s": 10})
+        chat = yaml.safe_load((tmp_path / "chat.yaml").read_text())
+        write_yaml(tmp_path / "chat.yaml", {**chat, "settings": {**chat["settings"], "max_response_mb": 1}})
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        start = time.perf_counter()
+        result = run_suite(suite, quiet=True)
+        assert time.perf_counter() - start < 8  # stopped at the limit, not at the 10 s timeout
+        assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KB
+        assert server.count("chat") == 8  # not retried: the same answer would come again
+    recs = responses(result.run_dir)
+    for item, rec in recs.items():
+        if int(item[1:]) % 4 in (0, 1):
+            assert rec["status"] == "error" and len(rec["attempts"]) == 1, rec
+            assert rec["error"].startswith("response larger than max_response_mb (1 MB): "), rec["error"]
+        else:
+            assert rec["status"] == "ok"
+    assert recs["i0000"]["error"].endswith(" 4,194,620 bytes declared")  # refused before reading
+    assert "stopped after 1,0" in recs["i0001"]["error"]  # the endless one: read up to the limit
+    # streamed answers too
+    with OpenAIServer() as server:
+        write_yaml(tmp_path / "chat.yaml", {**chat, "settings": {**chat["settings"], "max_response_mb": 1,
+                                                                 "stream": True, "base_url": server.base_url}})
+        server.fault = lambda key, attempt: plan.get(int(key[5:9]) % 4)
+        result = run_suite(suite, quiet=True)
+    recs = responses(result.run_dir)
+    errors = [recs[f"i000{i}"]["error"] for i in range(4)]
+    assert errors[0].endswith(" 4,194,620 bytes declared") and errors[2:] == [None, None], errors
+    assert errors[1] == "malformed event stream: a line longer than the client reads (128 KB)"
 
 
 def test_persistent_failure_uses_every_attempt_then_records_an_error(tmp_path: Path) -> None:

@@ -31,6 +31,8 @@ class HTTPSettings(Settings):
     api_key_env: str | None = Field(default=None, description="name of the variable holding the key")
     headers: dict[str, str] = Field(default_factory=dict, description="values may use ${ENV_VAR}")
     connect_timeout_s: float = 10.0
+    max_response_mb: float = Field(default=64, gt=0, description="a larger answer is the item's error, not read "
+                                                                  "into memory (an endpoint's output is untrusted)")
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -53,7 +55,7 @@ class HTTPAdapter(Adapter):
 
     settings: HTTPSettings
     default_concurrency = None  # the suite decides: a remote API is not bound by this machine
-    cache_ignores = ("connect_timeout_s", "api_key_env")
+    cache_ignores = ("connect_timeout_s", "api_key_env", "max_response_mb")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -134,11 +136,17 @@ class HTTPAdapter(Adapter):
         try:
             async with session.post(self.url(path), **kwargs) as resp:
                 if resp.status >= 400:
-                    body = await resp.read()
+                    body = await self._read_capped(resp)
                     raise AdapterError(f"HTTP {resp.status}: {body[:300].decode('utf-8', 'replace')}",
                                        status=resp.status, retryable=resp.status in RETRYABLE_STATUS,
                                        retry_after=parse_retry_after(resp.headers.get("Retry-After")))
+                limit, size = int(self.settings.max_response_mb * 2**20), 0
+                if resp.content_length is not None and resp.content_length > limit:
+                    raise self._too_large(resp.content_length, declared=True)
                 async for raw in resp.content:
+                    size += len(raw)
+                    if size > limit:
+                        raise self._too_large(size)
                     line = raw.strip()
                     if not line.startswith(b"data:"):
                         continue  # blank separators, comments, `event:` lines
@@ -151,10 +159,35 @@ class HTTPAdapter(Adapter):
                         raise AdapterError(f"malformed event in stream: {payload[:120]!r}", retryable=True) from None
                     if isinstance(event, dict):
                         yield event
+        except aiohttp.http_exceptions.LineTooLong:
+            raise AdapterError("malformed event stream: a line longer than the client reads (128 KB)",
+                               retryable=False) from None
         except aiohttp.ClientPayloadError as exc:
             raise AdapterError(f"truncated stream: {exc}", retryable=True) from None
         except (aiohttp.ClientConnectionError, aiohttp.ServerDisconnectedError, ConnectionError) as exc:
             raise AdapterError(f"connection error: {type(exc).__name__}: {exc}", retryable=True) from None
+
+    def _too_large(self, size: int, declared: bool = False) -> AdapterError:
+        return AdapterError(f"response larger than max_response_mb ({self.settings.max_response_mb:g} MB): "
+                            + (f"{size:,} bytes declared" if declared else f"stopped after {size:,} bytes"),
+                            retryable=False)
+
+    async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
+        """The body, up to max_response_mb: refused at once when its declared length is larger;
+        a body without one (chunked) is read in pieces and stopped at the limit."""
+        limit = int(self.settings.max_response_mb * 2**20)
+        length = resp.content_length
+        if length is not None:
+            if length > limit:
+                raise self._too_large(length, declared=True)
+            return await resp.read()  # the usual case: one read, nothing more on the hot path
+        pieces, size = [], 0
+        async for piece in resp.content.iter_chunked(1 << 16):
+            size += len(piece)
+            if size > limit:
+                raise self._too_large(size)
+            pieces.append(piece)
+        return b"".join(pieces)
 
     async def post(self, path: str, **kwargs: Any) -> dict[str, Any]:
         """POST and return the JSON body; map failures to AdapterError with retry hints."""
@@ -163,7 +196,7 @@ class HTTPAdapter(Adapter):
 
         try:
             async with session.post(self.url(path), **kwargs) as resp:
-                body = await resp.read()
+                body = await self._read_capped(resp)
                 if resp.status >= 400:
                     snippet = body[:300].decode("utf-8", "replace")
                     raise AdapterError(f"HTTP {resp.status}: {snippet}", status=resp.status,

@@ -13,6 +13,7 @@ only to loopback addresses.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import email.utils
 import json
 import re
@@ -30,7 +31,7 @@ ChatResponder = Callable[[dict[str, Any]], str]
 #: (request key, attempt number from 1) → a fault mode or None; the key is the last user message
 FaultPlan = Callable[[str, int], str | None]
 FAULT_MODES = ("429", "429-date", "500", "502", "503", "400", "401-echo", "reset", "slow", "malformed", "truncated",
-               "empty_choices")
+               "empty_choices", "oversized", "endless")
 
 
 def default_chat_responder(body: dict[str, Any]) -> str:
@@ -63,6 +64,7 @@ class OpenAIServer:
         self.slow_s = 2.0
         self.stream_delay_s = 0.0  # between streamed chunks
         self.retry_after_s = 0.05
+        self.oversized_bytes = 4 << 20
         self.attempts: Counter[str] = Counter()
         self.completed: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
@@ -187,6 +189,20 @@ class OpenAIServer:
                     self._send(200, b'{"choices": [', declared_length=400)
                 elif mode == "empty_choices":
                     self._send(200, {"id": "x", "model": server.model, "choices": []})
+                elif mode == "oversized":  # a valid answer of `oversized_bytes`
+                    completion = server.chat({})
+                    completion["choices"][0]["message"]["content"] = "A" * server.oversized_bytes
+                    self._send(200, completion)
+                elif mode == "endless":  # a chunked body that never ends, until the client hangs up
+                    self.close_connection = True
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    chunk = b'{"pad": "' + b"x" * 65536
+                    with contextlib.suppress(OSError):
+                        while True:
+                            self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
                 else:
                     raise ValueError(mode)
                 return True

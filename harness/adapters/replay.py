@@ -31,6 +31,9 @@ class ReplaySettings(Settings):
     decimal: Literal[".", ","] = Field(default=".", description="decimal mark of the latency, cost and token "
                                                                 "columns: ',' in French exports")
     model_column: str | None = None
+    error_column: str | None = Field(default=None, description="a value here makes the item an error with "
+                                                               "it as message (an OpenAI batch output's "
+                                                               "`error.message`)")
     tokens_in_column: str | None = None
     tokens_out_column: str | None = None
     segments_column: str | None = Field(
@@ -272,6 +275,32 @@ def _first_non_number(column: Any, decimal: str) -> tuple[int, str] | None:
     return None
 
 
+def column_at(table: Any, name: str) -> Any | None:
+    """The column `name`, or the field a dotted path reaches in nested JSON: an OpenAI batch
+    output's `response.body.choices.0.message.content` (a number is a list index; a list too
+    short gives null); None when there is neither."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if name in table.column_names:
+        return table[name]
+    head, *path = name.split(".")
+    if head not in table.column_names or not path:
+        return None
+    column = table[head]
+    for part in path:
+        kind = column.type
+        if pa.types.is_struct(kind) and kind.get_field_index(part) >= 0:
+            column = pc.struct_field(column, part)
+        elif (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and part.isdigit():
+            index = int(part)
+            long_enough = pc.greater(pc.list_value_length(column), index)
+            column = pc.list_element(pc.if_else(long_enough, column, pa.scalar(None, kind)), index)
+        else:
+            return None
+    return column
+
+
 def _kept_rows(table: Any, settings: ReplaySettings, task: str | None) -> Any:
     """The rows `where` keeps (and, for one task, `task_column`), compared as text."""
     import pyarrow as pa
@@ -281,7 +310,7 @@ def _kept_rows(table: Any, settings: ReplaySettings, task: str | None) -> Any:
     if task is not None and settings.task_column:
         keep.append((settings.task_column, task))
     for column, value in keep:
-        table = table.filter(pc.equal(pc.cast(table[column], pa.string()), value))
+        table = table.filter(pc.equal(pc.cast(column_at(table, column), pa.string()), value))
     return table
 
 
@@ -331,6 +360,8 @@ class Replay(Adapter):
 
     @classmethod
     def check(cls, settings: Any, base_dir: Path, file: str) -> list[Problem]:
+        import pyarrow as pa
+
         path = resolve(base_dir, settings.path)
         if not path.is_file():
             return [Problem(file, "settings.path", "replay file not found", found=str(path))]
@@ -340,21 +371,25 @@ class Replay(Adapter):
             return [Problem(str(path), "", f"cannot read replay file: {exc}", exc.line)]
         except Exception as exc:  # pyarrow's errors for JSONL and Parquet have several types
             return [Problem(str(path), "", f"cannot read replay file: {exc}")]
-        columns = set(table.column_names)
+        names = ", ".join(sorted(table.column_names))
+        expected = f"one of: {names}" + (" (or a dotted path into their fields)" if any(
+            pa.types.is_nested(f.type) for f in table.schema) else "")
         problems = cls._check_segment_files(settings, base_dir, file)
         for key in ("id_column", "output_column", "task_column", "latency_column", "cost_column",
-                    "model_column", "tokens_in_column", "tokens_out_column", "segments_column"):
+                    "model_column", "tokens_in_column", "tokens_out_column", "segments_column",
+                    "error_column"):
             column = getattr(settings, key)
-            if column is not None and column not in columns:
+            if column is not None and column_at(table, column) is None:
                 problems.append(Problem(file, f"settings.{key}", "column not in the replay file",
-                                        expected="one of: " + ", ".join(sorted(columns)), found=repr(column)))
+                                        expected=expected, found=repr(column)))
         for column in settings.where:
-            if column not in columns:
+            if column_at(table, column) is None:
                 problems.append(Problem(file, f"settings.where.{column}", "column not in the replay file",
-                                        expected="one of: " + ", ".join(sorted(columns))))
+                                        expected=expected))
         for key in ("latency_column", "cost_column", "tokens_in_column", "tokens_out_column"):
             column = getattr(settings, key)
-            bad = _first_non_number(table[column], settings.decimal) if column in columns else None
+            values = column_at(table, column) if column is not None else None
+            bad = _first_non_number(values, settings.decimal) if values is not None else None
             if bad is not None:  # found now, not as an error on every item of the run
                 row, value = bad
                 line = (_line_of_row(path, row + 2, settings.delimiter, skip_empty=True)
@@ -401,7 +436,7 @@ class Replay(Adapter):
         table = _kept_rows(read_table(resolve(base_dir, settings.path), settings.delimiter), settings, task)
         # One hash table at a time over the export's ids, each freed before the next (at a
         # million rows the value counts and a set of them held together were the run's peak).
-        id_col = pc.cast(table[settings.id_column], pa.string())
+        id_col = pc.cast(column_at(table, settings.id_column), pa.string())
         distinct = pc.count_distinct(id_col, mode="all").as_py()
         conflicts = string_array([])
         if distinct < len(id_col):  # repeated ids are few: whether their outputs differ is worked out in Python
@@ -411,7 +446,8 @@ class Replay(Adapter):
             mask = pc.is_in(id_col, value_set=repeated_ids)
             outputs: dict[str, set[Any]] = {}
             for key, out in zip(id_col.filter(mask).to_pylist(),
-                                pc.cast(table[settings.output_column], pa.string()).filter(mask).to_pylist(),
+                                pc.cast(column_at(table, settings.output_column), pa.string()).filter(mask)
+                                .to_pylist(),
                                 strict=True):
                 outputs.setdefault(key, set()).add(out)
             conflicts = string_array(sorted(k for k, v in outputs.items() if len(v) > 1))
@@ -468,13 +504,13 @@ class Replay(Adapter):
         table = _kept_rows(read_table(resolve(self.base_dir, s.path), s.delimiter), s, None)
         # chunked as read, not combined: a copy of every column (~35 MB at a million rows) for
         # look-ups that cost the same in the chunks
-        ids = pc.cast(table[s.id_column], pa.string())
-        tasks = pc.cast(table[s.task_column], pa.string()) if s.task_column else None
+        ids = pc.cast(column_at(table, s.id_column), pa.string())
+        tasks = pc.cast(column_at(table, s.task_column), pa.string()) if s.task_column else None
         self._index = _RowIndex(ids, tasks)
-        self._columns = {name: table[column] for name, column in (
+        self._columns = {name: column_at(table, column) for name, column in (
             ("output", s.output_column), ("latency", s.latency_column), ("cost", s.cost_column),
             ("model", s.model_column), ("tokens_in", s.tokens_in_column), ("tokens_out", s.tokens_out_column),
-            ("segments", s.segments_column))
+            ("segments", s.segments_column), ("error", s.error_column))
             if column is not None}
 
     async def close(self) -> None:
@@ -490,6 +526,9 @@ class Replay(Adapter):
 
     async def generate(self, request: Request) -> Response:
         row = self._index.get(request.item_id, request.task if self.settings.task_column else None)
+        error = None if row is None else self._value("error", row)
+        if error not in (None, ""):  # the system failed on this item: an error, not a missing answer
+            return Response(error=f"{self.settings.error_column}: {error}")
         output = None if row is None else self._value("output", row)
         if output is None:
             return Response(missing=True)

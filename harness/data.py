@@ -307,7 +307,12 @@ class ItemMaker:
         audio = row.get(self.col["audio"])
         if isinstance(audio, dict):  # Hugging Face Audio feature
             audio = audio.get("path")
-        return resolve(self.audio_dir, str(audio)) if audio else None
+        if not audio:
+            return None
+        path = resolve(self.audio_dir, str(audio))
+        if "\\" in str(audio) and not path.exists():  # audio\d1.wav, as a sheet made on Windows writes it
+            path = resolve(self.audio_dir, str(audio).replace("\\", "/"))
+        return path
 
     def __call__(self, row: dict[str, Any]) -> Item:
         """Raises SegmentError when the row's segments cannot be read."""

@@ -55,8 +55,9 @@ def test_transcription_endpoint(tmp_path: Path, server) -> None:
     for name, source in (("a.ogg", "dict-001.ogg"), ("b.ogg", "dict-002.ogg")):
         (audio_dir / name).write_bytes((ROOT / "tasks/dictation-en/audio" / source).read_bytes())
     server.transcripts = {"a.ogg": "give five milligrams", "b.ogg": "left knee pain"}
+    # b's path as a sheet made on Windows writes it: it was "audio file not found"
     write_jsonl(tmp_path / "items.jsonl", [{"id": "a", "audio": "audio/a.ogg", "text": "Give 5 mg."},
-                                           {"id": "b", "audio": "audio/b.ogg", "text": "Right knee pain."}])
+                                           {"id": "b", "audio": "audio\\b.ogg", "text": "Right knee pain."}])
     write_yaml(tmp_path / "task.yaml", {"name": "dict", "kind": "transcription", "data_class": "health",
                                         "dataset": {"path": "items.jsonl", "fields": {"reference": "text"}}})
     write_yaml(tmp_path / "stt.yaml", {"name": "stt", "kind": "openai-transcription",
@@ -66,6 +67,7 @@ def test_transcription_endpoint(tmp_path: Path, server) -> None:
     res = run_cli("run", str(suite), "--quiet")
     assert res.returncode == 0, res.stderr
     assert server.count("transcription") == 2
+    assert sorted(b["filename"] for b in server.bodies) == ["a.ogg", "b.ogg"]
     card = json.loads((only_run(tmp_path / "runs") / "scorecard.json").read_text())
     wer = next(r for r in card["rows"] if r["metric"] == "wer")
     # "five milligrams" normalizes to "5 mg": only right → left is an error, 1 of 6 words

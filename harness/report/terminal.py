@@ -64,7 +64,8 @@ def task_lines(card: dict[str, Any], task: str, limit: int, currency: str | None
     if limit >= 4:
         metrics += [m for m in ("latency_s", "cost") if any(r["metric"] == m for r in rows)]
     hidden = len({r["metric"] for r in rows}) - len(metrics)
-    header = f"{task} · {info['kind']} · {info['language']} · {info['items']} items" + (
+    items = f"{info['items']} item" + ("" if info["items"] == 1 else "s")
+    header = f"{task} · {info['kind']} · {info['language']} · {items}" + (
         f" (+{hidden} figures in the report)" if hidden > 0 else "")
     label_width = 32
     cell_width = (WIDTH - label_width) // max(1, len(adapters))

@@ -383,7 +383,7 @@ def test_an_export_that_answers_no_item_is_refused_saying_why(tmp_path: Path) ->
               "leading zeros and a trailing '.0' are dropped: a spreadsheet read them as numbers; save them as text)"),
              ("id,output\n 001,A\n002 ,A\n", "the ids match once the spaces around them are trimmed"),
              ("ident,output\n001,A\n", "found ids such as 'A' (is 'output' the column of ids? The file's columns: "
-              "ident, output)")]
+              "ident, output; or, if the file answers other tasks, pair ")]
     for export, why in cases:
         (tmp_path / "out.csv").write_text(export, encoding="utf-8")
         _edit_yaml(tmp_path / "replay.yaml", settings__id_column="output" if "ident" in export else "id")

@@ -474,7 +474,9 @@ class Replay(Adapter):
                 f"no item of task '{task}' has a row in the replay file", expected=f"ids such as {examples(known)}",
                 found=found, hint=(f"the ids match {why}" if (why := _id_mismatch(answered, known)) else
                                    f"is {settings.id_column!r} the column of ids? The file's columns: "
-                                   + ", ".join(table.column_names)) if len(answered) else None))
+                                   + ", ".join(table.column_names) + "; or, if the file answers other tasks, "
+                                   f"pair {file} only with them (`tasks:` under it in the suite)")
+                if len(answered) else None))
         elif len(unknown) and (why := _id_mismatch(unknown, known)) is not None:
             notes.append(f"some ids in the replay file match the dataset's only {why}")
         if len(conflicts):

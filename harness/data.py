@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from harness.config import LoadedTask, resolve
-from harness.errors import ConfigError, Problem
+from harness.errors import ConfigError, Problem, not_utf8
 from harness.paths import Roots, audio_problem
 from harness.segments import SegmentError
 from harness.segments import parse_value as parse_segments
@@ -79,8 +79,7 @@ def _json_array_rows(path: Path, raw: bytes) -> Iterator[tuple[int, dict[str, An
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise _RowError(Problem(str(path), "", "not valid UTF-8", raw.count(b"\n", 0, exc.start) + 1,
-                                expected="a UTF-8 text file", found=f"byte {raw[exc.start]:#04x}")) from None
+        raise _RowError(not_utf8(path, exc, whole=True)) from None
     decoder = json.JSONDecoder()
     end = len(text)
     line, counted = 1, 0
@@ -136,9 +135,7 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 try:
                     raw.decode("utf-8")
                 except UnicodeDecodeError as uexc:
-                    raise _RowError(Problem(str(path), "", "not valid UTF-8", lineno,
-                                            expected="a UTF-8 text file",
-                                            found=f"byte {raw[uexc.start]:#04x}")) from None
+                    raise _RowError(not_utf8(path, uexc, lineno)) from None
                 raise _RowError(Problem(str(path), "", f"invalid JSON: {exc.msg}", lineno)) from None
             if not isinstance(row, dict):
                 raise _RowError(Problem(str(path), "", "each line must be a JSON object", lineno,
@@ -205,8 +202,7 @@ def _csv_rows(path: Path, delimiter: str = ",", declared_in: str = "the task") -
     except csv.Error as exc:
         raise _RowError(Problem(str(path), "", f"not a readable CSV row: {exc}", start)) from None
     except UnicodeDecodeError as exc:
-        raise _RowError(Problem(str(path), "", "not valid UTF-8", expected="a UTF-8 CSV file",
-                                found=f"byte {exc.object[exc.start]:#04x} at offset {exc.start}")) from None
+        raise _RowError(not_utf8(path, exc, what="CSV")) from None
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,6 +30,26 @@ class Problem:
         if self.hint:
             text += f" ({self.hint})"
         return text
+
+
+def not_utf8(path: object, exc: UnicodeDecodeError, line: int | None = None, *, whole: bool = False,
+             what: str = "text") -> Problem:
+    """The problem of a file that is not UTF-8, naming the byte and its line: given, counted
+    when `exc` came from decoding the `whole` file, else found by reading the file again line
+    by line (a streamed read knows only its chunk; this is the error path)."""
+    if line is None and whole:
+        line = exc.object.count(b"\n", 0, exc.start) + 1
+    elif line is None:
+        with contextlib.suppress(OSError), open(str(path), "rb") as fh:
+            for number, raw in enumerate(fh, 1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    line = number
+                    break
+    return Problem(str(path), "", "not valid UTF-8", line, expected=f"a UTF-8 {what} file",
+                   found=f"byte {exc.object[exc.start]:#04x}",
+                   hint="save it as UTF-8: Excel's 'CSV UTF-8'" if what == "CSV" else None)
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from harness.errors import ConfigError, Problem
+from harness.errors import ConfigError, Problem, not_utf8
 
 Loc = tuple[str | int, ...]
 
@@ -37,9 +37,7 @@ def read_text(path: Path, what: str = "file") -> str:
     except FileNotFoundError:
         raise ConfigError([Problem(str(path), "", f"{what} not found")]) from None
     except UnicodeDecodeError as exc:
-        raise ConfigError([Problem(str(path), "", "not valid UTF-8",
-                                   expected="a UTF-8 text file",
-                                   found=f"byte {exc.object[exc.start]:#04x} at offset {exc.start}")]) from None
+        raise ConfigError([not_utf8(path, exc, whole=True)]) from None
     except OSError as exc:
         raise ConfigError([Problem(str(path), "", f"cannot read {what}: {exc.strerror}")]) from None
 

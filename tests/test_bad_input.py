@@ -95,6 +95,11 @@ def test_non_utf8_dataset(qa_suite, server, tmp_path: Path) -> None:
     suite = qa_suite()
     (tmp_path / "data/qa.jsonl").write_bytes('{"id": "q1", "question": "caf\xe9", "answer": "A"}\n'.encode("latin-1"))
     _run_expect_2(suite, server, "qa.jsonl:1", "not valid UTF-8", "0xe9")
+    # a CSV saved by Excel as "CSV" (Windows-1252) names its line and what to save it as
+    (tmp_path / "data/qa.csv").write_bytes("id,question,answer\nq1,Q,A\nq2,caf\xe9,B\n".encode("cp1252"))
+    suite = qa_suite(task={"dataset": {"path": "../data/qa.csv", "fields": {"reference": "answer"}}})
+    _run_expect_2(suite, server, "qa.csv:3: not valid UTF-8; expected a UTF-8 CSV file, found byte 0xe9 "
+                  "(save it as UTF-8: Excel's 'CSV UTF-8')")
 
 
 def test_non_utf8_config(qa_suite, server, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from harness.errors import Problem
+from harness.errors import Problem, not_utf8
 
 DATA = Path(str(files("harness.clinical") / "data"))
 #: words the lexicon lists as drugs that, in clinical prose, are almost always something else
@@ -156,8 +156,7 @@ def formulary_problems(path: Path) -> list[Problem]:
                                             expected="two names, e.g. hospicef,ceftriaxone"))
                 start = reader.line_num + 1
     except UnicodeDecodeError as exc:
-        return [Problem(str(path), "", "not valid UTF-8", expected="a UTF-8 CSV file",
-                        found=f"byte {exc.object[exc.start]:#04x}")]
+        return [not_utf8(path, exc, what="CSV")]
     except csv.Error as exc:
         return [Problem(str(path), "", f"not a readable CSV file: {exc}")]
     return problems[:20]

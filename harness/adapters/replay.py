@@ -199,30 +199,33 @@ def _json_array(path: Path) -> Any:
         raise TableError(f"the objects' values do not make columns: {exc}") from None
 
 
-#: why an export's ids may not be the dataset's, and the mending that tells: (pattern, replacement)
-#: rewrites applied to both sides (pyarrow.compute.replace_substring_regex)
-_ID_MISMATCHES: tuple[tuple[str, list[tuple[str, str]]], ...] = (
-    ("once the spaces around them are trimmed", [(r"^\s+|\s+$", "")]),
-    ("ignoring case", []),
-    ("once leading zeros and a trailing '.0' are dropped: a spreadsheet read them as numbers; save them "
-     "as text", [(r"^0+(\d)", r"\1"), (r"\.0+$", "")]),
+def _mended_ids(ids: Any, how: str) -> Any:
+    import pyarrow.compute as pc
+
+    if how == "spaces":
+        return pc.utf8_trim_whitespace(ids)
+    if how == "case":
+        return pc.utf8_lower(ids)
+    return pc.replace_substring_regex(pc.replace_substring_regex(ids, r"^0+(\d)", r"\1"), r"\.0+$", "")
+
+
+#: why an export's ids may not be the dataset's, each with the mending (_mended_ids) that tells
+_ID_MISMATCHES = (
+    ("spaces", "once the spaces around them are trimmed"),
+    ("case", "ignoring case"),
+    ("numbers", "once leading zeros and a trailing '.0' are dropped: a spreadsheet read them as numbers; "
+                "save them as text"),
 )
 
 
 def _id_mismatch(ids: Any, known: Any) -> str | None:
     """How the export's `ids` (a sample) relate to the dataset's: the first mending of
-    _ID_MISMATCHES under which some of them become dataset ids, or None."""
+    _ID_MISMATCHES under which some of them become dataset ids, applied to both sides; or None."""
     import pyarrow.compute as pc
 
     sample = ids.slice(0, 1000)
-    for why, rewrites in _ID_MISMATCHES:
-        a, b = sample, known
-        for pattern, replacement in rewrites:
-            a = pc.replace_substring_regex(a, pattern, replacement)
-            b = pc.replace_substring_regex(b, pattern, replacement)
-        if not rewrites:
-            a, b = pc.utf8_lower(a), pc.utf8_lower(b)
-        if pc.any(pc.is_in(a, value_set=b)).as_py():
+    for how, why in _ID_MISMATCHES:
+        if pc.any(pc.is_in(_mended_ids(sample, how), value_set=_mended_ids(known, how))).as_py():
             return why
     return None
 

@@ -9,7 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 BENCHES = ["bench_wer", "bench_asr", "bench_runner", "bench_process", "bench_replay_memory", "bench_compare",
-           "bench_clinical", "bench_citations"]
+           "bench_clinical", "bench_citations", "bench_upload_memory"]
 
 if __name__ == "__main__":
     selected = sys.argv[1:] or BENCHES

@@ -161,3 +161,21 @@ def test_a_thinking_block_before_the_answer_is_not_scored(qa_suite, server, tmp_
         else:
             assert recs["q1"]["output"].startswith("<think>") and recs["q11"]["status"] == "ok"
             assert rows["accuracy"]["value"] < 0.5  # "is D?" and "is B" together: no single answer
+
+
+def test_an_endpoint_that_refuses_the_seed_field(qa_suite, server, tmp_path: Path) -> None:
+    """Mistral models on Azure AI Foundry refuse `seed` (422 extra_forbidden), and the seed was
+    always sent: every item failed, with no setting to leave it out."""
+    server.forbidden_fields = {"seed"}
+    settings = {"base_url": server.base_url, "model": "m", "api_key_env": "TEST_API_KEY"}
+    res = run_cli("run", str(qa_suite(adapter={"settings": settings})), "--quiet", "--out", str(tmp_path / "a"),
+                  env={"TEST_API_KEY": "k"})
+    first = json.loads((tmp_path / "a" / "responses.jsonl").read_text().splitlines()[0])
+    assert first["status"] == "error" and "extra_forbidden" in first["error"], first
+    res = run_cli("run", str(qa_suite(adapter={"settings": {**settings, "send_seed": False}})), "--quiet",
+                  "--out", str(tmp_path / "b"), env={"TEST_API_KEY": "k"})
+    assert res.returncode == 0, res.stderr
+    acc = next(r for r in json.loads((tmp_path / "b" / "scorecard.json").read_text())["rows"]
+               if r["metric"] == "accuracy")
+    assert acc["value"] == 1.0 and acc["n"] == 12
+    assert not any("seed" in body for body in server.bodies[-12:])

@@ -20,6 +20,8 @@ class ChatSettings(HTTPSettings):
     max_tokens: int | None = Field(default=None, gt=0)
     top_p: float | None = None
     seed: int | None = Field(default=None, description="fixed seed; default: the run's per-repeat seed")
+    send_seed: bool = Field(default=True, description="false: send no seed, for endpoints that refuse the field "
+                                                      "(Mistral models on Azure AI Foundry: 'extra_forbidden')")
     extra_body: dict[str, Any] = Field(default_factory=dict)
     stream: bool = Field(default=False, description="stream the answer: records the time to first token")
     thinking: Literal["strip", "keep"] = Field(
@@ -64,8 +66,9 @@ class OpenAIChat(HTTPAdapter):
 
     async def generate(self, request: Request) -> Response:
         s = self.settings
-        body: dict[str, Any] = {"model": s.model, "messages": request.messages,
-                                "seed": s.seed if s.seed is not None else request.seed}
+        body: dict[str, Any] = {"model": s.model, "messages": request.messages}
+        if s.send_seed:
+            body["seed"] = s.seed if s.seed is not None else request.seed
         for key in ("temperature", "max_tokens", "top_p"):
             if getattr(s, key) is not None:
                 body[key] = getattr(s, key)

@@ -66,6 +66,8 @@ class OpenAIServer:
         self.retry_after_s = 0.05
         self.oversized_bytes = 4 << 20
         self.content_parts = False  # answer `content` as a list of parts
+        #: request fields refused as a strict (pydantic) server refuses them: 422 extra_forbidden
+        self.forbidden_fields: set[str] = set()
         self.attempts: Counter[str] = Counter()
         self.completed: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
@@ -238,6 +240,11 @@ class OpenAIServer:
                         self._send(400, {"error": {"message": "invalid JSON"}})
                         return
                     server._record("chat", auth, body)
+                    refused = sorted(server.forbidden_fields.intersection(body))
+                    if refused:
+                        self._send(422, {"detail": [{"type": "extra_forbidden", "loc": ["body", name],
+                                                     "msg": "Extra inputs are not permitted"} for name in refused]})
+                        return
                     key = next((str(m.get("content")) for m in reversed(body.get("messages", []))
                                 if m.get("role") == "user"), "")
                     with server._lock:

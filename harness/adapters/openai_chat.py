@@ -97,8 +97,8 @@ class OpenAIChat(HTTPAdapter):
     async def _generate_streamed(self, body: dict[str, Any]) -> Response:
         body = {**body, "stream": True, "stream_options": {"include_usage": True}}
         start = time.perf_counter()
-        ttft: float | None = None
         parts: list[str] = []
+        arrived: list[float] = []  # when each part came: the time to first token is the answer's
         usage: dict[str, Any] = {}
         model_id = fingerprint = None
         finished = False
@@ -110,8 +110,7 @@ class OpenAIChat(HTTPAdapter):
             for choice in event.get("choices") or []:
                 piece = message_text((choice.get("delta") or {}).get("content"))
                 if piece:
-                    if ttft is None:
-                        ttft = time.perf_counter() - start
+                    arrived.append(time.perf_counter() - start)
                     parts.append(piece)
                 finished = finished or choice.get("finish_reason") is not None
         if not finished and not parts:
@@ -119,6 +118,21 @@ class OpenAIChat(HTTPAdapter):
         output = "".join(parts)
         if self.settings.thinking == "strip":
             output = without_thinking(output)
-        return Response(output=output, latency_s=time.perf_counter() - start, ttft_s=ttft,
+        return Response(output=output, latency_s=time.perf_counter() - start,
+                        ttft_s=_first_token_of(output, parts, arrived),
                         tokens_in=usage.get("prompt_tokens"), tokens_out=usage.get("completion_tokens"),
                         model_id=model_id, system_fingerprint=fingerprint)
+
+
+def _first_token_of(answer: str, parts: list[str], arrived: list[float]) -> float | None:
+    """When the part holding the answer's first character came: the first part, unless a
+    thinking block was stripped from the front, whose tokens come long before the answer."""
+    if not answer:
+        return None
+    skipped = sum(map(len, parts)) - len(answer)  # the stripped block's characters
+    seen = 0
+    for part, when in zip(parts, arrived, strict=True):
+        seen += len(part)
+        if seen > skipped:
+            return when
+    return arrived[0] if arrived else None

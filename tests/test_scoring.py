@@ -94,6 +94,7 @@ QA = TaskConfig.model_validate({"name": "q", "kind": "qa", "data_class": "public
     ("The answer is B.", "B"), ("B) micrograms", "B"), ("Answer: c", "C"), ("**D**. Because...", "D"),
     ("(A)", "A"), ("I think it's A because B is wrong", None), ("Both could be right.", None),
     ("Réponse : B", "B"),
+    ("b", "B"), (" (c) ", "C"), ("**d**.", "D"), ("a", "A"),  # a lone label in lower case (small models)
 ])
 def test_choice_extraction(output: str, expected: str | None) -> None:
     assert ExactMatch(QA).extract(output) == expected

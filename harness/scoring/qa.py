@@ -51,6 +51,9 @@ class ExactMatch(Scorer):
                 return None
             return m.group(1) if m.groups() else m.group(0)
         if self.choice_res:
+            alone = self.choices.get(output.strip(" \t\r\n.()*:").casefold())
+            if alone is not None:  # the whole answer is a label, in any case: "b", "(c)", "**D**."
+                return alone
             for i, rx in enumerate(self.choice_res):
                 found = {m.group(1).casefold() for m in rx.finditer(output)}
                 if i < 2 and found:

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 
 from harness.config import SuiteConfig, criterion_holds
+from harness.errors import RecordError
 from harness.report.sections import Section, Table
 from harness.stats import SMALL_N, estimate, paired_ratio_difference, quantile_ci
-from harness.store import read_manifest
+from harness.store import RESPONSES, SCORES, read_manifest
 from harness.values import Paired, PairValues, load_values, paired, spec_values, value_names
 
 OPERATIONAL = {"error_rate", "scoring_error_rate", "missing_rate", "latency_s", "cost", "tokens_out", "energy_wh",
@@ -503,6 +504,13 @@ def build_scorecard(run_dir: str | Path) -> dict[str, Any]:
     """Recompute the whole scorecard from `run_dir`'s manifest and scores."""
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
+    answers = run_dir / RESPONSES
+    if manifest.get("status") == "complete" and not (run_dir / SCORES).exists() and answers.exists() \
+            and answers.stat().st_size:
+        # else a scorecard without a figure, and exit 0: a run folder copied without its scores (an
+        # interrupted run may have answers not scored yet)
+        raise RecordError(f"{run_dir}: {RESPONSES} holds answers but {SCORES} is missing (a damaged or partly "
+                          "copied run record: copy the whole folder)")
     suite = SuiteConfig.model_validate(manifest["suite"]["config"])
     values = load_values(run_dir, value_names(manifest), summarizing_scorers(manifest))
     rows = compute_rows(manifest, values)

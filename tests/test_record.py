@@ -85,6 +85,16 @@ def test_load_run_and_csv_tables_hold_the_record(tmp_path: Path) -> None:
         harness.load_run(tmp_path / "not-a-run")
 
 
+def test_a_run_copied_without_its_scores_is_a_damaged_record(tmp_path: Path) -> None:
+    """A run folder shared without scores.jsonl gave a scorecard with no figure, and exit 0."""
+    run = replay_run(tmp_path)
+    (run / "scores.jsonl").unlink()
+    for command in (["report", str(run)], ["report", str(run), "--format", "html"]):
+        res = run_cli(*command)
+        assert res.returncode == 2, res.stdout
+        assert "responses.jsonl holds answers but scores.jsonl is missing" in res.stderr, res.stderr
+
+
 def test_csv_tables_do_not_let_a_spreadsheet_run_an_answer(tmp_path: Path) -> None:
     """A model's answer is untrusted: '=HYPERLINK(...)' written as is into responses.csv ran
     as a formula when a committee opened the table in a spreadsheet."""

@@ -88,11 +88,13 @@ class OpenAIChat(HTTPAdapter):
         if content is None:
             raise AdapterError(f"no message content (finish_reason={choices[0].get('finish_reason')})")
         usage = data.get("usage") or {}
-        if s.thinking == "strip":
-            content = without_thinking(content)
-        return Response(output=content, latency_s=latency, tokens_in=usage.get("prompt_tokens"),
+        return Response(output=self._answer(content), latency_s=latency, tokens_in=usage.get("prompt_tokens"),
                         tokens_out=usage.get("completion_tokens"), model_id=data.get("model"),
                         system_fingerprint=data.get("system_fingerprint"))
+
+    def _answer(self, content: str) -> str:
+        """The answer the scorers see: without its thinking block, unless `thinking: keep`."""
+        return without_thinking(content) if self.settings.thinking == "strip" else content
 
     async def _generate_streamed(self, body: dict[str, Any]) -> Response:
         body = {**body, "stream": True, "stream_options": {"include_usage": True}}
@@ -115,9 +117,7 @@ class OpenAIChat(HTTPAdapter):
                 finished = finished or choice.get("finish_reason") is not None
         if not finished and not parts:
             raise AdapterError("stream ended without content", retryable=True)
-        output = "".join(parts)
-        if self.settings.thinking == "strip":
-            output = without_thinking(output)
+        output = self._answer("".join(parts))
         return Response(output=output, latency_s=time.perf_counter() - start,
                         ttft_s=_first_token_of(output, parts, arrived),
                         tokens_in=usage.get("prompt_tokens"), tokens_out=usage.get("completion_tokens"),
@@ -135,4 +135,4 @@ def _first_token_of(answer: str, parts: list[str], arrived: list[float]) -> floa
         seen += len(part)
         if seen > skipped:
             return when
-    return arrived[0] if arrived else None
+    return None  # not reached: a non-empty answer ends in the last part

@@ -140,7 +140,7 @@ class HTTPAdapter(Adapter):
                     raise AdapterError(f"HTTP {resp.status}: {body[:300].decode('utf-8', 'replace')}",
                                        status=resp.status, retryable=resp.status in RETRYABLE_STATUS,
                                        retry_after=parse_retry_after(resp.headers.get("Retry-After")))
-                limit, size = int(self.settings.max_response_mb * 2**20), 0
+                limit, size = self._max_bytes(), 0
                 if resp.content_length is not None and resp.content_length > limit:
                     raise self._too_large(resp.content_length, declared=True)
                 async for raw in resp.content:
@@ -167,6 +167,9 @@ class HTTPAdapter(Adapter):
         except (aiohttp.ClientConnectionError, aiohttp.ServerDisconnectedError, ConnectionError) as exc:
             raise AdapterError(f"connection error: {type(exc).__name__}: {exc}", retryable=True) from None
 
+    def _max_bytes(self) -> int:
+        return int(self.settings.max_response_mb * 2**20)
+
     def _too_large(self, size: int, declared: bool = False) -> AdapterError:
         return AdapterError(f"response larger than max_response_mb ({self.settings.max_response_mb:g} MB): "
                             + (f"{size:,} bytes declared" if declared else f"stopped after {size:,} bytes"),
@@ -175,7 +178,7 @@ class HTTPAdapter(Adapter):
     async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
         """The body, up to max_response_mb: refused at once when its declared length is larger;
         a body without one (chunked) is read in pieces and stopped at the limit."""
-        limit = int(self.settings.max_response_mb * 2**20)
+        limit = self._max_bytes()
         length = resp.content_length
         if length is not None:
             if length > limit:

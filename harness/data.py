@@ -116,11 +116,17 @@ def _json_array_rows(path: Path, raw: bytes) -> Iterator[tuple[int, dict[str, An
                                 line_at(min(i, end))))
 
 
+def starts_json_array(head: bytes) -> bool:
+    """Whether a JSON file whose first bytes are `head` holds one array (`[{...}, ...]`) rather
+    than JSON lines: its first character, after a byte-order mark and blank space, is '['."""
+    return head.lstrip(codecs.BOM_UTF8).lstrip().startswith(b"[")
+
+
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """JSON lines, or (a file that starts with '[') one JSON array of objects."""
     with path.open("rb") as fh:
         head = fh.read(4096)
-        if head.lstrip(codecs.BOM_UTF8).lstrip().startswith(b"["):
+        if starts_json_array(head):
             yield from _json_array_rows(path, head + fh.read())
             return
         fh.seek(0)

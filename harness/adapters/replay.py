@@ -11,7 +11,7 @@ from pydantic import Field
 
 from harness.adapters.base import Adapter, Settings, register_adapter
 from harness.config import resolve
-from harness.data import allow_long_csv_fields, named_twice, other_delimiter
+from harness.data import allow_long_csv_fields, named_twice, other_delimiter, starts_json_array
 from harness.errors import AdapterError, Problem
 from harness.segments import SegmentError, UnknownRecording
 from harness.segments import parse_value as parse_segments
@@ -136,7 +136,7 @@ def _read_table(name: str, delimiter: str, size: int, mtime_ns: int) -> Any:
         return pq.read_table(path)
     if suffix in _JSON:
         with path.open("rb") as head:
-            if head.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
+            if starts_json_array(head.read(4096)):
                 return _json_array(path)
         return _in_blocks_that_hold_a_line(lambda block: pajson.read_json(
             path, read_options=pajson.ReadOptions(block_size=block)), size)

@@ -31,6 +31,20 @@ def _check(task: LoadedTask) -> None:
     assert items[3].reference == "D" and items[3].cluster == "s0" and items[3].data["question"] == "question 3"
 
 
+def _qa_replay_suite(tmp_path: Path, choices: list[str], replay: dict) -> Path:
+    """A suite of items.jsonl (question → answer) as a QA task, answered by a replay with
+    these settings."""
+    write_yaml(tmp_path / "task.yaml", {"name": "t", "kind": "qa", "data_class": "public", "prompt": "{{ question }}",
+                                        "choices": choices,
+                                        "dataset": {"path": "items.jsonl", "fields": {"reference": "answer"}}})
+    write_yaml(tmp_path / "replay.yaml", {"name": "r", "kind": "replay", "settings": replay})
+    return write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["replay.yaml"]})
+
+
+def _scorecard_rows(run: Path) -> dict[str, dict]:
+    return {r["metric"]: r for r in json.loads((run / "scorecard.json").read_text())["rows"]}
+
+
 def test_jsonl(tmp_path: Path) -> None:
     (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
     _check(_task(tmp_path, {"path": "d.jsonl"}))
@@ -118,14 +132,10 @@ def test_jsonl_written_by_windows_tools_byte_order_mark_and_crlf(tmp_path: Path)
     (tmp_path / "out.jsonl").write_bytes(bom + b"".join(
         json.dumps({"id": r["id"], "output": f"Réponse : {r['answer']}"}, ensure_ascii=False).encode() + b"\r\n"
         for r in rows))
-    write_yaml(tmp_path / "task.yaml", {"name": "t", "kind": "qa", "data_class": "public", "prompt": "{{ question }}",
-                                        "choices": ["A", "B"],
-                                        "dataset": {"path": "items.jsonl", "fields": {"reference": "answer"}}})
-    write_yaml(tmp_path / "replay.yaml", {"name": "r", "kind": "replay", "settings": {"path": "out.jsonl"}})
-    suite = write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["replay.yaml"]})
+    suite = _qa_replay_suite(tmp_path, ["A", "B"], {"path": "out.jsonl"})
     res = run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / "run"))
     assert res.returncode == 0, res.stderr
-    rows_ = {r["metric"]: r for r in json.loads((tmp_path / "run" / "scorecard.json").read_text())["rows"]}
+    rows_ = _scorecard_rows(tmp_path / "run")
     assert rows_["accuracy"]["value"] == 1.0 and rows_["accuracy"]["n"] == 4
     assert rows_["missing_rate"]["value"] == 0
 
@@ -168,15 +178,10 @@ def test_a_replay_export_saved_as_one_json_array(tmp_path: Path) -> None:
     (tmp_path / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
     (tmp_path / "out.json").write_text(json.dumps([{"id": r["id"], "output": f"Réponse : {r['answer']}",
                                                     "latency": 0.5} for r in ROWS], indent=2), encoding="utf-8")
-    write_yaml(tmp_path / "task.yaml", {"name": "t", "kind": "qa", "data_class": "public", "prompt": "{{ question }}",
-                                        "choices": ["A", "B", "C", "D"],
-                                        "dataset": {"path": "items.jsonl", "fields": {"reference": "answer"}}})
-    write_yaml(tmp_path / "replay.yaml", {"name": "r", "kind": "replay",
-                                          "settings": {"path": "out.json", "latency_column": "latency"}})
-    suite = write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["replay.yaml"]})
+    suite = _qa_replay_suite(tmp_path, ["A", "B", "C", "D"], {"path": "out.json", "latency_column": "latency"})
     res = run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / "run"))
     assert res.returncode == 0, res.stderr
-    rows_ = {r["metric"]: r for r in json.loads((tmp_path / "run" / "scorecard.json").read_text())["rows"]}
+    rows_ = _scorecard_rows(tmp_path / "run")
     assert rows_["accuracy"]["value"] == 1.0 and rows_["accuracy"]["n"] == 10 and rows_["latency_s"]["value"] == 0.5
     (tmp_path / "out.json").write_text('[{"id": "r0", "output": "A"}, "r1: B"]', encoding="utf-8")
     res = run_cli("validate", str(suite))

@@ -121,6 +121,26 @@ def test_parallel_scan_finds_what_one_process_finds() -> None:
     assert scan_parallel(text, workers=2) == scan(text)
 
 
+def test_texts_without_digits_skip_only_rules_that_need_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A text without a digit (or an "@") skips the rules that match one; what they find is
+    what every rule finds, on the annotated notes with and without their digits, and a
+    hospital's own pattern runs on any text."""
+    from harness.pii import detect
+
+    assert kinds("Suivi par le Dr Lefèvre, écrire à claire.rousseau@exemple.fr, dossier PATQXKZW.", r"PAT[A-Z]{5}") == [
+        ("NAME", "Dr Lefèvre"), ("EMAIL", "claire.rousseau@exemple.fr"), ("HOSPITAL_ID", "PATQXKZW")]
+    folder = Path(__file__).parent.parent / "harness" / "pii" / "data" / "annotated"
+    notes = [parse(line)[0] for path in sorted(folder.glob("*.txt"))
+             for line in path.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")]
+    texts = notes + ["".join(c for c in note if not c.isdigit()) for note in notes] + \
+        [note.replace("@", " ") for note in notes]
+    gated = [scan(text, (r"PAT[A-Z]{5}",)) for text in texts]
+    every_rule = [(kind, pattern, accept, "") for kind, pattern, accept, _ in detect._compiled((r"PAT[A-Z]{5}",))]
+    monkeypatch.setattr(detect, "_compiled", lambda patterns: every_rule)
+    assert [scan(text, (r"PAT[A-Z]{5}",)) for text in texts] == gated
+    assert sum(map(len, gated)) > 300
+
+
 def test_deidentification_kind_scores_what_is_left_and_what_is_over_masked() -> None:
     from harness.config import TaskConfig
     from harness.scoring.deid import Deidentification, DeidSettings

@@ -130,6 +130,29 @@ def test_a_key_given_twice_is_an_error_not_a_silent_drop(qa_suite, server, tmp_p
     _run_expect_2(suite, server, "tasks/qa.yaml:", "prompt: key given twice")
 
 
+def test_alias_bombs_and_deep_nesting_are_refused_not_a_hang(qa_suite, server, tmp_path: Path) -> None:
+    """Task files come from others. Nine aliases nine deep (387 million values from eleven
+    lines) hung `harness validate` until memory ran out; a list nested 5,000 deep was an
+    "unexpected RecursionError". Both are bad input now; ordinary anchors still work."""
+    suite = qa_suite()
+    text = suite.read_text(encoding="utf-8")
+    lol = ['lol: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lol += [f"l{i}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]" for i in range(8)]
+    task = tmp_path / "tasks/qa.yaml"
+    original = task.read_text(encoding="utf-8")
+    task.write_text(original + "\n".join(lol) + "\n", encoding="utf-8")
+    _run_expect_2(suite, server, "tasks/qa.yaml:", "YAML aliases (*name) expand to too many values")
+    task.write_text(original, encoding="utf-8")
+    suite.write_text(text + "description: " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    stderr = _run_expect_2(suite, server, "suite.yaml:", "YAML nested too deeply")
+    assert "Traceback" not in stderr and "unexpected" not in stderr
+    # an anchor used a few times, the way shared settings are written, is read as before
+    assert "name: qa-suite" in text
+    suite.write_text(text.replace("name: qa-suite", "name: &name qa-suite\ndescription: *name", 1), encoding="utf-8")
+    res = run_cli("validate", str(suite), env={"TEST_API_KEY": "k"})
+    assert res.returncode == 0, res.stderr
+
+
 def test_missing_audio_file(tmp_path: Path, server) -> None:
     write_jsonl(tmp_path / "items.jsonl", [{"id": "a", "audio": "audio/missing.ogg", "text": "x"}])
     write_yaml(tmp_path / "task.yaml", {"name": "d", "kind": "transcription", "data_class": "public",

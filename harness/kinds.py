@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+import math
 import re
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import jinja2
 import jinja2.meta
+import jinja2.runtime
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from harness.config import TaskConfig
@@ -17,16 +25,152 @@ from harness.types import Item, Request
 
 # Task files come from others: templates run in Jinja2's immutable sandbox (no attribute
 # starting with "_", no mutation, no globals but `range`), with only the filters a prompt needs.
-PROMPT_FILTERS = ("capitalize", "center", "count", "default", "d", "first", "float", "format", "indent", "int",
+# The sandbox guards access, not size: `{{ question * 10**9 }}`, `{{ 9 ** 9 ** 9 }}`, a loop in
+# a loop of `range(100000)` or `"%999999999d" % 1` exhausted memory or never returned, at
+# validation. Every way a template can make a large value is bounded here.
+PROMPT_FILTERS = ("capitalize", "center", "count", "default", "d", "first", "float", "indent", "int",
                   "join", "last", "length", "list", "lower", "map", "reject", "rejectattr", "replace", "reverse",
                   "round", "select", "selectattr", "slice", "sort", "string", "title", "tojson", "trim",
                   "truncate", "unique", "upper", "wordcount", "wordwrap", "batch")
-_ENV = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
-                                     keep_trailing_newline=False)
+#: characters a rendered prompt, or any value made on the way, may hold (a whole record of
+#: several hundred pages is ~3 million; the largest model contexts hold ~8 million)
+MAX_RENDERED = 10_000_000
+#: loop turns over `range` in one rendering
+MAX_RANGE_TURNS = 1_000_000
+#: str methods a template may call: none of them makes a value much larger than its input
+SAFE_STR_METHODS = frozenset({
+    "capitalize", "casefold", "count", "endswith", "find", "index", "isalnum", "isalpha", "isdecimal", "isdigit",
+    "islower", "isnumeric", "isspace", "istitle", "isupper", "lower", "lstrip", "partition", "removeprefix",
+    "removesuffix", "rfind", "rindex", "rpartition", "rsplit", "rstrip", "split", "splitlines", "startswith",
+    "strip", "swapcase", "title", "upper"})
+_WIDTH = re.compile(r"%[-+ #0]*(\*|\d+)?(?:\.(\*|\d+))?")
+_turns: ContextVar[int] = ContextVar("range_turns", default=MAX_RANGE_TURNS)
+
+
+def _bounded(size: int, what: str) -> None:
+    if size > MAX_RENDERED:
+        raise SecurityError(f"{what} would make {size:,} characters or items (at most {MAX_RENDERED:,} in a prompt)")
+
+
+def _size(value: Any) -> int:
+    return len(value) if isinstance(value, str | list | tuple) else 1
+
+
+class _PromptSandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(n, int):
+                    _bounded(len(seq) * n, "'*'")
+        elif operator == "+" and isinstance(left, str | list | tuple):
+            _bounded(_size(left) + _size(right), "'+'")
+        elif operator == "**" and isinstance(left, int | float) and isinstance(right, int | float):
+            if abs(left) > 1 and right > 0 and right * math.log2(abs(left)) > 4096:
+                raise SecurityError(f"{left!r} ** {right!r} is too large a number for a prompt")
+        elif operator == "%" and isinstance(left, str):
+            widths = [int(n) for m in _WIDTH.finditer(left) for n in m.groups() if n and n != "*"]
+            stars = [a for a in (right if isinstance(right, tuple) else (right,)) if isinstance(a, int)]
+            if "*" in left:
+                widths += stars
+            _bounded(max(widths, default=0) + len(left) + sum(_size(a) for a in (
+                right if isinstance(right, tuple) else (right,))), "'%'")
+        return super().call_binop(context, operator, left, right)
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(obj, str) and callable(value) and attr not in SAFE_STR_METHODS:
+            return False  # center, ljust, zfill, expandtabs, join, replace make values of any size
+        return super().is_safe_attribute(obj, attr, value)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        if getattr(value, "__name__", None) in ("format", "format_map") and isinstance(
+                getattr(value, "__self__", None), str):
+            def refused(*_: Any, **__: Any) -> str:  # "{:>999999999}".format(1): a gigabyte
+                raise SecurityError("str.format is not available in prompt templates: join values with ~")
+            return refused
+        return None
+
+    def joined(self, parts: tuple[Any, ...]) -> str:
+        """`a ~ b`: sized before it is made, as `*` is (a chain of `~` grows a value fourfold
+        at each `set`)."""
+        texts = [str(p) for p in parts]
+        _bounded(sum(map(len, texts)), "'~'")
+        return "".join(texts)
+
+
+class _BoundedConcat(CodeGenerator):
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.joined((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
+def _range(*args: int) -> range:
+    turns = range(*args)
+    left = _turns.get() - len(turns)
+    if left < 0:
+        raise SecurityError(f"the template's loops over range() turn more than {MAX_RANGE_TURNS:,} times")
+    _turns.set(left)
+    return turns
+
+
+def _guard(name: str, check: Callable[..., int]) -> Callable[..., Any]:
+    """Filter `name`, refused when `check(*args)` (the size it would make) is too large."""
+    inner = _ENV.filters[name]
+    skip = 1 if getattr(inner, "jinja_pass_arg", None) else 0  # the eval context Jinja passes first
+
+    @functools.wraps(inner)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        _bounded(check(*args[skip:], **kwargs), f"filter '{name}'")
+        return inner(*args, **kwargs)
+    return guarded
+
+
+def _width(value: Any, width: Any = 80, *_: Any, **__: Any) -> int:
+    return _size(value) + (len(width) if isinstance(width, str) else int(width))
+
+
+def _join(value: Any, d: str = "", *_: Any, **__: Any) -> int:
+    items = list(value) if not isinstance(value, str) else value
+    return len(items) * (1 + len(str(d)))
+
+
+def _replace(value: Any, old: Any = "", new: Any = "", count: Any = None) -> int:
+    text = str(value)
+    return len(text) + (text.count(str(old)) if count is None else int(count)) * len(str(new))
+
+
+_PromptSandbox.code_generator_class = _BoundedConcat
+_ENV = _PromptSandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
 _ENV.filters = {name: _ENV.filters[name] for name in PROMPT_FILTERS}
+_ENV.filters.update({
+    "center": _guard("center", _width), "indent": _guard("indent", _width), "join": _guard("join", _join),
+    "replace": _guard("replace", _replace),
+    "slice": _guard("slice", lambda value, slices, *_, **__: int(slices)),
+    "batch": _guard("batch", lambda value, linecount, *_, **__: int(linecount))})
 _ENV.tests = {name: _ENV.tests[name] for name in ("defined", "undefined", "none", "number", "string", "in",
                                                    "eq", "ne", "lt", "gt", "le", "ge", "odd", "even")}
-_ENV.globals = {"range": _ENV.globals["range"]}
+_ENV.globals = {"range": _range}
+
+
+def render(source: str, fields: dict[str, Any]) -> str:
+    """A prompt template rendered on an item's fields, within the bounds above."""
+    compiled = template(source)
+    if isinstance(compiled, _Substitution):
+        return compiled.render(**fields)
+    token = _turns.set(MAX_RANGE_TURNS)
+    try:
+        out, size = [], 0
+        for chunk in compiled.generate(**fields):  # chunk by chunk: a loop's output is bounded as it grows
+            size += len(chunk)
+            _bounded(size, "the template")
+            out.append(chunk)
+        return "".join(out)
+    finally:
+        _turns.reset(token)
 
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -84,8 +228,8 @@ class TaskKind:
             return Request(task.name, item.id, repeat, seed, audio=item.audio, language=task.language, inputs=inputs)
         messages = []
         if task.system_prompt:
-            messages.append({"role": "system", "content": template(task.system_prompt).render(**item.data)})
-        prompt = template(task.prompt).render(**item.data) if task.prompt else str(item.data.get("input", ""))
+            messages.append({"role": "system", "content": render(task.system_prompt, item.data)})
+        prompt = render(task.prompt, item.data) if task.prompt else str(item.data.get("input", ""))
         messages.append({"role": "user", "content": prompt})
         return Request(task.name, item.id, repeat, seed, messages=messages, language=task.language, inputs=inputs)
 

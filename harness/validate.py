@@ -29,6 +29,7 @@ from harness.kinds import KINDS
 from harness.paths import Roots
 from harness.registry import Registry
 from harness.scoring.base import OPERATIONAL_METRICS, SCORERS, CheckContext, MetricSpec
+from harness.watchdog import TimeLimitExceeded, Watchdog
 
 
 @dataclass
@@ -153,7 +154,7 @@ def _check_templates(config: TaskConfig, file: str, lines: dict) -> list[Problem
     """Prompt templates must parse in the sandbox; the line given is the template's own."""
     import jinja2
 
-    from harness.kinds import template_fields
+    from harness.kinds import template, template_fields
 
     out = []
     for name in ("system_prompt", "prompt"):
@@ -162,10 +163,18 @@ def _check_templates(config: TaskConfig, file: str, lines: dict) -> list[Problem
             continue
         try:
             template_fields(source)
+            template(source)  # compiled here: what does not compile is found before the run
         except jinja2.TemplateSyntaxError as exc:
             out.append(Problem(file, name, f"template syntax error: {exc.message} (line {exc.lineno} of the template)",
                                lines.get((name,)), expected="a Jinja2 template such as '{{ question }}'"))
+        except RecursionError:
+            out.append(Problem(file, name, "template nested too deeply to compile", lines.get((name,)),
+                               expected="a Jinja2 template such as '{{ question }}'"))
     return out
+
+
+#: longest the first item's prompt may take to render at validation
+RENDER_LIMIT_S = 10.0
 
 
 def _first_request_problems(task: LoadedTask) -> list[Problem]:
@@ -178,8 +187,10 @@ def _first_request_problems(task: LoadedTask) -> list[Problem]:
     kind = KINDS[task.config.kind]
     for item in iter_items(task):
         try:
-            kind.build_request(task.config, item, 0, 0)
-        except (jinja2.TemplateError, KeyError, TypeError, ValueError) as exc:
+            # a template whose loops never end is found here, not in the run (main thread only)
+            with Watchdog(RENDER_LIMIT_S) as watchdog, watchdog.limit("rendering the template"):
+                kind.build_request(task.config, item, 0, 0)
+        except (jinja2.TemplateError, KeyError, TypeError, ValueError, TimeLimitExceeded) as exc:
             field = "prompt" if task.config.prompt else "system_prompt"
             return [Problem(str(task.path), field, f"template cannot render item '{item.id}': "
                             f"{type(exc).__name__}: {exc}", task.lines.get((field,)))]

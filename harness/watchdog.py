@@ -2,7 +2,7 @@
 
 Scorers run on the event loop's thread (a thread hop or a coroutine per item would cost
 more than most scorings). A daemon thread watches when the current scoring began and, past
-the limit, interrupts the main thread with SIGALRM; the handler raises `ScorerTimeout`
+the limit, interrupts the main thread with SIGALRM; the handler raises `TimeLimitExceeded`
 inside the scorer only while one is running. Per scoring: two attribute writes.
 """
 
@@ -16,8 +16,10 @@ from collections.abc import Iterator
 from typing import Any
 
 
-class ScorerTimeout(Exception):
-    """A scorer ran past its time limit on one item."""
+class TimeLimitExceeded(BaseException):
+    """A scorer (or a prompt template) ran past its time limit on one item. Not an Exception:
+    a scorer's own `except Exception` would swallow it and run on, and Jinja's turns it into
+    a TypeError while rewriting the template's traceback."""
 
 
 class Watchdog:
@@ -27,6 +29,7 @@ class Watchdog:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._previous: Any = None
+        self._what = "scorer"
         self.active = False
 
     def __enter__(self) -> Watchdog:
@@ -48,8 +51,10 @@ class Watchdog:
             self.active = False
 
     @contextlib.contextmanager
-    def limit(self) -> Iterator[None]:
-        """Run the body under the time limit (a no-op where the watchdog is not active)."""
+    def limit(self, what: str = "scorer") -> Iterator[None]:
+        """Run the body under the time limit (a no-op where the watchdog is not active);
+        `what` names it in the error."""
+        self._what = what
         self._since = time.monotonic()
         try:
             yield
@@ -68,4 +73,4 @@ class Watchdog:
     def _expire(self, *_: Any) -> None:
         if self._since is not None:  # a late signal after the scorer returned is ignored
             self._since = None
-            raise ScorerTimeout(f"scorer ran past {self.timeout_s:g} s")
+            raise TimeLimitExceeded(f"{self._what} ran past {self.timeout_s:g} s")

@@ -93,6 +93,45 @@ def test_prompt_templates_are_sandboxed(qa_suite, server, tmp_path: Path, prompt
     assert server.count() == 0
 
 
+@pytest.mark.parametrize(("prompt", "why"), [
+    ("{{ question * 100000000 }}", "'*' would make 2,000,000,000 characters"),
+    ("{{ 9 ** 999999999 }}", "too large a number"),
+    ('{{ "%999999999d" % 1 }}', "'%' would make"),
+    ("{{ '{:>999999999}'.format(1) }}", "str.format is not available"),
+    ("{{ question.ljust(999999999) }}", "'ljust' of 'str' object is unsafe"),
+    ("{{ question | center(999999999) }}", "filter 'center' would make"),
+    ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "turn more than 1,000,000"),
+    ("{% set a = question * 40000 %}{% set b = a ~ a ~ a ~ a %}{% set c = b ~ b ~ b ~ b %}{{ c }}", "'~' would make"),
+    ("{% for i in range(100000) %}{% for j in range(100) %}{{ question }}{% endfor %}{% endfor %}",
+     "the template would make"),
+    ("{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}", "template nested too deeply"),
+])
+def test_templates_cannot_exhaust_memory_or_time(qa_suite, server, tmp_path: Path, prompt: str, why: str) -> None:
+    """The sandbox guards access, not size: each of these exhausted memory, spun for hours or
+    crashed `harness validate` (RecursionError). Each is now bad input, found before a call."""
+    suite = qa_suite(task={"prompt": prompt})
+    res = run_cli("validate", str(suite), env={"TEST_API_KEY": "k"}, timeout=60)
+    assert res.returncode == 2 and why in res.stderr and "tasks/qa.yaml" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and server.count() == 0
+
+
+def test_a_template_that_never_ends_on_one_item_costs_that_item(qa_suite, server, tmp_path: Path) -> None:
+    """Validation renders the first item within 10 s; a template that spins on a later item
+    (loops over its own text) is stopped by the run's time limit and costs that item only."""
+    spin = "{% for a in question %}{% for b in question %}{% for c in question %}{% for d in question %}" \
+           "{% if a == 1 %}x{% endif %}{% endfor %}{% endfor %}{% endfor %}{% endfor %}"
+    rows = [{"id": f"q{i}", "question": f"Question {i}? ANSWER=A", "answer": "A"} for i in range(4)]
+    rows[2]["question"] = "x" * 200  # 200**4 turns: hours
+    suite = qa_suite(task={"prompt": "{% if question|length > 100 %}" + spin + "{% endif %}{{ question }}"},
+                     suite={"scoring_timeout_s": 1}, rows=rows)
+    res = run_cli("run", str(suite), "--quiet", env={"TEST_API_KEY": "k"}, timeout=120)
+    assert res.returncode == 0, res.stderr
+    run = only_run(tmp_path / "runs")
+    errors = {r["item_id"]: r.get("error") for r in map(json.loads, (run / "responses.jsonl").open())}
+    assert errors["q2"] == "request could not be built: TimeLimitExceeded: rendering the template ran past 1 s"
+    assert [errors[f"q{i}"] for i in (0, 1, 3)] == [None, None, None] and server.count() == 3
+
+
 def test_template_syntax_error_is_exit_2_with_file_and_line(qa_suite, server, tmp_path: Path) -> None:
     suite = qa_suite(task={"prompt": "Question: {{ question "})
     res = run_cli("validate", str(suite))

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from harness.config import TaskConfig
 from harness.scoring.base import SCORERS, Scorer
 from harness.types import Item, Score
-from harness.watchdog import ScorerTimeout, Watchdog
+from harness.watchdog import TimeLimitExceeded, Watchdog
 
 #: fewer items than this, and the pool's start costs more than it saves
 AUTO_MIN_ITEMS = 400
@@ -47,7 +47,7 @@ def score_texts(scorers: Iterable[Scorer], item: Item, output: str, watchdog: Wa
         try:
             with watchdog.limit():
                 result = scorer.score_text(item, output)
-        except (Exception, ScorerTimeout) as exc:
+        except (Exception, TimeLimitExceeded) as exc:
             result = exc
         merge_result(score, scorer.name, result)
 

@@ -387,6 +387,35 @@ def test_no_payload_runs_in_markdown_or_html_reports(tmp_path: Path) -> None:
     _assert_inert(_rendered_dom(tmp_path / "a" / "report.html"), "report.html")
 
 
+def test_control_characters_reach_no_terminal_or_report_raw(tmp_path: Path) -> None:
+    """A model id or an answer holding ESC c reset the terminal that printed the scorecard
+    (`--format md`), OSC 52 wrote to its clipboard, and U+202E showed "5 gm" as "mg 5" in
+    the committee's page. Every report shows them as code points."""
+    esc, rlo = "\x1b", "\u202e"
+    write_jsonl(tmp_path / "items.jsonl", [{"id": "a", "audio": "a.ogg", "text": "Give ceftriaxone 1 g"},
+                                           {"id": f"b{esc}c", "audio": "a.ogg", "text": "Give cefuroxime 750 mg"}])
+    shutil.copy(AUDIO, tmp_path / "a.ogg")
+    write_jsonl(tmp_path / "out.jsonl", [
+        {"id": i, "output": f"Give {esc}]52;c;ZXZpbA==\x07cefotaxime {rlo}gm 5\u202c {esc}c", "model": f"m{esc}c"}
+        for i in ("a", f"b{esc}c")])
+    write_yaml(tmp_path / "task.yaml", {"name": "d", "kind": "transcription", "data_class": "public",
+                                        "scorers": ["wer", "drug_names", "doses"],
+                                        "dataset": {"path": "items.jsonl", "fields": {"reference": "text"}}})
+    write_yaml(tmp_path / "replay.yaml", {"name": "r", "kind": "replay", "settings": {
+        "path": "out.jsonl", "model_column": "model"}, "declarations": {"provider": f"Acme{esc}c"}})
+    suite = write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["replay.yaml"]})
+    res = run_cli("run", str(suite), "--quiet", "--format", "md", "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    res_html = run_cli("report", str(tmp_path / "run"), "--format", "html", "--out", str(tmp_path / "committee.html"))
+    assert res_html.returncode == 0, res_html.stderr
+    outputs = {"stdout": res.stdout, **{p.name: p.read_text(encoding="utf-8") for p in (
+        tmp_path / "run" / "scorecard.md", tmp_path / "run" / "report.html", tmp_path / "committee.html")}}
+    assert "cefotaxime" in outputs["scorecard.md"] and "cefotaxime" in outputs["committee.html"]
+    for name, text in outputs.items():
+        assert esc not in text and rlo not in text and "\x07" not in text, name
+    assert "m\\u001bc" in outputs["report.html"] and "u001bc" in outputs["scorecard.md"]
+
+
 # --- 8. replay files are checked against the dataset ------------------------------------
 
 def test_replay_duplicates_and_unknown_or_missing_ids(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ import jinja2
 from harness.report.i18n import translate_section
 from harness.report.labels import card_currency, figure, interval, key_metrics_first, metric_label
 from harness.report.markdown import DECLARATION_COLUMNS, grouped_sections
+from harness.report.text import inert_html
 
 TEXT: dict[str, dict[str, str]] = {
     "en": {
@@ -79,7 +80,8 @@ STATUS_FR = {"met": "atteint", "not met": "non atteint", "stop": "ARRÊT", "inco
 PLOTS_PER_TASK = 24
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"),
-                          autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
+                          autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True,
+                          finalize=inert_html)
 
 
 def _slug(text: str) -> str:

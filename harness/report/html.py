@@ -8,10 +8,11 @@ from typing import Any
 import jinja2
 
 from harness.report.markdown import DECLARATION_COLUMNS, grouped_sections
-from harness.report.text import fmt
+from harness.report.text import fmt, inert_html
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"),
-                          autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
+                          autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True,
+                          finalize=inert_html)
 
 
 def side_by_side(card: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -76,6 +76,25 @@ def test_each_fault_once_per_item(tmp_path: Path, mode: str, retried: bool) -> N
     assert error_rate["value"] == (0.0 if retried else 1.0) and error_rate["n"] == n
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_redirect_is_not_followed_to_another_host(tmp_path: Path, stream: bool) -> None:
+    """A 307 from the declared endpoint made aiohttp resend the prompt, patient data and all,
+    to the host it named, a host no one cleared: now it is the item's error, not retried."""
+    with OpenAIServer() as server, OpenAIServer() as elsewhere:
+        server.redirect_to = elsewhere.base_url.rsplit("/v1", 1)[0]
+        server.fault = lambda key, attempt: "redirect" if key.startswith("Item 0001") else None
+        suite = make_suite(tmp_path, server, 4, suite={"cache": False})
+        chat = yaml.safe_load((tmp_path / "chat.yaml").read_text())
+        write_yaml(tmp_path / "chat.yaml", {**chat, "settings": {**chat["settings"], "stream": stream}})
+        result = run_suite(suite, quiet=True)
+        assert elsewhere.count("chat") == 0 and server.count("chat") == 4
+    recs = responses(result.run_dir)
+    assert recs["i0001"]["status"] == "error" and len(recs["i0001"]["attempts"]) == 1
+    assert recs["i0001"]["error"].startswith(f"HTTP 307: the endpoint redirects to '{elsewhere.base_url}/chat/"), \
+        recs["i0001"]["error"]
+    assert [recs[f"i000{i}"]["status"] for i in (0, 2, 3)] == ["ok"] * 3
+
+
 def test_an_answer_larger_than_max_response_mb_is_the_items_error_not_read(tmp_path: Path) -> None:
     """An endpoint's output is untrusted: a body was read whole whatever its size, and one that
     never ended grew the harness's memory at the speed of the network until the timeout."""

@@ -134,7 +134,8 @@ class HTTPAdapter(Adapter):
         import aiohttp  # for its exceptions below; imported by now
 
         try:
-            async with session.post(self.url(path), **kwargs) as resp:
+            async with session.post(self.url(path), allow_redirects=False, **kwargs) as resp:
+                _refuse_redirect(resp)
                 if resp.status >= 400:
                     body = await self._read_capped(resp)
                     raise AdapterError(f"HTTP {resp.status}: {body[:300].decode('utf-8', 'replace')}",
@@ -198,7 +199,8 @@ class HTTPAdapter(Adapter):
         import aiohttp  # for its exceptions below; imported by now
 
         try:
-            async with session.post(self.url(path), **kwargs) as resp:
+            async with session.post(self.url(path), allow_redirects=False, **kwargs) as resp:
+                _refuse_redirect(resp)
                 body = await self._read_capped(resp)
                 if resp.status >= 400:
                     snippet = body[:300].decode("utf-8", "replace")
@@ -216,3 +218,13 @@ class HTTPAdapter(Adapter):
         if not isinstance(data, dict):
             raise AdapterError("response JSON is not an object", retryable=True)
         return data
+
+
+def _refuse_redirect(resp: aiohttp.ClientResponse) -> None:
+    """Redirects are not followed: a 307 or 308 resends the request, prompt and patient data
+    included, to whatever host the endpoint names, where the adapter's clearance and the
+    suite's data class were decided for this one."""
+    if 300 <= resp.status < 400:
+        raise AdapterError(f"HTTP {resp.status}: the endpoint redirects to {resp.headers.get('Location', '?')!r}, "
+                           "not followed (a redirect would send the request, its data and its key to another "
+                           "address); set base_url to the address you mean", status=resp.status, retryable=False)

@@ -65,6 +65,7 @@ class OpenAIServer:
         self.stream_delay_s = 0.0  # between streamed chunks
         self.retry_after_s = 0.05
         self.oversized_bytes = 4 << 20
+        self.redirect_to = ""  # where the "redirect" fault sends the client (scheme://host:port)
         self.content_parts = False  # answer `content` as a list of parts
         #: request fields refused as a strict (pydantic) server refuses them: 422 extra_forbidden
         self.forbidden_fields: set[str] = set()
@@ -206,6 +207,11 @@ class OpenAIServer:
                     completion = server.chat({})
                     completion["choices"][0]["message"]["content"] = "A" * server.oversized_bytes
                     self._send(200, completion)
+                elif mode == "redirect":  # 307 keeps the method and the body: the prompt would go there too
+                    self.send_response(307)
+                    self.send_header("Location", server.redirect_to + self.path)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                 elif mode == "endless":  # a chunked body that never ends, until the client hangs up
                     self.close_connection = True
                     self.send_response(200)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.adapters.base import ADAPTERS, Adapter
+from harness.adapters.base import ADAPTERS, Adapter, redacted_url
 from harness.cache import ResponseCache, cache_key, default_cache_dir
 from harness.config import DATA_CLASSES, LoadedAdapter, LoadedSuite, LoadedTask, RayActors, RetryPolicy, resolve
 from harness.data import dataset_files, iter_items
@@ -113,10 +113,13 @@ def _git_revision(where: Path) -> str | None:
 
 def _redacted_settings(adapter: LoadedAdapter) -> dict[str, Any]:
     """Settings as recorded: header values may hold secrets, so only their names are kept;
-    of a program's `env`, the values whose names say they are credentials."""
+    of a program's `env`, the values whose names say they are credentials; of a URL, its
+    password and credential parameters."""
     from harness.adapters.command import SECRET_NAME
 
     data = adapter.settings.model_dump(mode="json")
+    # an endpoint written `https://user:password@host/v1?key=...`: the address, not its credentials
+    data = {k: redacted_url(v) if isinstance(v, str) and "://" in v else v for k, v in data.items()}
     if isinstance(data.get("headers"), dict):
         data["headers"] = {k: "<redacted>" for k in data["headers"]}
     if isinstance(data.get("env"), dict):

@@ -185,3 +185,31 @@ def test_a_key_quoted_in_a_provider_error_is_never_kept(qa_suite: Any, server: O
     for path in [p for d in (run, cache_dir) for p in d.rglob("*") if p.is_file()]:
         assert SENTINEL_KEY.encode() not in path.read_bytes(), path
     assert SENTINEL_KEY not in res.stdout + res.stderr
+
+
+def test_credentials_written_into_the_endpoint_url_are_never_kept(qa_suite: Any, server: OpenAIServer,
+                                                                  tmp_path: Path) -> None:
+    """`https://user:password@host/v1?key=...` went into the manifest as written, and a gateway
+    quoting the Basic credential it refused put it in the record. The address is kept, its
+    password, credential parameters and the Basic form are not."""
+    import base64
+    import os
+
+    password, query_key = "Pw-s3cret-2026", "QK-s3cret-2026"
+    url = server.base_url.replace("http://", f"http://alice:{password}@") + f"?api-version=1&key={query_key}"
+    server.fault = lambda key, attempt: "401-echo" if key.startswith("Question 0") else None
+    suite = qa_suite(adapter={"settings": {"base_url": url, "model": "local-test-model"}}, rows=QA_ROWS[:3])
+    res = run_cli("run", str(suite), "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert server.count("chat") == 3
+    run = next((tmp_path / "runs").iterdir())
+    recorded = json.loads((run / "manifest.json").read_text())["adapters"]["local-chat"]["settings"]["base_url"]
+    assert recorded == f"http://alice:<redacted>@{server.base_url[7:]}?api-version=1&key=<redacted>"
+    basic = base64.b64encode(f"alice:{password}".encode()).decode()
+    errors = [r["error"] for r in iter_jsonl(run / "responses.jsonl") if r["error"]]
+    assert errors and all("401" in e and "<redacted>" in e for e in errors), errors
+    cache_dir = Path(os.environ["HARNESS_CACHE_DIR"])
+    for path in [p for d in (run, cache_dir) for p in d.rglob("*") if p.is_file()]:
+        data = path.read_bytes()
+        assert not any(s.encode() in data for s in (password, query_key, basic)), path
+    assert not any(s in res.stdout + res.stderr for s in (password, query_key, basic))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -159,6 +160,47 @@ def available_cores() -> int:
     if given and given.isdigit() and int(given) > 0:
         return int(given)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+#: URL query parameters that carry credentials (`?key=` of Google APIs, `?sig=` of Azure SAS
+#: URLs, `?access_token=`): their values are secrets like an Authorization header's
+_CREDENTIAL_PARAM = re.compile(r"auth|key|token|secret|passw|cookie|sig|credential", re.IGNORECASE)
+
+
+def url_credentials(url: str) -> list[str]:
+    """The secrets written into a URL: the password of `user:password@host` (and the Basic
+    credential it is sent as, which a gateway may quote in an error) and the values of
+    credential-like query parameters."""
+    import base64
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    out = []
+    if parts.password:
+        pair = f"{unquote(parts.username or '')}:{unquote(parts.password)}"
+        out += [unquote(parts.password), base64.b64encode(pair.encode()).decode()]
+    out += [value for name, value in parse_qsl(parts.query) if value and _CREDENTIAL_PARAM.search(name)]
+    return out
+
+
+def redacted_url(url: str) -> str:
+    """`url` with its credentials (see `url_credentials`) replaced by `<redacted>`, for the
+    record: the endpoint stays readable, the password does not travel with the manifest."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    netloc = parts.netloc
+    if parts.password:
+        netloc = f"{parts.username or ''}:<redacted>@{netloc.rsplit('@', 1)[1]}"
+    query = urlencode([(name, "<redacted>" if value and _CREDENTIAL_PARAM.search(name) else value)
+                       for name, value in parse_qsl(parts.query, keep_blank_values=True)], safe="<>")
+    return urlunsplit((parts.scheme, netloc, parts.path, query if parts.query else "", parts.fragment))
 
 
 def env_secret(var: str | None, file: str, field: str) -> tuple[str | None, list[Problem]]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from pydantic import Field
 
-from harness.adapters.base import Adapter, Settings, env_secret
+from harness.adapters.base import Adapter, Settings, env_secret, url_credentials
 from harness.errors import AdapterError, Problem
 
 if TYPE_CHECKING:
@@ -107,6 +107,7 @@ class HTTPAdapter(Adapter):
         environment or under a credential-like name. Other header values (a deployment name)
         are not secrets, and scrubbing them would rewrite ordinary words in the answers."""
         out = [self._key] if self._key else []
+        out += url_credentials(self.settings.base_url)
         for name, value in self._headers.items():
             written = self.settings.headers.get(name, "")
             if value and (_ENV_REF.search(written) or _CREDENTIAL.search(name) or name.lower() == "authorization"):

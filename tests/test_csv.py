@@ -9,6 +9,7 @@ import io
 import json
 from pathlib import Path
 
+import yaml
 from conftest import run_cli, write_yaml
 
 N = 4000  # with answers of ~650 bytes: a 2.6 MB export, several of Arrow's 1 MB blocks
@@ -235,7 +236,7 @@ def test_rows_of_empty_fields_that_spreadsheets_add_are_no_items(tmp_path: Path)
     assert res.returncode == 2
     errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
     assert errors == [f"error: {tmp_path / 'export.csv'}:5: latency: not a number: 'lent'; "
-                      "expected a number such as 0,8"], res.stderr
+                      "expected a number, zero or more, such as 0,8"], res.stderr
     (tmp_path / "export.csv").write_text(export.replace("lent", "1,5"), encoding="utf-8")
     res = run_cli("run", str(suite), "--out", str(tmp_path / "run"))
     assert res.returncode == 0, res.stderr
@@ -243,3 +244,38 @@ def test_rows_of_empty_fields_that_spreadsheets_add_are_no_items(tmp_path: Path)
     rows_out = {r["metric"]: r for r in json.loads((tmp_path / "run" / "scorecard.json").read_text())["rows"]}
     assert rows_out["accuracy"]["value"] == 1.0 and rows_out["accuracy"]["n"] == 3
     assert rows_out["latency_s"]["value"] == (0.5 + 1.5 + 0.7) / 3
+
+
+def test_a_negative_or_infinite_cost_or_latency_is_refused_not_averaged(tmp_path: Path) -> None:
+    """A cost of -1 (a sentinel for "unknown" in many exports) was averaged in: the mean cost
+    came out negative and a cost gate passed. An infinite latency vanished from the mean.
+    Each is now bad input with its line; NaN reads as not measured, like an empty cell; the
+    one-screen summary shows a gated latency or cost once, not twice."""
+    (tmp_path / "items.csv").write_bytes(_export([["id", "question", "answer"]] +
+                                                 [[f"q{i}", "Q", "A"] for i in range(3)]))
+    replay = {"path": "export.csv", "latency_column": "latency", "cost_column": "cost"}
+    suite = _suite(tmp_path, "items.csv", replay)
+    write_yaml(suite, {**yaml.safe_load(suite.read_text()), "gates": [{"metric": "t/cost", "max": 0.05},
+                                                                       {"metric": "t/latency_s", "max": 1.0}]})
+    for bad, error in ((["q2", "ANSWER: A", "0.7", "-1"], "cost: negative: '-1'"),
+                       (["q2", "ANSWER: A", "inf", "0.02"], "latency: infinite: 'inf'"),
+                       (["q2", "ANSWER: A", "-0.1", "0.02"], "latency: negative: '-0.1'")):
+        (tmp_path / "export.csv").write_bytes(_export([["id", "output", "latency", "cost"],
+                                                       ["q0", "ANSWER: A", "0.5", "0.01"],
+                                                       ["q1", "ANSWER: A", "NaN", "NaN"], bad]))
+        res = run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / "never"))
+        assert res.returncode == 2 and f"export.csv:4: {error}; expected a number, zero or more" in res.stderr, \
+            res.stderr
+        assert not (tmp_path / "never").exists()
+    (tmp_path / "export.csv").write_bytes(_export([["id", "output", "latency", "cost"],
+                                                   ["q0", "ANSWER: A", "0.5", "0.01"],
+                                                   ["q1", "ANSWER: A", "NaN", "NaN"],
+                                                   ["q2", "ANSWER: A", "0.7", "0.02"]]))
+    res = run_cli("run", str(suite), "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    rows = {r["metric"]: r for r in json.loads((tmp_path / "run" / "scorecard.json").read_text())["rows"]}
+    assert rows["cost"]["n"] == 2 and abs(rows["cost"]["value"] - 0.015) < 1e-12
+    assert rows["latency_s"]["n"] == 2 and abs(rows["latency_s"]["value"] - 0.6) < 1e-12
+    shown = res.stdout.splitlines()
+    assert sum(line.startswith("Latency, s") for line in shown) == 1, res.stdout
+    assert sum(line.startswith("Cost per 1,000 items") for line in shown) == 1, res.stdout

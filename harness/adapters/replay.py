@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -253,27 +255,37 @@ def _as_number(value: Any, decimal: str) -> float | None:
     return float(value.replace(",", ".") if decimal == "," and isinstance(value, str) else value)
 
 
-def _first_non_number(column: Any, decimal: str) -> tuple[int, str] | None:
-    """(row, text) of the first cell of `column` that is not a number, or None: Arrow's cast
+def _first_bad_amount(column: Any, decimal: str) -> tuple[int, str, str] | None:
+    """(row, text, what is wrong) of the first cell of `column` that is not a number, or is
+    negative or infinite (a latency, a cost or a token count cannot be: a cost of -1 made a
+    cost gate pass), or None. NaN reads as not measured, like an empty cell. Arrow's cast
     first, cell by cell only when it fails (it refuses some texts Python reads, e.g. " 0.8")."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
-        return None  # JSONL and Parquet numbers are numbers
-    text = pc.replace_substring(column, ",", ".") if decimal == "," else column
-    try:
-        pc.cast(text, pa.float64())
-        return None
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
+    numbers = None
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        text = pc.replace_substring(column, ",", ".") if decimal == "," else column
+        with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            numbers = pc.cast(text, pa.float64())
+    elif pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_decimal(column.type):
+        numbers = pc.cast(column, pa.float64())
+    if numbers is not None:
+        bad = pc.fill_null(pc.or_(pc.less(numbers, 0), pc.is_inf(numbers)), False)
+        if not pc.any(bad).as_py():
+            return None
+        row = pc.index(bad, True).as_py()
+        value = column[row].as_py()
+        return row, str(value), "infinite" if math.isinf(numbers[row].as_py()) else "negative"
     row = 0
     for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
         for value in chunk.to_pylist():
             try:
-                _as_number(value, decimal)
-            except ValueError:
-                return row, value
+                number = _as_number(value, decimal)
+            except (TypeError, ValueError):
+                return row, str(value), "not a number"
+            if number is not None and (number < 0 or math.isinf(number)):
+                return row, str(value), "infinite" if math.isinf(number) else "negative"
             row += 1
     return None
 
@@ -392,14 +404,15 @@ class Replay(Adapter):
         for key in ("latency_column", "cost_column", "tokens_in_column", "tokens_out_column"):
             column = getattr(settings, key)
             values = column_at(table, column) if column is not None else None
-            bad = _first_non_number(values, settings.decimal) if values is not None else None
+            bad = _first_bad_amount(values, settings.decimal) if values is not None else None
             if bad is not None:  # found now, not as an error on every item of the run
-                row, value = bad
+                row, value, what = bad
                 line = (_line_of_row(path, row + 2, settings.delimiter, skip_empty=True)
                         if path.suffix.lower() not in _PARQUET + _JSON else None)
                 comma = settings.decimal == "." and "," in value
-                problems.append(Problem(str(path), column, f"not a number: {value!r}", line,
-                                        expected="a number such as " + ("0,8" if settings.decimal == "," else "0.8"),
+                problems.append(Problem(str(path), column, f"{what}: {value!r}", line,
+                                        expected="a number, zero or more, such as " + (
+                                            "0,8" if settings.decimal == "," else "0.8"),
                                         hint=f"decimal: ',' in {file}" if comma else None))
         return problems
 

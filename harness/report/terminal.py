@@ -62,7 +62,7 @@ def task_lines(card: dict[str, Any], task: str, limit: int, currency: str | None
     metrics = _key_metrics(card, task, limit)
     # latency and cost when the screen has room for them after the quality figures
     if limit >= 4:
-        metrics += [m for m in ("latency_s", "cost") if any(r["metric"] == m for r in rows)]
+        metrics += [m for m in ("latency_s", "cost") if m not in metrics and any(r["metric"] == m for r in rows)]
     hidden = len({r["metric"] for r in rows}) - len(metrics)
     items = f"{info['items']} item" + ("" if info["items"] == 1 else "s")
     header = f"{task} · {info['kind']} · {info['language']} · {items}" + (

@@ -60,7 +60,7 @@ from harness.store import (
     read_manifest,
     sha256_file,
 )
-from harness.types import Item, Request, Response, Sample, Score
+from harness.types import Item, Request, Response, Sample, Score, reported_figures_checked
 from harness.validate import Validation, load_suite, task_metrics, task_scorers
 from harness.watchdog import TimeLimitExceeded, Watchdog
 
@@ -533,7 +533,7 @@ class Runner:
                                                    self._sent(pair, job))
                 if pair.guard is not None and request is not job.request:
                     response.output = pair.guard.restore(response.output)
-            scrub_response(response, secrets)
+            scrub_response(reported_figures_checked(response), secrets)
             try:
                 if response.status == "ok":
                     _price_and_energy(pair.instance, response)

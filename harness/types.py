@@ -93,6 +93,46 @@ class Response:
 
 
 _RESPONSE_FIELDS = tuple(Response.__dataclass_fields__)
+_AMOUNTS = ("latency_s", "ttft_s", "cost", "energy_wh", "gwp_g", "audio_seconds")
+
+
+def _amount(value: Any) -> float | None:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+        return None
+    return float(value)
+
+
+def _count(value: Any) -> int | None:
+    number = _amount(value)
+    return int(number) if number is not None and number == int(number) else None
+
+
+def reported_figures_checked(response: Response) -> Response:
+    """What a system reports about its answer (usage, model id, times) comes from the system
+    under test, as the answer does: a proxy that sends token counts as strings failed every
+    item, negative counts made costs negative (and a cost gate pass), a model id given as an
+    object stopped the run. Numbers are kept when they are numbers, zero or more (numeric
+    strings read); names when they are text; anything else reads as not reported."""
+    for name in _AMOUNTS:
+        value = getattr(response, name)
+        if value is not None and type(value) is not float:
+            setattr(response, name, _amount(value))
+        elif value is not None and not 0 <= value < float("inf"):
+            setattr(response, name, None)
+    for name in ("tokens_in", "tokens_out"):
+        value = getattr(response, name)
+        if value is not None and (type(value) is not int or value < 0):
+            setattr(response, name, _count(value))
+    for name in ("model_id", "system_fingerprint"):
+        value = getattr(response, name)
+        if value is not None and not isinstance(value, str):
+            setattr(response, name, str(value) if isinstance(value, int | float) else None)
+    return response
 
 
 @dataclass(slots=True)

@@ -402,3 +402,39 @@ def test_runs_opening_a_new_cache_at_the_same_moment(tmp_path: Path) -> None:
             p.join(60)
         outcomes += [results.get(timeout=10) for _ in procs]
     assert outcomes == ["ok"] * 100, [o for o in outcomes if o != "ok"][:3]
+
+
+def test_what_a_server_reports_about_its_answer_is_checked_like_the_answer(tmp_path: Path) -> None:
+    """Usage and model ids come from the system under test. Token counts sent as strings (some
+    proxies) failed every item, negative ones made costs negative and a cost gate pass, a
+    model id sent as an object stopped the whole run, and a server that reports no usage
+    looked free. Now: numeric strings read, nonsense reads as not reported, and a cost
+    whose tokens are unknown is unknown, not zero."""
+    with OpenAIServer() as server:
+        plain = server.chat
+
+        def chat(body: dict) -> dict:
+            out = plain(body)
+            item = int(body["messages"][-1]["content"][5:9])
+            out["usage"] = [{"prompt_tokens": "12", "completion_tokens": "5"},
+                            {"prompt_tokens": -1_000_000, "completion_tokens": -5}, ["not", "an", "object"],
+                            None][item]
+            out["model"] = [out["model"], out["model"], {"name": "m"}, 7][item]
+            return out
+
+        server.chat = chat  # type: ignore[method-assign]
+        suite = make_suite(tmp_path, server, 4, suite={"cache": False,
+                                                       "gates": [{"metric": "t/cost", "max": 0.001}]})
+        chat_yaml = yaml.safe_load((tmp_path / "chat.yaml").read_text())
+        write_yaml(tmp_path / "chat.yaml", {**chat_yaml, "declarations": {"prices": {
+            "input_per_million_tokens": 10.0, "output_per_million_tokens": 30.0}}})
+        result = run_suite(suite, quiet=True)
+    recs = responses(result.run_dir)
+    assert [recs[f"i000{i}"]["status"] for i in range(4)] == ["ok"] * 4
+    assert (recs["i0000"]["tokens_in"], recs["i0000"]["tokens_out"]) == (12, 5)
+    assert recs["i0000"]["cost"] == round((12 * 10 + 5 * 30) / 1e6, 8)
+    for item in ("i0001", "i0002", "i0003"):
+        assert (recs[item]["tokens_in"], recs[item]["tokens_out"], recs[item]["cost"]) == (None, None, None), item
+    assert (recs["i0002"]["model_id"], recs["i0003"]["model_id"]) == (None, "7")
+    cost = next(r for r in result.scorecard["rows"] if r["metric"] == "cost")
+    assert cost["n"] == 1 and cost["value"] > 0

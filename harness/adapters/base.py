@@ -112,10 +112,17 @@ class Adapter(ABC):
         return []
 
     def cost(self, response: Response) -> float | None:
-        """Cost of a response from the declared prices, or None if undeclared."""
+        """Cost of a response from the declared prices; None if undeclared, or if a quantity
+        priced is not known (a server that reports no usage): counted as zero, its tokens
+        made the system look free."""
         prices = self.declarations.prices
         if prices is None:
             return None
+        for price, quantity in ((prices.input_per_million_tokens, response.tokens_in),
+                                (prices.output_per_million_tokens, response.tokens_out),
+                                (prices.per_audio_minute, response.audio_seconds)):
+            if price and quantity is None:
+                return None
         total = prices.per_request
         total += (response.tokens_in or 0) * prices.input_per_million_tokens / 1e6
         total += (response.tokens_out or 0) * prices.output_per_million_tokens / 1e6

@@ -229,3 +229,9 @@ def _refuse_redirect(resp: aiohttp.ClientResponse) -> None:
         raise AdapterError(f"HTTP {resp.status}: the endpoint redirects to {resp.headers.get('Location', '?')!r}, "
                            "not followed (a redirect would send the request, its data and its key to another "
                            "address); set base_url to the address you mean", status=resp.status, retryable=False)
+
+
+def usage_of(data: dict[str, Any]) -> dict[str, Any]:
+    """A response's `usage` object, or {} where a server sends something else there."""
+    usage = data.get("usage")
+    return usage if isinstance(usage, dict) else {}

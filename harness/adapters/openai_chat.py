@@ -10,7 +10,7 @@ import orjson
 from pydantic import Field
 
 from harness.adapters.base import register_adapter
-from harness.adapters.http import HTTPAdapter, HTTPSettings
+from harness.adapters.http import HTTPAdapter, HTTPSettings, usage_of
 from harness.errors import AdapterError
 from harness.types import Request, Response
 
@@ -87,7 +87,7 @@ class OpenAIChat(HTTPAdapter):
         content = message_text(message.get("content"))
         if content is None:
             raise AdapterError(f"no message content (finish_reason={choices[0].get('finish_reason')})")
-        usage = data.get("usage") or {}
+        usage = usage_of(data)
         return Response(output=self._answer(content), latency_s=latency, tokens_in=usage.get("prompt_tokens"),
                         tokens_out=usage.get("completion_tokens"), model_id=data.get("model"),
                         system_fingerprint=data.get("system_fingerprint"))
@@ -108,7 +108,7 @@ class OpenAIChat(HTTPAdapter):
                                             headers={"Content-Type": "application/json"}):
             model_id = event.get("model") or model_id
             fingerprint = event.get("system_fingerprint") or fingerprint
-            usage = event.get("usage") or usage
+            usage = usage_of(event) or usage
             for choice in event.get("choices") or []:
                 piece = message_text((choice.get("delta") or {}).get("content"))
                 if piece:

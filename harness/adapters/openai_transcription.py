@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from harness.adapters.base import register_adapter
-from harness.adapters.http import HTTPAdapter, HTTPSettings
+from harness.adapters.http import HTTPAdapter, HTTPSettings, usage_of
 from harness.errors import AdapterError
 from harness.types import Request, Response
 
@@ -50,7 +50,7 @@ class OpenAITranscription(HTTPAdapter):
         text = data.get("text")
         if not isinstance(text, str):
             raise AdapterError("response has no 'text'", retryable=True)
-        usage = data.get("usage") or {}
+        usage = usage_of(data)
         return Response(output=text, latency_s=latency, model_id=data.get("model") or s.model,
                         audio_seconds=data.get("duration") or usage.get("seconds"),
                         tokens_in=usage.get("input_tokens"), tokens_out=usage.get("output_tokens"))

@@ -262,9 +262,14 @@ async def call_with_retries(adapter: Adapter, request: Request, timeout: float, 
             err = AdapterError(f"{type(exc).__name__}: {exc}")
             err.traceback = error_detail(exc)["traceback"]  # type: ignore[attr-defined]
         else:
-            await limiter.release(started, tokens=(response.tokens_in or 0) + (response.tokens_out or 0))
-            response.attempts = [*attempts, {"attempt": attempt, "status": 200}] if attempts else []
-            return response
+            reported_figures_checked(response)
+            if response.status == "ok" and response.output is None:  # neither an answer nor a reason
+                err = AdapterError("the system returned no answer (None) and no error; an empty answer is ''",
+                                   retryable=False)
+            else:
+                await limiter.release(started, tokens=(response.tokens_in or 0) + (response.tokens_out or 0))
+                response.attempts = [*attempts, {"attempt": attempt, "status": 200}] if attempts else []
+                return response
         await limiter.release(started, rate_limited=err.status == 429)
         message = _scrub(str(err), adapter.secrets())
         record: dict[str, Any] = {"attempt": attempt, "error": message, "status": err.status,
@@ -533,7 +538,7 @@ class Runner:
                                                    self._sent(pair, job))
                 if pair.guard is not None and request is not job.request:
                     response.output = pair.guard.restore(response.output)
-            scrub_response(reported_figures_checked(response), secrets)
+            scrub_response(response, secrets)
             try:
                 if response.status == "ok":
                     _price_and_energy(pair.instance, response)

@@ -235,6 +235,23 @@ def test_python_adapter_dict_with_its_own_latency_or_an_unknown_field(tmp_path: 
                                         "output, segments, system_fingerprint, tokens_in, tokens_out, ttft_s"]
 
 
+def test_python_adapter_returning_none_or_bad_figures_costs_that_item_not_the_run(tmp_path: Path) -> None:
+    """A callable returning None was an "ok" item without an answer, left out of accuracy's n;
+    one giving `tokens_in: "x"` stopped the whole run (a TypeError in the rate limiter)."""
+    (tmp_path / "sut.py").write_text(textwrap.dedent("""
+        def answer(request):
+            return {"i0": None, "i1": {"output": "B", "tokens_in": "x", "latency_s": -3}}.get(request.item_id, "B")
+    """), encoding="utf-8")
+    suite = _suite(tmp_path, {"kind": "python", "settings": {"callable": "sut:answer", "path": ["."]}})
+    res = run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    recs = {r["item_id"]: r for r in map(json.loads, (tmp_path / "run" / "responses.jsonl").read_text().splitlines())}
+    assert recs["i0"]["status"] == "error" and "returned no answer (None)" in recs["i0"]["error"]
+    assert recs["i1"]["status"] == "ok" and recs["i1"]["tokens_in"] is None and recs["i1"]["latency_s"] is None
+    card = json.loads((tmp_path / "run" / "scorecard.json").read_text())
+    assert _metric(card, "error_rate")["value"] == 1 / 6 and _metric(card, "accuracy")["n"] == 5
+
+
 def test_the_run_hides_what_it_started_with_from_the_collector(tmp_path: Path) -> None:
     """faster-whisper asks for a full collection per audio file: during the run, what existed
     before it (modules, suite, items, models) is frozen out of that scan; given back after."""

@@ -438,3 +438,23 @@ def test_what_a_server_reports_about_its_answer_is_checked_like_the_answer(tmp_p
     assert (recs["i0002"]["model_id"], recs["i0003"]["model_id"]) == (None, "7")
     cost = next(r for r in result.scorecard["rows"] if r["metric"] == "cost")
     assert cost["n"] == 1 and cost["value"] > 0
+
+
+def test_a_stream_cut_or_failing_mid_answer_is_retried_not_scored_as_the_answer(tmp_path: Path) -> None:
+    """A stream that ended mid-answer (no finish_reason, no [DONE]) returned its first word as
+    the whole answer, scored as given; an error event inside the stream was skipped the same
+    way. Both are now retryable errors: retried once here, then answered in full."""
+    with OpenAIServer() as server:
+        modes = {"Item 0000": "stream_cut", "Item 0001": "stream_error", "Item 0002": "stream_cut"}
+        server.fault = lambda key, attempt: modes.get(key[:9]) if attempt == 1 or key[:9] == "Item 0002" else None
+        suite = make_suite(tmp_path, server, 4, suite={"cache": False})
+        chat = yaml.safe_load((tmp_path / "chat.yaml").read_text())
+        write_yaml(tmp_path / "chat.yaml", {**chat, "settings": {**chat["settings"], "stream": True}})
+        result = run_suite(suite, quiet=True)
+    recs = responses(result.run_dir)
+    for item, why in (("i0000", "stream ended before the answer did"), ("i0001", "error in stream: The server")):
+        assert recs[item]["status"] == "ok" and recs[item]["output"] == f"The answer is {'AB'[int(item[-1])]}.", \
+            recs[item]
+        assert [a["attempt"] for a in recs[item]["attempts"]] == [1, 2] and why in recs[item]["attempts"][0]["error"]
+    assert recs["i0002"]["status"] == "error" and "the answer was cut" in recs["i0002"]["error"]
+    assert recs["i0003"]["status"] == "ok" and not recs["i0003"]["attempts"]

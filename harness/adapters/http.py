@@ -128,9 +128,10 @@ class HTTPAdapter(Adapter):
     def url(self, path: str) -> str:
         return self.settings.base_url.rstrip("/") + path
 
-    async def post_stream(self, path: str, **kwargs: Any) -> AsyncIterator[dict[str, Any]]:
-        """POST and yield each server-sent event's JSON (`data: {...}` lines) until `[DONE]`;
-        failures map to AdapterError like `post`."""
+    async def post_stream(self, path: str, **kwargs: Any) -> AsyncIterator[dict[str, Any] | None]:
+        """POST and yield each server-sent event's JSON (`data: {...}` lines), then None for
+        `[DONE]` (a stream that ends without it may have been cut); failures map to
+        AdapterError like `post`."""
         session = self._client()
         import aiohttp  # for its exceptions below; imported by now
 
@@ -154,6 +155,7 @@ class HTTPAdapter(Adapter):
                         continue  # blank separators, comments, `event:` lines
                     payload = line[5:].strip()
                     if payload == b"[DONE]":
+                        yield None
                         return
                     try:
                         event = orjson.loads(payload)

@@ -103,9 +103,16 @@ class OpenAIChat(HTTPAdapter):
         arrived: list[float] = []  # when each part came: the time to first token is the answer's
         usage: dict[str, Any] = {}
         model_id = fingerprint = None
-        finished = False
+        finished = done = False
         async for event in self.post_stream("/chat/completions", data=orjson.dumps(body),
                                             headers={"Content-Type": "application/json"}):
+            if event is None:
+                done = True
+                break
+            if isinstance(event.get("error"), dict | str):  # a failure reported inside the stream
+                error = event["error"]
+                message = error.get("message") if isinstance(error, dict) else error
+                raise AdapterError(f"error in stream: {str(message)[:300]}", retryable=True)
             model_id = event.get("model") or model_id
             fingerprint = event.get("system_fingerprint") or fingerprint
             usage = usage_of(event) or usage
@@ -117,6 +124,9 @@ class OpenAIChat(HTTPAdapter):
                 finished = finished or choice.get("finish_reason") is not None
         if not finished and not parts:
             raise AdapterError("stream ended without content", retryable=True)
+        if not finished and not done:  # the connection ended mid-answer: a cut answer is not an answer
+            raise AdapterError("stream ended before the answer did (no finish_reason, no [DONE]): the answer "
+                               "was cut", retryable=True)
         output = self._answer("".join(parts))
         return Response(output=output, latency_s=time.perf_counter() - start,
                         ttft_s=_first_token_of(output, parts, arrived),

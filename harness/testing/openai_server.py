@@ -146,9 +146,10 @@ class OpenAIServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def _stream(self, completion: dict[str, Any]) -> None:
+            def _stream(self, completion: dict[str, Any], cut: str | None = None) -> None:
                 """Server-sent events as OpenAI streams them: one chunk per word, `stream_delay_s`
-                apart, then a usage chunk and [DONE]."""
+                apart, then a usage chunk and [DONE]. `cut`: after the first word, end the body
+                there ("stream_cut") or send an error event and [DONE] ("stream_error")."""
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Transfer-Encoding", "chunked")
@@ -173,6 +174,12 @@ class OpenAIServer:
                     event({**base, "object": "chat.completion.chunk", "choices": [
                         {"index": 0, "delta": {"content": [{"type": "text", "text": piece}] if parts else piece},
                          "finish_reason": None}]})
+                    if cut == "stream_error":
+                        event({"error": {"message": "The server had an error while processing your request."}})
+                        event("[DONE]")
+                    if cut:
+                        self.wfile.write(b"0\r\n\r\n")
+                        return
                 event({**base, "object": "chat.completion.chunk", "choices": [
                     {"index": 0, "delta": {}, "finish_reason": "stop"}]})
                 event({**base, "object": "chat.completion.chunk", "choices": [], "usage": completion["usage"]})
@@ -257,6 +264,9 @@ class OpenAIServer:
                         server.attempts[key] += 1
                         attempt = server.attempts[key]
                     mode = server.fault(key, attempt) if server.fault else None
+                    if mode in ("stream_cut", "stream_error"):
+                        self._stream(server.chat(body), cut=mode)
+                        return
                     if mode and self._fault(mode):
                         return
                     with server._lock:

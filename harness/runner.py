@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import hashlib
 import json
 import platform
 import random
+import sqlite3
 import subprocess
 import sys
 import time
@@ -913,25 +915,50 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: b
         runner.writer.manifest(manifest)
         raise RunIncomplete(f"interrupted; everything finished is in {run_dir}. Resume with:\n"
                             f"  harness run {suite_path} --resume {run_dir}") from None
-    except BaseException:
+    except BaseException as exc:
         manifest.update(status="failed", ended_at=datetime.now(UTC).isoformat())
-        runner.writer.manifest(manifest)
+        with contextlib.suppress(OSError):  # the disk that failed the record may fail this too
+            runner.writer.manifest(manifest)
+        if isinstance(exc, OSError) and _disk_full(exc):
+            raise _cannot_write(exc, run_dir, suite_path) from None
         raise
     finally:
         if response_cache is not None:
-            response_cache.close()
+            with contextlib.suppress(sqlite3.Error):  # its unflushed tail only: the record has every answer
+                response_cache.close()
     if meter is not None:
         manifest["energy_measured"] = (manifest.get("energy_measured") or []) + meter.attribution()
     manifest.update(status="complete", ended_at=datetime.now(UTC).isoformat())
-    runner.writer.manifest(manifest)
+    try:
+        runner.writer.manifest(manifest)
+    except OSError as exc:
+        if not _disk_full(exc):
+            raise
+        raise _cannot_write(exc, run_dir, suite_path) from None
     from harness.metrics import build_scorecard
 
     release_freed_memory(sum(validation.item_counts.values()))  # the adapters' tables, the queues
     scorecard = build_scorecard(run_dir)
-    write_reports(run_dir, scorecard)
+    try:
+        write_reports(run_dir, scorecard)
+    except OSError as exc:
+        if not _disk_full(exc):
+            raise
+        raise RunIncomplete(f"every answer is in {run_dir}, but its reports could not be written: {exc.strerror}. "
+                            f"Free space, then: harness report {run_dir}") from None
     # A shard's figures are partial: its gates are shown but only the merged run decides.
     decides = shard_spec is None
     return RunResult(run_dir, scorecard, 1 if scorecard["gates_failed"] and decides else 0)
+
+
+def _disk_full(exc: OSError) -> bool:
+    """A failure of the disk the record is written to (full, over quota, read-only), not a bug."""
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
+
+
+def _cannot_write(exc: OSError, run_dir: Path, suite_path: str | Path) -> RunIncomplete:
+    return RunIncomplete(f"cannot write the run record in {run_dir}: {exc.strerror}; every answer written before "
+                         f"is kept. Free space, then resume with:\n  harness run {suite_path} --resume {run_dir}")
 
 
 def _with_executor(config: Any, executor: str | None, address: str | None) -> Any:

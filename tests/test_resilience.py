@@ -458,3 +458,39 @@ def test_a_stream_cut_or_failing_mid_answer_is_retried_not_scored_as_the_answer(
         assert [a["attempt"] for a in recs[item]["attempts"]] == [1, 2] and why in recs[item]["attempts"][0]["error"]
     assert recs["i0002"]["status"] == "error" and "the answer was cut" in recs["i0002"]["error"]
     assert recs["i0003"]["status"] == "ok" and not recs["i0003"]["attempts"]
+
+
+def test_a_full_disk_stops_the_run_with_the_resume_command_not_a_bug_report(tmp_path: Path) -> None:
+    """Writing the record on a full disk ended in "unexpected OSError ... this is a bug in
+    avec-harness" and three tracebacks. It is exit 3 with what to do, and the resume then
+    completes the run from what was written. (The file-size limit stands in for a full disk:
+    the write fails the same way, with EFBIG where a disk gives ENOSPC.)"""
+    import resource
+
+    write_jsonl(tmp_path / "items.jsonl", [{"id": f"q{i}", "question": "Q?", "answer": "A"} for i in range(300)])
+    write_jsonl(tmp_path / "export.jsonl", [{"id": f"q{i}", "output": "A " + "reasoning " * 40} for i in range(300)])
+    write_yaml(tmp_path / "task.yaml", {"name": "t", "kind": "qa", "data_class": "public", "prompt": "{{ question }}",
+                                        "choices": ["A", "B"],
+                                        "dataset": {"path": "items.jsonl", "fields": {"reference": "answer"}}})
+    write_yaml(tmp_path / "replay.yaml", {"name": "r", "kind": "replay", "settings": {"path": "export.jsonl"}})
+    suite = write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["replay.yaml"],
+                                                 "cache": False})
+
+    def small_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails instead of the process dying
+        resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))
+
+    run = tmp_path / "run"
+    res = subprocess.run([sys.executable, "-m", "harness", "run", str(suite), "--quiet", "--out", str(run)],
+                         capture_output=True, text=True, timeout=300, preexec_fn=small_disk, cwd=ROOT)
+    assert res.returncode == 3, res.stderr
+    assert res.stderr.startswith(f"error: cannot write the run record in {run}: File too large; every answer "
+                                 "written before is kept."), res.stderr
+    assert f"harness run {suite} --resume {run}" in res.stderr and "Traceback" not in res.stderr
+    written = sum(1 for _ in (run / "responses.jsonl").open())
+    assert 0 < written < 300
+    res = subprocess.run([sys.executable, "-m", "harness", "run", str(suite), "--quiet", "--resume", str(run)],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    accuracy = next(r for r in json.loads((run / "scorecard.json").read_text())["rows"] if r["metric"] == "accuracy")
+    assert accuracy["n"] == 300 and accuracy["value"] == 1.0

@@ -279,3 +279,24 @@ def test_a_negative_or_infinite_cost_or_latency_is_refused_not_averaged(tmp_path
     shown = res.stdout.splitlines()
     assert sum(line.startswith("Latency, s") for line in shown) == 1, res.stdout
     assert sum(line.startswith("Cost per 1,000 items") for line in shown) == 1, res.stdout
+
+
+def test_the_summary_shows_failed_and_missing_answers_whenever_there_are_some(tmp_path: Path) -> None:
+    """A run where every request failed printed "Accuracy —" and nothing else: the failures
+    were in the report only. The one-screen summary now shows the failure and missing rates
+    whenever they are not zero, and a gate on accuracy fails for want of data."""
+    (tmp_path / "items.csv").write_bytes(_export([["id", "question", "answer"]] +
+                                                 [[f"q{i}", "Q", "A"] for i in range(40)]))
+    (tmp_path / "export.csv").write_bytes(_export([["id", "output", "error"]] + [
+        [f"q{i}", "", "HTTP 500"] if i % 4 else [f"q{i}", "ANSWER: A", ""] for i in range(0, 40, 2)]))
+    suite = _suite(tmp_path, "items.csv", {"path": "export.csv", "error_column": "error"})
+    write_yaml(suite, {**yaml.safe_load(suite.read_text()), "gates": [{"metric": "t/accuracy", "min": 0.9}]})
+    res = run_cli("run", str(suite), "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stdout + res.stderr
+    shown = {line.split("  ")[0]: line for line in res.stdout.splitlines()}
+    assert "0.250" in shown["Requests failed ↓"] and "0.500" in shown["Items without an answer ↓"], res.stdout
+    (tmp_path / "export.csv").write_bytes(_export([["id", "output", "error"]] +
+                                                  [[f"q{i}", "", "HTTP 500"] for i in range(40)]))
+    res = run_cli("run", str(suite), "--out", str(tmp_path / "run2"))
+    assert res.returncode == 1 and "t/accuracy (export): no data" in res.stdout, res.stdout
+    assert "Requests failed ↓               1.00 [0.912, 1.00]" in res.stdout, res.stdout

@@ -60,6 +60,10 @@ def task_lines(card: dict[str, Any], task: str, limit: int, currency: str | None
     rows = [r for r in card["rows"] if r["task"] == task]
     adapters = list(dict.fromkeys(r["adapter"] for r in rows))
     metrics = _key_metrics(card, task, limit)
+    # failed and missing answers whenever there are some: "Accuracy —" alone hid that every
+    # request had failed
+    metrics += [m for m in ("error_rate", "missing_rate")
+                if m not in metrics and any(r["metric"] == m and r["value"] for r in rows)]
     # latency and cost when the screen has room for them after the quality figures
     if limit >= 4:
         metrics += [m for m in ("latency_s", "cost") if m not in metrics and any(r["metric"] == m for r in rows)]

@@ -298,7 +298,9 @@ class ItemMaker:
     def __init__(self, task: LoadedTask, roots: Roots | None = None) -> None:
         fields = task.config.dataset.fields
         self.col = {logical: fields.get(logical, logical) for logical in LOGICAL_FIELDS}
-        self.aliases = [(logical, column) for logical, column in fields.items() if logical in LOGICAL_FIELDS]
+        # every mapped name, not only the built-in ones: `question: Question` lets a template
+        # read {{ question }}, as validation (which looks the field up through the mapping) assumes
+        self.aliases = list(fields.items())
         base = dataset_location(task)
         self.audio_dir = (base if base.is_dir() else base.parent) if base else task.base_dir
         # a transcription row may carry timed speaker turns (and then needs no reference text)
@@ -409,9 +411,16 @@ def scan_dataset(task: LoadedTask, required: tuple[str, ...], roots: Roots | Non
     make = ItemMaker(task, roots)
     reference_column = _column(task, "reference")  # checked where given, required or not (generation)
 
+    dropped = 0
+    #: a field missing from many rows is one problem, at its first line, with a count
+    missing: dict[str, list[Any]] = {}
+
     def add(problem: Problem) -> None:
+        nonlocal dropped
         if len(summary.problems) < MAX_PROBLEMS:
             summary.problems.append(problem)
+        else:
+            dropped += 1
 
     try:
         for lineno, row in iter_rows(task):
@@ -419,10 +428,20 @@ def scan_dataset(task: LoadedTask, required: tuple[str, ...], roots: Roots | Non
             for logical, column in columns.items():
                 if row.get(column) in (None, "") and not (
                         logical == "reference" and make.with_segments and row.get(make.col["segments"])):
+                    if column in missing:
+                        missing[column][1] += 1
+                        continue
                     mapped = f" (mapped from '{logical}' in {task.path} dataset.fields)" if column != logical else ""
-                    add(Problem(where, column, f"required field missing or empty{mapped}", lineno,
-                                expected=f"a value for '{column}'",
-                                found="fields " + ", ".join(sorted(map(str, row)))))
+                    near = next((k for k in row if isinstance(k, str) and k != column
+                                 and k.strip().casefold() == column.casefold()), None)
+                    problem = Problem(where, column, f"required field missing or empty{mapped}", lineno,
+                                      expected=f"a value for '{column}'",
+                                      found="fields " + ", ".join(sorted(map(str, row))),
+                                      hint=None if near is None else (
+                                          f"did you mean {near!r}? Field names are case-sensitive: "
+                                          f"dataset.fields: {{{logical}: {near!r}}} in {task.path}"))
+                    missing[column] = [problem, 1]
+                    add(problem)
             if reference_checks and (reference := row.get(reference_column)) not in (None, ""):
                 for scorer, check in reference_checks:
                     if (why := check(reference)) is not None:
@@ -461,6 +480,9 @@ def scan_dataset(task: LoadedTask, required: tuple[str, ...], roots: Roots | Non
         if keep_ids:
             summary.ids = seen.ids()
         return summary
+    for problem, rows in missing.values():
+        if rows > 1:
+            problem.message += f" (and in {rows - 1:,} more row{'s' if rows > 2 else ''})"
     if summary.count == 0:
         add(Problem(where, "", "dataset is empty", expected="at least one item"))
     repeated = seen.repeated_hashes()
@@ -473,6 +495,9 @@ def scan_dataset(task: LoadedTask, required: tuple[str, ...], roots: Roots | Non
                     add(Problem(where, _column(task, "id"), "duplicate id", lineno, expected="unique ids",
                                 found=repr(item_id)))
                 first.add(item_id)
+    if dropped:
+        summary.problems.append(Problem(where, "", f"and {dropped:,} more problem{'s' if dropped > 1 else ''} "
+                                        f"not shown (the first {MAX_PROBLEMS} are above)"))
     if keep_ids:
         summary.ids = seen.ids()
     return summary

@@ -300,3 +300,34 @@ def test_the_summary_shows_failed_and_missing_answers_whenever_there_are_some(tm
     res = run_cli("run", str(suite), "--out", str(tmp_path / "run2"))
     assert res.returncode == 1 and "t/accuracy (export): no data" in res.stdout, res.stdout
     assert "Requests failed ↓               1.00 [0.912, 1.00]" in res.stdout, res.stdout
+
+
+def test_a_header_in_other_case_is_named_once_with_the_mapping_that_reads_it(tmp_path: Path) -> None:
+    """A sheet with `ID,Question,Answer` printed the same three errors for each of the first
+    rows, then stopped at 20 without saying more were hidden. Each missing field is now one
+    problem with its count and the mapping to write, and that mapping works for a prompt
+    field too (validation accepted `question: Question`, then the template could not read it)."""
+    (tmp_path / "items.csv").write_bytes(_export([["ID", "Question", "Answer"]] +
+                                                 [[f"q{i}", f"Q{i}? ANSWER: A", "A"] for i in range(500)]))
+    (tmp_path / "export.csv").write_bytes(_export([["id", "output"]] + [[f"q{i}", "ANSWER: A"] for i in range(500)]))
+    suite = _suite(tmp_path, "items.csv", {"path": "export.csv"})
+    res = run_cli("validate", str(suite))
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert res.returncode == 2 and len(errors) == 3, res.stderr
+    assert errors[0].startswith(f"error: {tmp_path / 'items.csv'}:2: id: required field missing or empty (and in 499 "
+                                "more rows)"), errors[0]
+    assert "did you mean 'Question'? Field names are case-sensitive: dataset.fields: {question: 'Question'}" in \
+        res.stderr
+    task = yaml.safe_load((tmp_path / "task.yaml").read_text())
+    task["dataset"]["fields"] = {"id": "ID", "reference": "Answer", "question": "Question"}
+    write_yaml(tmp_path / "task.yaml", task)
+    res = run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    accuracy = next(r for r in json.loads((tmp_path / "run" / "scorecard.json").read_text())["rows"]
+                    if r["metric"] == "accuracy")
+    assert accuracy["n"] == 500 and accuracy["value"] == 1.0
+    # more problems than are shown: the last line says how many were not
+    (tmp_path / "items.csv").write_bytes(_export([["ID", "Question", "Answer"]] + [["q0", "Q", "A"]] * 30))
+    res = run_cli("validate", str(suite))
+    assert res.returncode == 2 and res.stderr.count("duplicate id") == 20, res.stderr
+    assert res.stderr.rstrip().endswith("and 9 more problems not shown (the first 20 are above)"), res.stderr

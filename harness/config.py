@@ -439,7 +439,8 @@ def parse_file(path: Path, model: type[BaseModel], what: str) -> tuple[Any, dict
     data, lines = load_yaml(path, what)
     if not isinstance(data, dict):
         raise ConfigError([Problem(str(path), "", f"a {what} must be a YAML mapping",
-                                   expected="key: value pairs", found=type(data).__name__)])
+                                   expected="key: value pairs",
+                                   found="an empty file" if data is None else type(data).__name__)])
     try:
         return model.model_validate(data), lines
     except ValidationError as exc:

@@ -108,6 +108,13 @@ def test_non_utf8_config(qa_suite, server, tmp_path: Path) -> None:
     _run_expect_2(suite, server, "tasks/qa.yaml", "not valid UTF-8")
 
 
+def test_an_empty_suite_file_is_called_empty(qa_suite, server) -> None:
+    suite = qa_suite()
+    suite.write_text("# nothing yet\n", encoding="utf-8")
+    _run_expect_2(suite, server, "suite.yaml: a suite file must be a YAML mapping; expected key: value pairs, "
+                                 "found an empty file")
+
+
 def test_yaml_syntax_error(qa_suite, server) -> None:
     suite = qa_suite()
     suite.write_text(suite.read_text() + "gates: [unclosed\n", encoding="utf-8")

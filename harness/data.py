@@ -80,7 +80,7 @@ def _json_array_rows(path: Path, raw: bytes) -> Iterator[tuple[int, dict[str, An
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise _RowError(not_utf8(path, exc, whole=True)) from None
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(parse_constant=_json_constant)
     end = len(text)
     line, counted = 1, 0
 
@@ -139,14 +139,31 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 row = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
                 try:
-                    raw.decode("utf-8")
+                    text = raw.decode("utf-8")
                 except UnicodeDecodeError as uexc:
                     raise _RowError(not_utf8(path, uexc, lineno)) from None
-                raise _RowError(Problem(str(path), "", f"invalid JSON: {exc.msg}", lineno)) from None
+                row = _python_json(text)
+                if row is None:
+                    raise _RowError(Problem(str(path), "", f"invalid JSON: {exc.msg}", lineno)) from None
             if not isinstance(row, dict):
                 raise _RowError(Problem(str(path), "", "each line must be a JSON object", lineno,
                                         found=type(row).__name__))
             yield lineno, row
+
+
+def _json_constant(name: str) -> float | None:
+    """NaN, Infinity and -Infinity, which Python's json module writes (json.dumps of a record
+    with a missing float) and strict JSON refuses: NaN reads as null."""
+    return None if name == "NaN" else float(name)
+
+
+def _python_json(text: str) -> Any:
+    """A line as Python's json module writes it (see `_json_constant`); None when it is not
+    JSON at all."""
+    try:
+        return json.loads(text, parse_constant=_json_constant)
+    except ValueError:
+        return None
 
 
 def named_twice(names: Sequence[str]) -> str | None:

@@ -150,6 +150,25 @@ def test_tsv_and_a_pretty_printed_json_array(tmp_path: Path) -> None:
     _check(_task(tmp_path, {"path": "d.tsv"}))
 
 
+def test_json_as_python_writes_it_with_nan_and_infinity(tmp_path: Path) -> None:
+    """Python's json.dumps writes a missing float as NaN, which strict JSON refuses: a dataset
+    made that way was "invalid JSON: unexpected character" on its first such line. NaN now
+    reads as null, in JSON lines and in a JSON array alike; a line that is no JSON still fails."""
+    rows = [{**r, "weight": float("nan") if i % 2 else float("inf")} for i, r in enumerate(ROWS)]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert "NaN" in (tmp_path / "d.jsonl").read_text()
+    (tmp_path / "d.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    for name in ("d.jsonl", "d.json"):
+        task = _task(tmp_path, {"path": name})
+        _check(task)
+        weights = [item.data["weight"] for item in iter_items(task)]
+        assert weights[1] is None and weights[0] == float("inf"), (name, weights)
+    (tmp_path / "d.jsonl").write_text(json.dumps(ROWS[0]) + "\n{'id': 'r1'}\n", encoding="utf-8")
+    summary = scan_dataset(_task(tmp_path, {"path": "d.jsonl"}), ("id", "reference", "question"))
+    assert [(p.line, p.message) for p in summary.problems] == [
+        (2, "invalid JSON: unexpected character, expected a string key")]
+
+
 def test_a_json_array_or_a_spreadsheet_that_cannot_be_read_names_the_line_or_says_what_to_do(tmp_path: Path) -> None:
     rows = json.dumps(ROWS[:3], indent=1).splitlines()
     (tmp_path / "d.json").write_text("\n".join([*rows[:-1], ", 7", "]"]), encoding="utf-8")

@@ -261,6 +261,7 @@ class AdapterRef(Strict):
 
 
 _CRITERION = re.compile(r"^\s*(<=|>=|<|>|==)\s*(-?[0-9.]+(?:e-?[0-9]+)?)\s*$")
+_PERCENT = re.compile(r"^\s*(<=|>=|<|>|==)\s*([0-9.]+)\s*%\s*$")
 
 
 class Objective(Strict):
@@ -275,8 +276,17 @@ class Objective(Strict):
     @classmethod
     def _criterion(cls, value: str | None) -> str | None:
         if value is not None and not _CRITERION.match(value):
+            percent = _PERCENT.match(value)
+            if percent:  # "90%": rates are proportions here, as in the scorecard
+                raise ValueError(f"expected a proportion, not a percentage: '{percent[1]} "
+                                 f"{float(percent[2]) / 100:g}' for {value.strip()!r}")
             raise ValueError("expected a comparison such as '<= 0.10' or '> 0.25'")
         return value
+
+    def thresholds(self) -> list[tuple[str, float]]:
+        """(field, number) of each criterion."""
+        return [(name, float(m[2])) for name in ("success", "stop")
+                if (text := getattr(self, name)) and (m := _CRITERION.match(text))]
 
 
 class Gate(Strict):
@@ -288,6 +298,10 @@ class Gate(Strict):
     min: float | None = None
     non_inferior_to: Literal["baseline"] | None = None
     margin: float = Field(default=0.0, ge=0)
+
+    def thresholds(self) -> list[tuple[str, float]]:
+        """(field, number) of its min and max."""
+        return [(name, value) for name in ("min", "max") if (value := getattr(self, name)) is not None]
 
     @model_validator(mode="after")
     def _one_rule(self) -> Gate:

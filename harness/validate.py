@@ -387,10 +387,20 @@ def _clearance_problem(task: LoadedTask, adapter: LoadedAdapter, overrides: list
 
 def _check_metric_refs(config: SuiteConfig, file: str, lines: dict, tasks: list[LoadedTask],
                        adapters: list[LoadedAdapter], problems: list[Problem]) -> None:
-    known = {f"{t.name}/{m.name}" for t in tasks if t.config.kind in KINDS for m in task_metrics(t)}
+    specs = {f"{t.name}/{m.name}": m for t in tasks if t.config.kind in KINDS for m in task_metrics(t)}
+    known = set(specs)
     adapter_names = [a.name for a in adapters]
     for section in ("objectives", "gates"):
         for i, rule in enumerate(getattr(config, section)):
+            spec = specs.get(rule.metric)
+            if spec is not None and spec.aggregation == "proportion":
+                # a rate written as a percentage: `max: 5` on error_rate could never fail
+                for name, value in rule.thresholds():
+                    if not 0 <= value <= 1:
+                        problems.append(Problem(
+                            file, f"{section}[{i}].{name}", f"{rule.metric} is a proportion, from 0 to 1",
+                            lines.get((section, i, name)), expected="a number from 0 to 1", found=f"{value:g}",
+                            hint=f"{value:g}% is {value / 100:g}" if 1 < value <= 100 else None))
             if rule.metric not in known:
                 problems.append(Problem(file, f"{section}[{i}].metric", "unknown metric",
                                         lines.get((section, i, "metric")), expected="task/metric, one of: "

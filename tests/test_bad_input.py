@@ -115,6 +115,23 @@ def test_an_empty_suite_file_is_called_empty(qa_suite, server) -> None:
                                  "found an empty file")
 
 
+def test_a_rate_written_as_a_percentage_is_refused_not_a_gate_that_cannot_fail(qa_suite, server) -> None:
+    """`max: 5` on error_rate (meant: 5%) was a gate no run could fail, `min: 90` on accuracy
+    one no run could pass, and `success: '>= 90%'` said only "expected a comparison"."""
+    suite = qa_suite(suite={"gates": [{"metric": "qa-test/error_rate", "max": 5},
+                                      {"metric": "qa-test/accuracy", "min": 90},
+                                      {"metric": "qa-test/latency_s", "max": 5}],
+                            "objectives": [{"metric": "qa-test/accuracy", "stop": "< 50"}]})
+    stderr = _run_expect_2(suite, server, "gates[0].max: qa-test/error_rate is a proportion, from 0 to 1; expected "
+                                          "a number from 0 to 1, found 5 (5% is 0.05)",
+                           "gates[1].min: qa-test/accuracy is a proportion", "found 90 (90% is 0.9)",
+                           "objectives[0].stop: qa-test/accuracy is a proportion")
+    assert "gates[2]" not in stderr  # a latency is no proportion: 5 s is a fine limit
+    suite = qa_suite(suite={"objectives": [{"metric": "qa-test/accuracy", "success": ">= 90%"}]})
+    _run_expect_2(suite, server, "objectives[0].success: expected a proportion, not a percentage: '>= 0.9' for "
+                                 "'>= 90%'")
+
+
 def test_yaml_syntax_error(qa_suite, server) -> None:
     suite = qa_suite()
     suite.write_text(suite.read_text() + "gates: [unclosed\n", encoding="utf-8")

@@ -175,6 +175,9 @@ def compare(baseline: Path = typer.Argument(..., help="baseline run directory (A
     for run_dir in (baseline, candidate):
         if not (run_dir / "manifest.json").is_file():
             _fail(Exception(f"{run_dir}: not a run record (no manifest.json)"), 2)
+    if margin is not None and margin >= 1:  # rates are proportions: 5 points is 0.05
+        typer.echo(f"warning: --margin {margin:g} is larger than any change of a rate (a proportion, 0 to 1): "
+                   f"no rate can be a regression; {margin:g} points is {margin / 100:g}", err=True)
     result = compare_runs(baseline, candidate, margin=margin, unpaired=unpaired)
     text = render_comparison(result)
     typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else text)

@@ -385,11 +385,26 @@ def _clearance_problem(task: LoadedTask, adapter: LoadedAdapter, overrides: list
     return None
 
 
+def _margin_problem(file: str, field: str, metric: str, value: float, line: int | None) -> Problem:
+    """A margin of 1 or more on a proportion: no change of a rate is that large, so nothing
+    could ever be a regression (`5` meant as 5 points)."""
+    return Problem(file, field, f"{metric} is a proportion: a margin of {value:g} hides every regression", line,
+                   expected="a margin below 1", found=f"{value:g}",
+                   hint=f"{value:g} points is {value / 100:g}" if value <= 100 else None)
+
+
 def _check_metric_refs(config: SuiteConfig, file: str, lines: dict, tasks: list[LoadedTask],
                        adapters: list[LoadedAdapter], problems: list[Problem]) -> None:
     specs = {f"{t.name}/{m.name}": m for t in tasks if t.config.kind in KINDS for m in task_metrics(t)}
     known = set(specs)
     adapter_names = [a.name for a in adapters]
+    for metric, value in config.margins.items():
+        if metric not in known:
+            problems.append(Problem(file, f"margins.{metric}", "unknown metric", lines.get(("margins", metric)),
+                                    expected="task/metric, one of: " + ", ".join(sorted(known)),
+                                    hint=did_you_mean(metric, known)))
+        elif specs[metric].aggregation == "proportion" and value >= 1:
+            problems.append(_margin_problem(file, f"margins.{metric}", metric, value, lines.get(("margins", metric))))
     for section in ("objectives", "gates"):
         for i, rule in enumerate(getattr(config, section)):
             spec = specs.get(rule.metric)
@@ -401,6 +416,9 @@ def _check_metric_refs(config: SuiteConfig, file: str, lines: dict, tasks: list[
                             file, f"{section}[{i}].{name}", f"{rule.metric} is a proportion, from 0 to 1",
                             lines.get((section, i, name)), expected="a number from 0 to 1", found=f"{value:g}",
                             hint=f"{value:g}% is {value / 100:g}" if 1 < value <= 100 else None))
+            if spec is not None and spec.aggregation == "proportion" and getattr(rule, "margin", 0) >= 1:
+                problems.append(_margin_problem(file, f"{section}[{i}].margin", rule.metric, rule.margin,
+                                                lines.get((section, i, "margin"))))
             if rule.metric not in known:
                 problems.append(Problem(file, f"{section}[{i}].metric", "unknown metric",
                                         lines.get((section, i, "metric")), expected="task/metric, one of: "

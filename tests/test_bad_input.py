@@ -127,6 +127,12 @@ def test_a_rate_written_as_a_percentage_is_refused_not_a_gate_that_cannot_fail(q
                            "gates[1].min: qa-test/accuracy is a proportion", "found 90 (90% is 0.9)",
                            "objectives[0].stop: qa-test/accuracy is a proportion")
     assert "gates[2]" not in stderr  # a latency is no proportion: 5 s is a fine limit
+    suite = qa_suite(suite={"margins": {"qa-test/accuracy": 5, "qa-test/acuracy": 0.05},
+                            "gates": [{"metric": "qa-test/accuracy", "non_inferior_to": "baseline", "margin": 3}]})
+    _run_expect_2(suite, server, "margins.qa-test/accuracy: qa-test/accuracy is a proportion: a margin of 5 hides "
+                                 "every regression; expected a margin below 1, found 5 (5 points is 0.05)",
+                  "margins.qa-test/acuracy: unknown metric", "did you mean 'qa-test/accuracy'?",
+                  "gates[0].margin: qa-test/accuracy is a proportion: a margin of 3 hides every regression")
     suite = qa_suite(suite={"objectives": [{"metric": "qa-test/accuracy", "success": ">= 90%"}]})
     _run_expect_2(suite, server, "objectives[0].success: expected a proportion, not a percentage: '>= 0.9' for "
                                  "'>= 90%'")

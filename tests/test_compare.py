@@ -46,6 +46,18 @@ def test_bundled_drift_example_exits_1_with_the_regression_named(drift_runs, tmp
     assert acc["ci_high"] < -0.05
 
 
+def test_a_margin_in_points_is_warned_of_not_a_regression_silently_hidden(drift_runs) -> None:
+    """`--margin 5` (meant: 5 points) is larger than any change of a rate: any rate without a
+    margin of its own in the suite could not regress, without a word. (Here the suite's own
+    0.05 on accuracy still applies: the regression is still found.)"""
+    base, cand = drift_runs
+    res = run_cli("compare", str(base), str(cand), "--margin", "5")
+    assert res.returncode == 1 and "**1 regression(s)**: drug-qa-en/accuracy" in res.stdout
+    assert res.stderr.startswith("warning: --margin 5 is larger than any change of a rate (a proportion, 0 to 1): "
+                                 "no rate can be a regression; 5 points is 0.05"), res.stderr
+    assert "warning" not in run_cli("compare", str(base), str(cand), "--margin", "0.05").stderr
+
+
 def test_a_run_against_itself_has_no_regression(drift_runs) -> None:
     base, _ = drift_runs
     res = run_cli("compare", str(base), str(base))

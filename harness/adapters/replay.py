@@ -271,12 +271,12 @@ def _first_bad_amount(column: Any, decimal: str) -> tuple[int, str, str] | None:
     elif pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_decimal(column.type):
         numbers = pc.cast(column, pa.float64())
     if numbers is not None:
-        bad = pc.fill_null(pc.or_(pc.less(numbers, 0), pc.is_inf(numbers)), False)
-        if not pc.any(bad).as_py():
+        # the extremes first (an aggregate: a comparison kernel here imported numpy, 40 MB and
+        # 0.3 s of a million-item validation); the cells only when one is out of range
+        extremes = pc.min_max(numbers).as_py()
+        low, high = extremes["min"], extremes["max"]
+        if low is None or math.isnan(low) or (low >= 0 and not math.isinf(high)):
             return None
-        row = pc.index(bad, True).as_py()
-        value = column[row].as_py()
-        return row, str(value), "infinite" if math.isinf(numbers[row].as_py()) else "negative"
     row = 0
     for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
         for value in chunk.to_pylist():

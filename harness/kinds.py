@@ -199,6 +199,13 @@ def template(source: str) -> jinja2.Template | _Substitution:
     return _ENV.from_string(source)
 
 
+@lru_cache(maxsize=256)
+def renders_with_jinja(prompt: str | None, system_prompt: str | None) -> bool:
+    """Whether a task's templates go through Jinja (loops, filters): only those can run long,
+    and need a time limit; plain `{{ name }}` substitution cannot."""
+    return any(source and not isinstance(template(source), _Substitution) for source in (prompt, system_prompt))
+
+
 def template_fields(source: str) -> set[str]:
     """Item fields a prompt template uses."""
     return set(jinja2.meta.find_undeclared_variables(_ENV.parse(source)))

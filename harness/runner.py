@@ -35,7 +35,7 @@ from harness.data import dataset_files, iter_items
 from harness.energy import describe as describe_energy
 from harness.errors import AdapterError, ConfigError, Problem, RunIncomplete
 from harness.heap import release_freed_memory
-from harness.kinds import KINDS
+from harness.kinds import KINDS, renders_with_jinja
 from harness.limits import AdaptiveLimiter
 from harness.pii.guard import PIIGuard
 from harness.record import FORMAT_VERSION, ResponseLine, ScoreLine, iter_lines
@@ -556,6 +556,8 @@ class Runner:
         """Build the batch's requests and answer what the record or the cache already holds
         (one SQL query per batch); queue the rest for the workers."""
         kind = KINDS[pair.task.config.kind]
+        config = pair.task.config
+        limited = renders_with_jinja(config.prompt, config.system_prompt)
         jobs = []
         for item, repeat in batch:
             seed = self.suite.config.seed * 1_000_003 + repeat
@@ -565,8 +567,11 @@ class Runner:
                 await self._finish(pair, job, _response_from_record(previous), new=False, bar=bar)
                 continue
             try:
-                with self.watchdog.limit("rendering the template"):
-                    job.request = kind.build_request(pair.task.config, item, repeat, seed)
+                if limited:  # a Jinja template may loop for hours on one item's data
+                    with self.watchdog.limit("rendering the template"):
+                        job.request = kind.build_request(config, item, repeat, seed)
+                else:
+                    job.request = kind.build_request(config, item, repeat, seed)
             except (Exception, TimeLimitExceeded) as exc:  # a template that fails on this item's data: an item error
                 failed = Response(error=f"request could not be built: {type(exc).__name__}: {exc}")
                 await self._finish(pair, job, failed, new=True, bar=bar)

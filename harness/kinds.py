@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
@@ -124,6 +124,8 @@ def _guard(name: str, check: Callable[..., int]) -> Callable[..., Any]:
 
     @functools.wraps(inner)
     def guarded(*args: Any, **kwargs: Any) -> Any:
+        if len(args) > skip and not isinstance(args[skip], Sized):  # `map(...)|join`: a generator, read once
+            args = (*args[:skip], list(args[skip]), *args[skip + 1:])
         _bounded(check(*args[skip:], **kwargs), f"filter '{name}'")
         return inner(*args, **kwargs)
     return guarded
@@ -134,8 +136,7 @@ def _width(value: Any, width: Any = 80, *_: Any, **__: Any) -> int:
 
 
 def _join(value: Any, d: str = "", *_: Any, **__: Any) -> int:
-    items = list(value) if not isinstance(value, str) else value
-    return len(items) * (1 + len(str(d)))
+    return len(value) * (1 + len(str(d)))
 
 
 def _replace(value: Any, old: Any = "", new: Any = "", count: Any = None) -> int:

@@ -145,6 +145,11 @@ def test_prompt_filters_a_template_needs_still_work(qa_suite, server, tmp_path: 
     assert run_cli("run", str(suite), "--quiet", env={"TEST_API_KEY": "k"}).returncode == 0
     prompts = {b["messages"][-1]["content"] for b in server.bodies}
     assert "QUESTION 0? ANSWER=A (a)" in prompts and len(prompts) == 12
+    # a generator (map, select) into a size-checked filter: read once, for the check and the join
+    from harness.kinds import render
+
+    assert render("{{ question.split()|map('upper')|join('-') }} {{ question.split()|select('ne', 'b')|join }}",
+                  {"question": "a b c"}) == "A-B-C ac"
 
 
 # --- 3. a dataset does not decide which files leave the machine -------------------------

@@ -22,6 +22,9 @@ from harness.yamlio import Loc, line_of, load_yaml
 DATA_CLASSES = ("public", "pseudonymised", "personal", "health")
 DataClass = Literal["public", "pseudonymised", "personal", "health"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+#: requests in flight per adapter at most: each is a task of the event loop, and a suite
+#: asking for 100,000,000 of them made the run take all the machine's memory, then hang
+MAX_CONCURRENCY = 10_000
 
 
 class Strict(BaseModel):
@@ -254,7 +257,7 @@ class AdapterRef(Strict):
     requests_per_minute: float | None = Field(default=None, gt=0)
     tokens_per_minute: float | None = Field(default=None, gt=0)
     tasks: list[str] | None = None
-    concurrency: int | None = Field(default=None, ge=1)
+    concurrency: int | None = Field(default=None, ge=1, le=MAX_CONCURRENCY)
     timeout_s: float | None = Field(default=None, gt=0)
     ray: RayActors | None = Field(default=None, description="executor: ray — this adapter's actor pool (local "
                                                              "adapters get the defaults when unset)")
@@ -347,7 +350,8 @@ class SuiteConfig(Strict):
     tasks: list[str] = Field(min_length=1)
     adapters: list[AdapterRef] = Field(min_length=1)
     repeats: int = Field(default=1, ge=1)
-    concurrency: int = Field(default=8, ge=1)
+    concurrency: int = Field(default=8, ge=1, le=MAX_CONCURRENCY,
+                             description="requests in flight per adapter")
     timeout_s: float = Field(default=300.0, gt=0)
     seed: int = 0
     objectives: list[Objective] = Field(default_factory=list)

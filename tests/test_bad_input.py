@@ -138,6 +138,15 @@ def test_a_rate_written_as_a_percentage_is_refused_not_a_gate_that_cannot_fail(q
                                  "'>= 90%'")
 
 
+def test_a_concurrency_no_machine_can_hold_is_refused(qa_suite, server) -> None:
+    """`concurrency: 100000000` made the run create a task per request slot: all the machine's
+    memory, then a hang that SIGTERM could not end. At most 10,000, in the suite and per adapter."""
+    _run_expect_2(qa_suite(suite={"concurrency": 100_000_000}), server,
+                  "suite.yaml:", "concurrency: Input should be less than or equal to 10000, found 100000000")
+    suite = qa_suite(suite={"adapters": [{"path": "adapters/chat.yaml", "concurrency": 50_000}]})
+    _run_expect_2(suite, server, "adapters[0].concurrency: Input should be less than or equal to 10000")
+
+
 def test_yaml_syntax_error(qa_suite, server) -> None:
     suite = qa_suite()
     suite.write_text(suite.read_text() + "gates: [unclosed\n", encoding="utf-8")

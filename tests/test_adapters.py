@@ -237,10 +237,12 @@ def test_python_adapter_dict_with_its_own_latency_or_an_unknown_field(tmp_path: 
 
 def test_python_adapter_returning_none_or_bad_figures_costs_that_item_not_the_run(tmp_path: Path) -> None:
     """A callable returning None was an "ok" item without an answer, left out of accuracy's n;
-    one giving `tokens_in: "x"` stopped the whole run (a TypeError in the rate limiter)."""
+    one giving `tokens_in: "x"` stopped the whole run (a TypeError in the rate limiter); bytes
+    or a list were scored as their repr ("b'B'"), wrong without a word."""
     (tmp_path / "sut.py").write_text(textwrap.dedent("""
         def answer(request):
-            return {"i0": None, "i1": {"output": "B", "tokens_in": "x", "latency_s": -3}}.get(request.item_id, "B")
+            return {"i0": None, "i1": {"output": "B", "tokens_in": "x", "latency_s": -3}, "i2": b"B",
+                    "i3": {"output": ["B"]}}.get(request.item_id, "B")
     """), encoding="utf-8")
     suite = _suite(tmp_path, {"kind": "python", "settings": {"callable": "sut:answer", "path": ["."]}})
     res = run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / "run"))
@@ -248,8 +250,10 @@ def test_python_adapter_returning_none_or_bad_figures_costs_that_item_not_the_ru
     recs = {r["item_id"]: r for r in map(json.loads, (tmp_path / "run" / "responses.jsonl").read_text().splitlines())}
     assert recs["i0"]["status"] == "error" and "returned no answer (None)" in recs["i0"]["error"]
     assert recs["i1"]["status"] == "ok" and recs["i1"]["tokens_in"] is None and recs["i1"]["latency_s"] is None
+    assert recs["i2"]["error"] == "the callable returned bytes b'B'; expected the answer as a str (or a dict whose " \
+        "'output' is one)" and recs["i3"]["error"].startswith("the callable returned list ['B']")
     card = json.loads((tmp_path / "run" / "scorecard.json").read_text())
-    assert _metric(card, "error_rate")["value"] == 1 / 6 and _metric(card, "accuracy")["n"] == 5
+    assert _metric(card, "error_rate")["value"] == 3 / 6 and _metric(card, "accuracy")["n"] == 3
 
 
 def test_the_run_hides_what_it_started_with_from_the_collector(tmp_path: Path) -> None:

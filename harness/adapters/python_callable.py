@@ -108,6 +108,17 @@ class PythonCallable(Adapter):
                                    f"expected some of: {', '.join(sorted(_ANSWER_FIELDS))}", retryable=False)
             fields = {"latency_s": latency, **result}  # the callable's own latency, where it gives one
             if fields.get("output") is not None:
-                fields["output"] = str(fields["output"])
+                fields["output"] = _answer_text(fields["output"])
             return Response(**fields)
-        return Response(output=None if result is None else str(result), latency_s=latency)
+        return Response(output=None if result is None else _answer_text(result), latency_s=latency)
+
+
+def _answer_text(value: Any) -> str:
+    """The answer as text: a str, or a number written out. Bytes or a list were scored as
+    their Python repr ("b'A'", "['A']"), wrong on every item without a word."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise AdapterError(f"the callable returned {type(value).__name__} {value!r:.60}; expected the answer as a str "
+                       "(or a dict whose 'output' is one)", retryable=False)

@@ -70,12 +70,11 @@ class _PromptSandbox(ImmutableSandboxedEnvironment):
             if abs(left) > 1 and right > 0 and right * math.log2(abs(left)) > 4096:
                 raise SecurityError(f"{left!r} ** {right!r} is too large a number for a prompt")
         elif operator == "%" and isinstance(left, str):
+            args = right if isinstance(right, tuple) else (right,)
             widths = [int(n) for m in _WIDTH.finditer(left) for n in m.groups() if n and n != "*"]
-            stars = [a for a in (right if isinstance(right, tuple) else (right,)) if isinstance(a, int)]
-            if "*" in left:
-                widths += stars
-            _bounded(max(widths, default=0) + len(left) + sum(_size(a) for a in (
-                right if isinstance(right, tuple) else (right,))), "'%'")
+            if "*" in left:  # widths given as arguments: "%*d" % (999999999, 1)
+                widths += [a for a in args if isinstance(a, int)]
+            _bounded(max(widths, default=0) + len(left) + sum(_size(a) for a in args), "'%'")
         return super().call_binop(context, operator, left, right)
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:

@@ -25,7 +25,7 @@ from harness.config import (
 from harness.data import scan_dataset
 from harness.errors import ConfigError, Problem, did_you_mean
 from harness.heap import release_freed_memory
-from harness.kinds import KINDS
+from harness.kinds import KINDS, renders_with_jinja
 from harness.paths import Roots
 from harness.registry import Registry
 from harness.scoring.base import OPERATIONAL_METRICS, SCORERS, CheckContext, MetricSpec
@@ -187,8 +187,12 @@ def _first_request_problems(task: LoadedTask) -> list[Problem]:
     kind = KINDS[task.config.kind]
     for item in iter_items(task):
         try:
-            # a template whose loops never end is found here, not in the run (main thread only)
-            with Watchdog(RENDER_LIMIT_S) as watchdog, watchdog.limit("rendering the template"):
+            # a template whose loops never end is found here, not in the run (main thread only);
+            # a plain `{{ name }}` substitution cannot loop, and starts no watchdog thread
+            if renders_with_jinja(task.config.prompt, task.config.system_prompt):
+                with Watchdog(RENDER_LIMIT_S) as watchdog, watchdog.limit("rendering the template"):
+                    kind.build_request(task.config, item, 0, 0)
+            else:
                 kind.build_request(task.config, item, 0, 0)
         except (jinja2.TemplateError, KeyError, TypeError, ValueError, TimeLimitExceeded) as exc:
             field = "prompt" if task.config.prompt else "system_prompt"
@@ -398,11 +402,13 @@ def _check_metric_refs(config: SuiteConfig, file: str, lines: dict, tasks: list[
     specs = {f"{t.name}/{m.name}": m for t in tasks if t.config.kind in KINDS for m in task_metrics(t)}
     known = set(specs)
     adapter_names = [a.name for a in adapters]
+    def unknown_metric(field: str, metric: str, line: int | None) -> Problem:
+        return Problem(file, field, "unknown metric", line, expected="task/metric, one of: " + ", ".join(sorted(known)),
+                       found=repr(metric), hint=did_you_mean(metric, known))
+
     for metric, value in config.margins.items():
         if metric not in known:
-            problems.append(Problem(file, f"margins.{metric}", "unknown metric", lines.get(("margins", metric)),
-                                    expected="task/metric, one of: " + ", ".join(sorted(known)),
-                                    hint=did_you_mean(metric, known)))
+            problems.append(unknown_metric(f"margins.{metric}", metric, lines.get(("margins", metric))))
         elif specs[metric].aggregation == "proportion" and value >= 1:
             problems.append(_margin_problem(file, f"margins.{metric}", metric, value, lines.get(("margins", metric))))
     for section in ("objectives", "gates"):
@@ -416,14 +422,12 @@ def _check_metric_refs(config: SuiteConfig, file: str, lines: dict, tasks: list[
                             file, f"{section}[{i}].{name}", f"{rule.metric} is a proportion, from 0 to 1",
                             lines.get((section, i, name)), expected="a number from 0 to 1", found=f"{value:g}",
                             hint=f"{value:g}% is {value / 100:g}" if 1 < value <= 100 else None))
-            if spec is not None and spec.aggregation == "proportion" and getattr(rule, "margin", 0) >= 1:
-                problems.append(_margin_problem(file, f"{section}[{i}].margin", rule.metric, rule.margin,
-                                                lines.get((section, i, "margin"))))
+                if getattr(rule, "margin", 0) >= 1:  # gates have one, objectives not
+                    problems.append(_margin_problem(file, f"{section}[{i}].margin", rule.metric, rule.margin,
+                                                    lines.get((section, i, "margin"))))
             if rule.metric not in known:
-                problems.append(Problem(file, f"{section}[{i}].metric", "unknown metric",
-                                        lines.get((section, i, "metric")), expected="task/metric, one of: "
-                                        + ", ".join(sorted(known)), found=repr(rule.metric),
-                                        hint=did_you_mean(rule.metric, known)))
+                problems.append(unknown_metric(f"{section}[{i}].metric", rule.metric,
+                                               lines.get((section, i, "metric"))))
             if rule.adapter is not None and rule.adapter not in adapter_names:
                 problems.append(Problem(file, f"{section}[{i}].adapter", "unknown adapter",
                                         lines.get((section, i, "adapter")),

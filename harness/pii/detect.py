@@ -220,8 +220,10 @@ def _rules(hospital_patterns: tuple[str, ...]) -> list[GatedRule]:
     # what a text must hold for a rule to match: every built-in rule but the e-mail one
     # matches a digit, so a text without one skips them (a third of the scan of a short
     # prompt); a hospital's own patterns always run
-    return [(kind, pattern, accept, "" if any(rule is c for c in custom) else "@" if kind == "EMAIL" else "digit")
-            for rule in rules for kind, pattern, accept in [rule]]
+    def needs(rule: Rule) -> str:
+        return "" if any(rule is c for c in custom) else "@" if rule[0] == "EMAIL" else "digit"
+
+    return [(*rule, needs(rule)) for rule in rules]
 
 
 _NAME_RULES = [

@@ -257,7 +257,7 @@ class RayAdapter(Adapter):
         self.inner = inner
         self.spec = spec if spec.batch_size else spec.model_copy(update={"batch_size": inner.ray_batch_size})
         self.loaded = adapter
-        self.batch_size: int = self.spec.batch_size or 1
+        self.actor_batch: int = self.spec.batch_size or 1
         self.start_timeout_s = start_timeout_s
         # what the runner reads of the adapter's class, kept from the real one
         self.sends_requests = inner.sends_requests  # type: ignore[misc]
@@ -284,7 +284,7 @@ class RayAdapter(Adapter):
 
     def concurrency(self) -> int:
         """Requests in flight: every actor holding PIPELINE_DEPTH full batches."""
-        return self.spec.actors * self.batch_size * PIPELINE_DEPTH
+        return self.spec.actors * self.actor_batch * PIPELINE_DEPTH
 
     async def _start_actor(self, index: int) -> _Slot:
         ray = _ray()
@@ -325,7 +325,7 @@ class RayAdapter(Adapter):
         workers that are ready have run (a batch is never held back to fill up)."""
         batch = [await self.queue.get()]
         await asyncio.sleep(0)
-        while len(batch) < self.batch_size and not self.queue.empty():
+        while len(batch) < self.actor_batch and not self.queue.empty():
             batch.append(self.queue.get_nowait())
         return [(r, f) for r, f in batch if not f.done()]  # a timed-out request is not sent
 

@@ -95,6 +95,12 @@ class _Pair:
     #: its energy is measured by CodeCarbon (declarations.energy.method: measured)
     measured: bool = False
     recorded: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    #: the adapter's secret values, scrubbed from every answer and error (read once, after setup)
+    secrets: list[str] = field(default_factory=list)
+    #: requests a `generate_batch` call answers (0: one `generate` call each)
+    batch_size: int = 0
+    #: answers read from a file (replay): their record lines need not reach the disk one by one
+    stored_answers: bool = False
 
 
 def _package_versions() -> dict[str, str]:
@@ -351,6 +357,10 @@ class _Job:
     cache_key: str | None = None
 
 
+#: what the workers take: a request, a batch of them for `generate_batch`, or None (stop)
+_WorkQueue = asyncio.Queue[_Job | list[_Job] | None]
+
+
 def in_shard(item_id: str, shard: tuple[int, int] | None) -> bool:
     """Stable assignment of items to shards (i of n, 1-based); repeats stay together."""
     if shard is None:
@@ -414,7 +424,8 @@ class Runner:
                 "seed": job.seed, "request_hash": job.request_hash, "status": response.status,
                 **(response.to_dict() if content else _without_content(response)),
                 "time": datetime.now(UTC).isoformat()},
-                flush=not response.cache_hit)  # what would cost a request to redo goes to disk at once
+                # what would cost a request to redo goes to disk at once
+                flush=not (response.cache_hit or pair.stored_answers))
         if response.model_id:
             label = response.model_id + (f" ({response.system_fingerprint})" if response.system_fingerprint else "")
             self.models_seen.setdefault(pair.adapter.name, set()).add(label)
@@ -523,36 +534,89 @@ class Runner:
                                           "time": time.time()})
         return log
 
-    async def _worker(self, pair: _Pair, queue: asyncio.Queue[_Job | None], bar: Any) -> None:
-        ref = pair.adapter.ref
-        timeout = ref.timeout_s or self.suite.config.timeout_s
-        secrets = pair.instance.secrets()
-        while (job := await queue.get()) is not None:
-            assert job.request is not None
-            request: Request | None = job.request
-            if pair.guard is not None:
-                request, found = pair.guard.check(job.request)
-            if request is None:  # blocked: nothing leaves the machine
-                response = Response(error="blocked by the PII guard before sending: " + ", ".join(
-                    f"{kind} {n}" for kind, n in sorted(found.items())))
+    async def _worker(self, pair: _Pair, queue: _WorkQueue, bar: Any) -> None:
+        while (work := await queue.get()) is not None:
+            if isinstance(work, list):  # a batch for `generate_batch`
+                for job, response in zip(work, await self._answer_batch(pair, work), strict=True):
+                    await self._settle(pair, job, response, bar)
             else:
-                response = await call_with_retries(pair.instance, request, timeout, ref.retry, pair.limiter,
-                                                   self._sent(pair, job))
-                if pair.guard is not None and request is not job.request:
-                    response.output = pair.guard.restore(response.output)
-            scrub_response(response, secrets)
-            try:
-                if response.status == "ok":
-                    _price_and_energy(pair.instance, response)
-                if job.cache_key is not None and self.cache is not None:
-                    self.cache.put(job.cache_key, pair.adapter.profile.kind, response)
-            except Exception as exc:  # a plugin's cost() or a full disk must not stop the other items
-                response = Response(error=f"recording failed: {type(exc).__name__}: {exc}",
-                                    attempts=response.attempts)
-            await self._finish(pair, job, response, new=True, bar=bar)
+                await self._settle(pair, work, await self._answer(pair, work), bar)
 
-    async def _dispatch(self, pair: _Pair, batch: list[tuple[Item, int]], queue: asyncio.Queue[_Job | None],
-                        bar: Any) -> None:
+    def _timeout(self, pair: _Pair) -> float:
+        return pair.adapter.ref.timeout_s or self.suite.config.timeout_s
+
+    @staticmethod
+    def _guarded(pair: _Pair, job: _Job) -> Request | Response:
+        """The request to send, with the PII guard's surrogates where it has one; or, when the
+        guard blocks it, the item's error: nothing leaves the machine."""
+        assert job.request is not None
+        if pair.guard is None:
+            return job.request
+        request, found = pair.guard.check(job.request)
+        if request is None:
+            return Response(error="blocked by the PII guard before sending: " + ", ".join(
+                f"{kind} {n}" for kind, n in sorted(found.items())))
+        return request
+
+    @staticmethod
+    def _restored(pair: _Pair, job: _Job, request: Request, response: Response) -> Response:
+        if pair.guard is not None and request is not job.request:
+            response.output = pair.guard.restore(response.output)
+        return response
+
+    async def _answer(self, pair: _Pair, job: _Job) -> Response:
+        """One request through the PII guard and the retry policy; never raises for the item."""
+        request = self._guarded(pair, job)
+        if isinstance(request, Response):
+            return request
+        response = await call_with_retries(pair.instance, request, self._timeout(pair), pair.adapter.ref.retry,
+                                           pair.limiter, self._sent(pair, job))
+        return self._restored(pair, job, request, response)
+
+    async def _answer_batch(self, pair: _Pair, jobs: list[_Job]) -> list[Response]:
+        """A batch answered in one `generate_batch` call (one slot of the limiter, one time limit);
+        if the call fails, or one of its answers is not an answer, each request is asked again
+        alone (`_answer`), so that the batch's failure is no item's error unless that item
+        fails alone. Requests the PII guard blocks are not in the batch."""
+        answers: list[Request | Response] = [self._guarded(pair, job) for job in jobs]
+        asked = [(job, request) for job, request in zip(jobs, answers, strict=True) if isinstance(request, Request)]
+        if not asked:
+            return answers  # type: ignore[return-value]
+        started = await pair.limiter.acquire()
+        for job, _ in asked:
+            if (log := self._sent(pair, job)) is not None:
+                log(1)
+        try:
+            async with asyncio.timeout(self._timeout(pair)):
+                got = await pair.instance.generate_batch([request for _, request in asked])
+            if len(got) != len(asked) or not all(
+                    type(r) is Response and (r.status != "ok" or r.output is not None) for r in got):
+                raise AdapterError("generate_batch must return one Response with an answer or an error a request")
+        except RunIncomplete:
+            await pair.limiter.release(started)
+            raise
+        except Exception:  # each request gets its own chance and its own error
+            await pair.limiter.release(started)
+            return [await self._answer(pair, job) if isinstance(answer, Request) else answer
+                    for job, answer in zip(jobs, answers, strict=True)]
+        await pair.limiter.release(started, tokens=sum((r.tokens_in or 0) + (r.tokens_out or 0) for r in got))
+        replies = iter(got)
+        return [self._restored(pair, job, answer, reported_figures_checked(next(replies)))
+                if isinstance(answer, Request) else answer for job, answer in zip(jobs, answers, strict=True)]
+
+    async def _settle(self, pair: _Pair, job: _Job, response: Response, bar: Any) -> None:
+        """A new answer made fit for the record (no secret, priced, cached), then recorded."""
+        scrub_response(response, pair.secrets)
+        try:
+            if response.status == "ok":
+                _price_and_energy(pair.instance, response)
+            if job.cache_key is not None and self.cache is not None:
+                self.cache.put(job.cache_key, pair.adapter.profile.kind, response)
+        except Exception as exc:  # a plugin's cost() or a full disk must not stop the other items
+            response = Response(error=f"recording failed: {type(exc).__name__}: {exc}", attempts=response.attempts)
+        await self._finish(pair, job, response, new=True, bar=bar)
+
+    async def _dispatch(self, pair: _Pair, batch: list[tuple[Item, int]], queue: _WorkQueue, bar: Any) -> None:
         """Build the batch's requests and answer what the record or the cache already holds
         (one SQL query per batch); queue the rest for the workers."""
         kind = KINDS[pair.task.config.kind]
@@ -581,20 +645,27 @@ class Runner:
                 job.cache_key = cache_key(pair.identity, job.request_hash)
             jobs.append(job)
         cached = self.cache.get_many([j.cache_key for j in jobs if j.cache_key]) if self.cache is not None else {}
+        asked = []
         for job in jobs:
             hit = cached.get(job.cache_key) if job.cache_key else None
             if hit is not None:
                 _price_and_energy(pair.instance, hit)  # a cache written before energy was declared
                 await self._finish(pair, job, hit, new=True, bar=bar)
+            elif pair.batch_size:
+                asked.append(job)
             else:
                 await queue.put(job)
+        for start in range(0, len(asked), pair.batch_size or 1):
+            await queue.put(asked[start:start + pair.batch_size])
 
     async def _run_pair(self, pair: _Pair, position: int) -> None:
         from tqdm import tqdm
 
         repeats = self.suite.config.repeats
         workers = pair.limiter.max
-        queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=workers * 4)
+        # about four requests a worker waiting, whether they come alone or in batches
+        queue: _WorkQueue = asyncio.Queue(
+            maxsize=max(2, workers * 4 // pair.batch_size) if pair.batch_size else workers * 4)
         total = pair.total * repeats if self.shard is None else None
         bar = None if self.quiet else tqdm(total=total, desc=f"{pair.task.name} × {pair.adapter.name}",
                                            position=position, leave=True, unit="item", dynamic_ncols=True)
@@ -602,7 +673,7 @@ class Runner:
 
         async def produce() -> None:
             batch: list[tuple[Item, int]] = []
-            batch_size = max(64, workers * 2)
+            batch_size = max(64, workers * 2, pair.batch_size)
             for item in iter_items(pair.task):
                 if not in_shard(item.id, self.shard):
                     continue
@@ -668,7 +739,10 @@ class Runner:
                       self.limiters[adapter.name], self.validation.item_counts.get(task.name, 0),
                       cacheable=ADAPTERS.get(adapter.profile.kind).cacheable,
                       identity=instances[adapter.name].cache_identity(),
-                      measured=getattr(adapter.profile.declarations.energy, "method", None) == "measured")
+                      measured=getattr(adapter.profile.declarations.energy, "method", None) == "measured",
+                      secrets=instances[adapter.name].secrets(),
+                      batch_size=0 if adapter.name in pools else ADAPTERS.get(adapter.profile.kind).batch_size,
+                      stored_answers=ADAPTERS.get(adapter.profile.kind).stored_answers)
                 for task, adapter in self.suite.pairs]
             if self.resume:
                 self._load_previous(pairs)

@@ -1,0 +1,107 @@
+"""Adapters that answer in batches (`batch_size`, `generate_batch`): the replay export read
+a batch at a time, and the runner's contract that a failed batch is no item's error."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from conftest import write_jsonl, write_yaml
+
+from harness import run_suite
+from harness.adapters import replay
+from harness.adapters.base import ADAPTERS, Adapter
+from harness.errors import AdapterError
+from harness.types import Request, Response
+
+
+def test_take_rows_reads_any_rows_of_a_chunked_column_as_one_by_one() -> None:
+    rng = random.Random(3)
+    chunks = [pa.array([None if rng.random() < 0.1 else f"answer {k}-{i} é" for i in range(rng.randint(1, 300))])
+              for k in range(7)]
+    column = pa.chunked_array(chunks)
+    every = column.to_pylist()
+    ordered = np.arange(100, 400)
+    scattered = np.array([rng.randrange(len(every)) for _ in range(500)])
+    for rows in (ordered, scattered, np.array([len(every) - 1, 0, 0]), np.array([], np.int64)):
+        assert replay.take_rows(column, rows) == [every[i] for i in rows.tolist()]
+    assert replay.take_rows(pa.array([1.5, None, 2.0]), np.array([2, 1])) == [2.0, None]
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_batch_look_up_finds_what_the_single_look_up_finds(monkeypatch, collide: bool) -> None:
+    """Repeated ids (the last row wins), ids of another task, ids absent, hashes that collide:
+    `get_many` answers as `get` does for each key."""
+    if collide:
+        monkeypatch.setattr(replay, "_key_hash", lambda key: 7)
+    rng = random.Random(5)
+    ids = [f"i{rng.randrange(400)}" for _ in range(900)]
+    tasks = [rng.choice(["t", "u"]) for _ in ids]
+    index = replay._RowIndex(pa.chunked_array([pa.array(ids[:300]), pa.array(ids[300:])]),
+                             pa.chunked_array([pa.array(tasks[:300]), pa.array(tasks[300:])]))
+    wanted = [f"i{rng.randrange(450)}" for _ in range(300)]
+    wanted_tasks = [rng.choice(["t", "u", "v"]) for _ in wanted]
+    assert index.get_many(wanted, wanted_tasks) == [
+        index.get(i, t) for i, t in zip(wanted, wanted_tasks, strict=True)]
+    assert any(row is not None for row in index.get_many(wanted, wanted_tasks))
+    no_task = replay._RowIndex(pa.array(ids), None)
+    assert no_task.get_many(wanted, None) == [no_task.get(i) for i in wanted]
+    assert replay._RowIndex([], None).get_many(["i1"], None) == [None]
+
+
+class _Batched(Adapter):
+    """Answers in batches of 3; a batch holding i4 fails as a whole, and i4 also fails alone;
+    a batch holding i7 comes back one answer short."""
+
+    kind = "batched-test"
+    batch_size = 3
+    calls: ClassVar[list[tuple[str, list[str]]]] = []
+
+    async def generate(self, request: Request) -> Response:
+        self.calls.append(("alone", [request.item_id]))
+        if request.item_id == "i4":
+            raise AdapterError("i4 fails alone too", retryable=False)
+        return Response(output="A")
+
+    async def generate_batch(self, requests: list[Request]) -> list[Response]:
+        assert not any("@" in r.prompt for r in requests), "the PII guard let an address through"
+        ids = [r.item_id for r in requests]
+        self.calls.append(("batch", ids))
+        if "i4" in ids:
+            raise RuntimeError("the whole batch failed")
+        answers = [Response(output="A", tokens_out=1) for _ in requests]
+        return answers[:-1] if "i7" in ids else answers
+
+
+def test_a_failed_batch_is_asked_again_item_by_item_and_only_the_failing_item_errs(tmp_path: Path,
+                                                                                  monkeypatch) -> None:
+    monkeypatch.setitem(ADAPTERS._items, "batched-test", _Batched)
+    monkeypatch.setattr(_Batched, "calls", [])
+    rows = [{"id": f"i{i}", "question": f"Q{i}?", "answer": "A"} for i in range(10)]
+    rows.append({"id": "i10", "question": "Write to jean.dupont@chu-exemple.fr?", "answer": "A"})
+    write_jsonl(tmp_path / "items.jsonl", rows)
+    write_yaml(tmp_path / "task.yaml", {"name": "t", "kind": "qa", "data_class": "public", "prompt": "{{ question }}",
+                                        "choices": ["A", "B"], "dataset": {"path": "items.jsonl",
+                                                                           "fields": {"reference": "answer"}}})
+    write_yaml(tmp_path / "sut.yaml", {"name": "sut", "kind": "batched-test"})
+    suite = write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["sut.yaml"],
+                                                  "concurrency": 1, "cache": False})
+    result = run_suite(suite, quiet=True, out=tmp_path / "run")
+    batches = [ids for how, ids in _Batched.calls if how == "batch"]
+    assert sorted(i for b in batches for i in b) == sorted(f"i{i}" for i in range(10)) and len(batches) == 4
+    # blocked before sending: in no batch, never asked alone
+    # the failed batch and the short one: each of their items asked once alone, no other
+    assert sorted(ids[0] for how, ids in _Batched.calls if how == "alone") == ["i3", "i4", "i5", "i6", "i7", "i8"]
+    lines = [json.loads(line) for line in (result.run_dir / "responses.jsonl").read_text().splitlines()]
+    by_id = {r["item_id"]: r for r in lines}
+    assert len(lines) == 11 and {i for i, r in by_id.items() if r["status"] != "ok"} == {"i4", "i10"}
+    assert "blocked by the PII guard" in by_id["i10"]["error"]
+    assert "fails alone" in by_id["i4"]["error"] and by_id["i0"]["tokens_out"] == 1
+    accuracy = next(r for r in result.scorecard["rows"] if r["metric"] == "accuracy")
+    errors = next(r for r in result.scorecard["rows"] if r["metric"] == "error_rate")
+    assert accuracy["n"] == 9 and accuracy["value"] == 1.0 and errors["n"] == 11 and errors["value"] == 2 / 11

@@ -121,13 +121,22 @@ def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 
 
 class RunWriter:
-    """Appends responses and scores, one flushed line each."""
+    """Appends responses and scores, one line each. Lines wait in memory until one that must
+    reach the disk at once (`flush`) or 64 KB of them; then every waiting line is written,
+    attempts first, then answers, then scores: a score is never on disk without its answer
+    (a resume takes a scored item as done)."""
+
+    #: the order waiting lines are written in
+    ORDER = (REQUESTS, RESPONSES, SCORES)
+    SPILL_BYTES = 1 << 16
 
     def __init__(self, run_dir: Path) -> None:
         self.dir = run_dir
         if not run_dir.is_dir():
             make_run_dir(run_dir)
         self._files: dict[str, IO[bytes]] = {}
+        self._waiting: dict[str, list[bytes]] = {}
+        self._waiting_bytes = 0
 
     def _fh(self, name: str) -> IO[bytes]:
         fh = self._files.get(name)
@@ -135,7 +144,7 @@ class RunWriter:
             path = self.dir / name
             self._truncate_partial_line(path)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, file_mode(self.dir))
-            fh = self._files[name] = os.fdopen(fd, "ab")
+            fh = self._files[name] = os.fdopen(fd, "ab", buffering=0)
         return fh
 
     @staticmethod
@@ -149,20 +158,43 @@ class RunWriter:
 
     def append(self, name: str, record: dict[str, Any], *, flush: bool = True) -> None:
         """Append one line. Flush what would cost a request to redo; lines that can be
-        recomputed (scores, cache hits) may wait in the buffer."""
-        fh = self._fh(name)
-        # one write of a whole line: a crash leaves at most a partial last line
-        fh.write(orjson.dumps(record, default=str, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY))
-        if flush:
-            fh.flush()
+        recomputed (scores, cache hits, stored answers) may wait."""
+        line = orjson.dumps(record, default=str, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
+        self._waiting.setdefault(name, []).append(line)
+        self._waiting_bytes += len(line)
+        if self._waiting_bytes >= self.SPILL_BYTES:
+            self.flush()
+        elif flush:
+            self.flush(upto=name)
+
+    def _rank(self, name: str) -> int:
+        return self.ORDER.index(name) if name in self.ORDER else len(self.ORDER)
+
+    def flush(self, upto: str | None = None) -> None:
+        """Write the waiting lines, file by file in `ORDER`; with `upto`, only those of the files
+        up to that one (an answer flushed alone leaves the scores waiting: that breaks nothing).
+        A crash leaves at most a partial last line, which the next writer cuts off."""
+        last = self._rank(upto) if upto is not None else len(self.ORDER)
+        for name in sorted((n for n in self._waiting if self._rank(n) <= last), key=self._rank):
+            lines = self._waiting.pop(name)
+            self._waiting_bytes -= sum(map(len, lines))
+            fh, data = self._fh(name), memoryview(b"".join(lines))
+            while data:  # an unbuffered write may take part of the data
+                written = fh.write(data)
+                if not written:
+                    raise OSError(f"could not write {self.dir / name}")
+                data = data[written:]
 
     def manifest(self, data: dict[str, Any]) -> None:
         write_json(self.dir / MANIFEST, data)
 
     def close(self) -> None:
-        for fh in self._files.values():
-            fh.close()
-        self._files.clear()
+        try:
+            self.flush()
+        finally:
+            for fh in self._files.values():
+                fh.close()
+            self._files.clear()
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:

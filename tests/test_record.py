@@ -117,3 +117,31 @@ def test_csv_tables_do_not_let_a_spreadsheet_run_an_answer(tmp_path: Path) -> No
     assert pd.read_parquet(tmp_path / "parquet" / "responses.parquet")["output"].tolist() == answers
     latency = pd.read_csv(tmp_path / "csv" / "metrics.csv")["value"]
     assert latency.dtype.kind == "f"  # numbers stay numbers
+
+
+def test_a_score_never_reaches_the_disk_before_its_answer(tmp_path: Path) -> None:
+    """Answers that cost nothing to redo (a replay's) and scores wait in memory; a crash at
+    any moment must not leave a score whose answer is not on disk, since a resume takes a
+    scored item as done and its answer would be missing from the record for good."""
+    from harness.store import RESPONSES, SCORES, RunWriter
+
+    def on_disk(name: str) -> set[str]:
+        path = tmp_path / "run" / name
+        if not path.exists():
+            return set()
+        return {json.loads(line)["item_id"] for line in path.read_text().splitlines()}
+
+    writer = RunWriter(tmp_path / "run")
+    sizes, checks = None, 0
+    for i in range(3000):
+        writer.append(RESPONSES, {"item_id": f"i{i}", "output": "The answer is B."}, flush=False)
+        writer.append(SCORES, {"item_id": f"i{i}", "details": {"extracted": "B", "note": "x" * (i % 200)}},
+                      flush=False)
+        now = tuple((tmp_path / "run" / n).stat().st_size if (tmp_path / "run" / n).exists() else 0
+                    for n in (RESPONSES, SCORES))
+        if now != sizes:  # something reached the disk
+            sizes, checks = now, checks + 1
+            assert on_disk(SCORES) <= on_disk(RESPONSES), f"after item {i}"
+    assert checks > 5, "nothing was written before close: lines wait in memory without bound"
+    writer.close()
+    assert on_disk(SCORES) == on_disk(RESPONSES) == {f"i{i}" for i in range(3000)}

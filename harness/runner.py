@@ -357,6 +357,13 @@ class _Job:
     cache_key: str | None = None
 
 
+def _batch_size(cls: type[Adapter]) -> int:
+    """A plugin's `batch_size` when it is a whole number above zero, else 0 (one by one): a
+    negative one queued nothing, and its items were neither answered nor recorded."""
+    size = cls.batch_size
+    return size if type(size) is int and size > 0 else 0
+
+
 #: what the workers take: a request, a batch of them for `generate_batch`, or None (stop)
 _WorkQueue = asyncio.Queue[_Job | list[_Job] | None]
 
@@ -741,7 +748,7 @@ class Runner:
                       identity=instances[adapter.name].cache_identity(),
                       measured=getattr(adapter.profile.declarations.energy, "method", None) == "measured",
                       secrets=instances[adapter.name].secrets(),
-                      batch_size=0 if adapter.name in pools else ADAPTERS.get(adapter.profile.kind).batch_size,
+                      batch_size=0 if adapter.name in pools else _batch_size(ADAPTERS.get(adapter.profile.kind)),
                       stored_answers=ADAPTERS.get(adapter.profile.kind).stored_answers)
                 for task, adapter in self.suite.pairs]
             if self.resume:

@@ -105,3 +105,21 @@ def test_a_failed_batch_is_asked_again_item_by_item_and_only_the_failing_item_er
     accuracy = next(r for r in result.scorecard["rows"] if r["metric"] == "accuracy")
     errors = next(r for r in result.scorecard["rows"] if r["metric"] == "error_rate")
     assert accuracy["n"] == 9 and accuracy["value"] == 1.0 and errors["n"] == 11 and errors["value"] == 2 / 11
+
+
+@pytest.mark.parametrize("size", [-2, 0, "8", True])
+def test_a_batch_size_that_is_not_a_positive_number_answers_one_by_one(tmp_path: Path, monkeypatch, size) -> None:
+    """A negative `batch_size` queued no request at all: every item silently unanswered."""
+    monkeypatch.setitem(ADAPTERS._items, "batched-test", _Batched)
+    monkeypatch.setattr(_Batched, "calls", [])
+    monkeypatch.setattr(_Batched, "batch_size", size)
+    write_jsonl(tmp_path / "items.jsonl", [{"id": f"i{i}", "question": f"Q{i}?", "answer": "A"} for i in range(5)])
+    write_yaml(tmp_path / "task.yaml", {"name": "t", "kind": "qa", "data_class": "public", "prompt": "{{ question }}",
+                                        "dataset": {"path": "items.jsonl", "fields": {"reference": "answer"}}})
+    write_yaml(tmp_path / "sut.yaml", {"name": "sut", "kind": "batched-test"})
+    suite = write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["sut.yaml"],
+                                                  "cache": False})
+    result = run_suite(suite, quiet=True, out=tmp_path / "run")
+    lines = (result.run_dir / "responses.jsonl").read_text().splitlines()
+    assert len(lines) == 5 and sorted(ids[0] for how, ids in _Batched.calls if how == "alone") == [
+        f"i{i}" for i in range(5)]

@@ -599,6 +599,7 @@ class Runner:
             if len(got) != len(asked) or not all(
                     type(r) is Response and (r.status != "ok" or r.output is not None) for r in got):
                 raise AdapterError("generate_batch must return one Response with an answer or an error a request")
+            got = [reported_figures_checked(r) for r in got]  # before the tokens are counted
         except RunIncomplete:
             await pair.limiter.release(started)
             raise
@@ -608,8 +609,8 @@ class Runner:
                     for job, answer in zip(jobs, answers, strict=True)]
         await pair.limiter.release(started, tokens=sum((r.tokens_in or 0) + (r.tokens_out or 0) for r in got))
         replies = iter(got)
-        return [self._restored(pair, job, answer, reported_figures_checked(next(replies)))
-                if isinstance(answer, Request) else answer for job, answer in zip(jobs, answers, strict=True)]
+        return [self._restored(pair, job, answer, next(replies)) if isinstance(answer, Request) else answer
+                for job, answer in zip(jobs, answers, strict=True)]
 
     async def _settle(self, pair: _Pair, job: _Job, response: Response, bar: Any) -> None:
         """A new answer made fit for the record (no secret, priced, cached), then recorded."""

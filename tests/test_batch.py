@@ -123,3 +123,33 @@ def test_a_batch_size_that_is_not_a_positive_number_answers_one_by_one(tmp_path:
     lines = (result.run_dir / "responses.jsonl").read_text().splitlines()
     assert len(lines) == 5 and sorted(ids[0] for how, ids in _Batched.calls if how == "alone") == [
         f"i{i}" for i in range(5)]
+
+
+class _Sloppy(Adapter):
+    """Reports its usage as a proxy might: counts as text, a negative count."""
+
+    kind = "sloppy-batch-test"
+    batch_size = 4
+
+    async def generate(self, request: Request) -> Response:
+        raise AssertionError("a batch that answered is not asked again")
+
+    async def generate_batch(self, requests: list[Request]) -> list[Response]:
+        return [Response(output="A", tokens_in="12", tokens_out=-3, latency_s="0.5")  # type: ignore[arg-type]
+                for _ in requests]
+
+
+def test_figures_a_batch_reports_are_checked_as_a_single_answer_s(tmp_path: Path, monkeypatch) -> None:
+    """Token counts given as text stopped the run (summed for the rate limiter before they
+    were read as numbers): they are read as `generate`'s are, the negative one as not reported."""
+    monkeypatch.setitem(ADAPTERS._items, "sloppy-batch-test", _Sloppy)
+    write_jsonl(tmp_path / "items.jsonl", [{"id": f"i{i}", "question": f"Q{i}?", "answer": "A"} for i in range(6)])
+    write_yaml(tmp_path / "task.yaml", {"name": "t", "kind": "qa", "data_class": "public", "prompt": "{{ question }}",
+                                        "dataset": {"path": "items.jsonl", "fields": {"reference": "answer"}}})
+    write_yaml(tmp_path / "sut.yaml", {"name": "sut", "kind": "sloppy-batch-test"})
+    suite = write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["sut.yaml"],
+                                                  "cache": False})
+    result = run_suite(suite, quiet=True, out=tmp_path / "run")
+    lines = [json.loads(line) for line in (result.run_dir / "responses.jsonl").read_text().splitlines()]
+    assert len(lines) == 6 and all(r["status"] == "ok" for r in lines)
+    assert {(r["tokens_in"], r["tokens_out"], r["latency_s"]) for r in lines} == {(12, None, 0.5)}

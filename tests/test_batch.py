@@ -54,6 +54,23 @@ def test_batch_look_up_finds_what_the_single_look_up_finds(monkeypatch, collide:
     assert replay._RowIndex([], None).get_many(["i1"], None) == [None]
 
 
+def _run(tmp_path: Path, monkeypatch, adapter: type[Adapter], rows: list[dict], **suite):
+    """A QA task of `rows` answered by `adapter`, registered for the test, run in process."""
+    monkeypatch.setitem(ADAPTERS._items, adapter.kind, adapter)
+    write_jsonl(tmp_path / "items.jsonl", rows)
+    write_yaml(tmp_path / "task.yaml", {"name": "t", "kind": "qa", "data_class": "public", "prompt": "{{ question }}",
+                                        "choices": ["A", "B"], "dataset": {"path": "items.jsonl",
+                                                                           "fields": {"reference": "answer"}}})
+    write_yaml(tmp_path / "sut.yaml", {"name": "sut", "kind": adapter.kind})
+    path = write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["sut.yaml"],
+                                                 "cache": False, **suite})
+    return run_suite(path, quiet=True, out=tmp_path / "run")
+
+
+def _rows(n: int) -> list[dict]:
+    return [{"id": f"i{i}", "question": f"Q{i}?", "answer": "A"} for i in range(n)]
+
+
 class _Batched(Adapter):
     """Answers in batches of 3; a batch holding i4 fails as a whole, and i4 also fails alone;
     a batch holding i7 comes back one answer short."""
@@ -80,22 +97,13 @@ class _Batched(Adapter):
 
 def test_a_failed_batch_is_asked_again_item_by_item_and_only_the_failing_item_errs(tmp_path: Path,
                                                                                   monkeypatch) -> None:
-    monkeypatch.setitem(ADAPTERS._items, "batched-test", _Batched)
     monkeypatch.setattr(_Batched, "calls", [])
-    rows = [{"id": f"i{i}", "question": f"Q{i}?", "answer": "A"} for i in range(10)]
-    rows.append({"id": "i10", "question": "Write to jean.dupont@chu-exemple.fr?", "answer": "A"})
-    write_jsonl(tmp_path / "items.jsonl", rows)
-    write_yaml(tmp_path / "task.yaml", {"name": "t", "kind": "qa", "data_class": "public", "prompt": "{{ question }}",
-                                        "choices": ["A", "B"], "dataset": {"path": "items.jsonl",
-                                                                           "fields": {"reference": "answer"}}})
-    write_yaml(tmp_path / "sut.yaml", {"name": "sut", "kind": "batched-test"})
-    suite = write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["sut.yaml"],
-                                                  "concurrency": 1, "cache": False})
-    result = run_suite(suite, quiet=True, out=tmp_path / "run")
+    rows = [*_rows(10), {"id": "i10", "question": "Write to jean.dupont@chu-exemple.fr?", "answer": "A"}]
+    result = _run(tmp_path, monkeypatch, _Batched, rows, concurrency=1)
     batches = [ids for how, ids in _Batched.calls if how == "batch"]
     assert sorted(i for b in batches for i in b) == sorted(f"i{i}" for i in range(10)) and len(batches) == 4
-    # blocked before sending: in no batch, never asked alone
-    # the failed batch and the short one: each of their items asked once alone, no other
+    # the failed batch and the short one: each of their items asked once alone, no other; i10,
+    # blocked before sending, in no batch and never asked alone
     assert sorted(ids[0] for how, ids in _Batched.calls if how == "alone") == ["i3", "i4", "i5", "i6", "i7", "i8"]
     lines = [json.loads(line) for line in (result.run_dir / "responses.jsonl").read_text().splitlines()]
     by_id = {r["item_id"]: r for r in lines}
@@ -110,16 +118,9 @@ def test_a_failed_batch_is_asked_again_item_by_item_and_only_the_failing_item_er
 @pytest.mark.parametrize("size", [-2, 0, "8", True])
 def test_a_batch_size_that_is_not_a_positive_number_answers_one_by_one(tmp_path: Path, monkeypatch, size) -> None:
     """A negative `batch_size` queued no request at all: every item silently unanswered."""
-    monkeypatch.setitem(ADAPTERS._items, "batched-test", _Batched)
     monkeypatch.setattr(_Batched, "calls", [])
     monkeypatch.setattr(_Batched, "batch_size", size)
-    write_jsonl(tmp_path / "items.jsonl", [{"id": f"i{i}", "question": f"Q{i}?", "answer": "A"} for i in range(5)])
-    write_yaml(tmp_path / "task.yaml", {"name": "t", "kind": "qa", "data_class": "public", "prompt": "{{ question }}",
-                                        "dataset": {"path": "items.jsonl", "fields": {"reference": "answer"}}})
-    write_yaml(tmp_path / "sut.yaml", {"name": "sut", "kind": "batched-test"})
-    suite = write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["sut.yaml"],
-                                                  "cache": False})
-    result = run_suite(suite, quiet=True, out=tmp_path / "run")
+    result = _run(tmp_path, monkeypatch, _Batched, _rows(5))
     lines = (result.run_dir / "responses.jsonl").read_text().splitlines()
     assert len(lines) == 5 and sorted(ids[0] for how, ids in _Batched.calls if how == "alone") == [
         f"i{i}" for i in range(5)]
@@ -142,14 +143,7 @@ class _Sloppy(Adapter):
 def test_figures_a_batch_reports_are_checked_as_a_single_answer_s(tmp_path: Path, monkeypatch) -> None:
     """Token counts given as text stopped the run (summed for the rate limiter before they
     were read as numbers): they are read as `generate`'s are, the negative one as not reported."""
-    monkeypatch.setitem(ADAPTERS._items, "sloppy-batch-test", _Sloppy)
-    write_jsonl(tmp_path / "items.jsonl", [{"id": f"i{i}", "question": f"Q{i}?", "answer": "A"} for i in range(6)])
-    write_yaml(tmp_path / "task.yaml", {"name": "t", "kind": "qa", "data_class": "public", "prompt": "{{ question }}",
-                                        "dataset": {"path": "items.jsonl", "fields": {"reference": "answer"}}})
-    write_yaml(tmp_path / "sut.yaml", {"name": "sut", "kind": "sloppy-batch-test"})
-    suite = write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["sut.yaml"],
-                                                  "cache": False})
-    result = run_suite(suite, quiet=True, out=tmp_path / "run")
+    result = _run(tmp_path, monkeypatch, _Sloppy, _rows(6))
     lines = [json.loads(line) for line in (result.run_dir / "responses.jsonl").read_text().splitlines()]
     assert len(lines) == 6 and all(r["status"] == "ok" for r in lines)
     assert {(r["tokens_in"], r["tokens_out"], r["latency_s"]) for r in lines} == {(12, None, 0.5)}

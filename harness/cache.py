@@ -18,6 +18,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,17 @@ def cache_key(identity: dict[str, Any], request_hash: str) -> str:
     """Key of one request to one adapter identity (see `Adapter.cache_identity`)."""
     payload = orjson.dumps([identity, request_hash], option=orjson.OPT_SORT_KEYS, default=str)
     return hashlib.sha256(payload).hexdigest()
+
+
+def cache_keys(identity: dict[str, Any]) -> Callable[[str], str]:
+    """`cache_key` for one identity and many requests: the identity is serialised once, not
+    for every item (the same bytes, so the same keys: `request_hash` is hexadecimal)."""
+    prefix = orjson.dumps([identity, ""], option=orjson.OPT_SORT_KEYS, default=str)[:-2]
+
+    def key(request_hash: str) -> str:
+        return hashlib.sha256(prefix + request_hash.encode() + b'"]').hexdigest()
+
+    return key
 
 
 def _retry_locked(statement: Any, seconds: float = 30.0) -> None:

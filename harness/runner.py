@@ -29,7 +29,7 @@ from typing import Any
 
 from harness import __version__
 from harness.adapters.base import ADAPTERS, Adapter, redacted_url
-from harness.cache import ResponseCache, cache_key, default_cache_dir
+from harness.cache import ResponseCache, cache_keys, default_cache_dir
 from harness.config import DATA_CLASSES, LoadedAdapter, LoadedSuite, LoadedTask, RayActors, RetryPolicy, resolve
 from harness.data import dataset_files, iter_items
 from harness.energy import describe as describe_energy
@@ -59,6 +59,7 @@ from harness.store import (
     count_lines,
     make_run_dir,
     new_run_id,
+    now_iso,
     read_manifest,
     sha256_file,
 )
@@ -101,6 +102,11 @@ class _Pair:
     batch_size: int = 0
     #: answers read from a file (replay): their record lines need not reach the disk one by one
     stored_answers: bool = False
+    #: the cache key of a request hash, for this adapter's identity
+    cache_key: Callable[[str], str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cache_key = cache_keys(self.identity)
 
 
 def _package_versions() -> dict[str, str]:
@@ -430,7 +436,7 @@ class Runner:
                 "task": pair.task.name, "adapter": pair.adapter.name, "item_id": item.id, "repeat": job.repeat,
                 "seed": job.seed, "request_hash": job.request_hash, "status": response.status,
                 **(response.to_dict() if content else _without_content(response)),
-                "time": datetime.now(UTC).isoformat()},
+                "time": now_iso()},
                 # what would cost a request to redo goes to disk at once
                 flush=not (response.cache_hit or pair.stored_answers))
         if response.model_id:
@@ -650,7 +656,7 @@ class Runner:
                 continue
             job.request_hash = job.request.content_hash(self._audio_hash(job.request.audio))
             if self.cache is not None and pair.cacheable:
-                job.cache_key = cache_key(pair.identity, job.request_hash)
+                job.cache_key = pair.cache_key(job.request_hash)
             jobs.append(job)
         cached = self.cache.get_many([j.cache_key for j in jobs if j.cache_key]) if self.cache is not None else {}
         asked = []

@@ -145,3 +145,21 @@ def test_a_score_never_reaches_the_disk_before_its_answer(tmp_path: Path) -> Non
     assert checks > 5, "nothing was written before close: lines wait in memory without bound"
     writer.close()
     assert on_disk(SCORES) == on_disk(RESPONSES) == {f"i{i}" for i in range(3000)}
+
+
+def test_record_times_are_written_as_datetime_writes_them(monkeypatch) -> None:
+    """The record's times are formatted a second at a time for speed; the text must be the
+    one `datetime.now(UTC).isoformat()` gives, whole microseconds and none alike."""
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from harness import store
+
+    clock = store._Clock()
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    rng = random.Random(11)
+    instants = [1_795_000_000 * 10**9 + rng.randrange(10**9) for _ in range(2000)]
+    instants += [1_795_000_001 * 10**9, 1_795_000_001 * 10**9 + 999, 1_795_000_001 * 10**9 + 1000]
+    for ns in sorted(instants) + instants:  # the same second again, and seconds out of order
+        monkeypatch.setattr(store.time, "time_ns", lambda ns=ns: ns)
+        assert clock() == (epoch + timedelta(microseconds=ns // 1000)).isoformat(), ns

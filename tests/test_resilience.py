@@ -500,3 +500,21 @@ def test_a_full_disk_stops_the_run_with_the_resume_command_not_a_bug_report(tmp_
     assert res.returncode == 0, res.stderr
     accuracy = next(r for r in json.loads((run / "scorecard.json").read_text())["rows"] if r["metric"] == "accuracy")
     assert accuracy["n"] == 300 and accuracy["value"] == 1.0
+
+
+def test_cache_keys_made_once_per_identity_are_the_keys_the_cache_always_had() -> None:
+    """The identity is serialised once per adapter instead of once per item: the keys must not
+    change, or every cache written before would be missed."""
+    from datetime import date
+    from pathlib import Path as P
+
+    from harness.cache import cache_key, cache_keys
+
+    identities = [{"kind": "openai-chat", "version": "1", "settings": {"base_url": "http://127.0.0.1:9/v1",
+                                                                      "model": "médecin-7b", "temperature": 0.0}},
+                  {"kind": "python", "settings": {"path": [P("/tmp")], "when": date(2026, 11, 24), "z": None, "a": 1}},
+                  {}]
+    for identity in identities:
+        make = cache_keys(identity)
+        for request_hash in ("0" * 32, "5b2ef158976ce2b3c1337f8bd7f12b98", ""):
+            assert make(request_hash) == cache_key(identity, request_hash)

@@ -69,7 +69,8 @@ def merge_runs(run_dirs: list[Path], out: Path) -> dict[str, Any]:
                 key = (rec.task, rec.adapter, rec.item_id, rec.repeat, getattr(rec, "attempt", 0))
                 if key not in seen:
                     seen.add(key)
-                    writer.append(name, rec.model_dump(mode="json", exclude_unset=True))
+                    # a merge is redone from its shards if it fails: no line need reach the disk alone
+                    writer.append(name, rec.model_dump(mode="json", exclude_unset=True), flush=False)
     writer.close()
     merged = dict(first)
     merged.update(run_id=out.name, shard=None, merged_from=[str(d) for d in run_dirs],

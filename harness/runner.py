@@ -923,10 +923,11 @@ def _energy_meter(suite: LoadedSuite) -> Any:
         raise ConfigError([Problem("declarations.energy", "method", str(exc))]) from None
 
 
-def _warm_imports() -> None:
+def _warm_imports() -> Any:
     """Import the metrics layer (numpy, pyarrow, ~0.2 s of CPU), make Arrow's first calls and
     compile the HTML template (~0.1 s) in a thread while the run waits on its systems, instead
-    of after the last response, when the user is waiting for the report."""
+    of after the last response, when the user is waiting for the report. The thread is
+    returned to be joined: a process that exits while it is inside Arrow's C++ may abort."""
     import threading
 
     def load() -> None:
@@ -938,7 +939,9 @@ def _warm_imports() -> None:
             warm_reader()
             warm_template()
 
-    threading.Thread(target=load, name="warm-imports", daemon=True).start()
+    thread = threading.Thread(target=load, name="warm-imports", daemon=True)
+    thread.start()
+    return thread
 
 
 def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: bool = False,
@@ -995,7 +998,7 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: b
     runner = Runner(validation, run_dir, run_id, quiet=quiet, resume=resume is not None,
                     cache=response_cache, shard=shard_spec, hashes=hashes)
     runner.writer.manifest(manifest)
-    _warm_imports()
+    warming = _warm_imports()
     meter = _energy_meter(suite)
     runner.meter = meter
     try:
@@ -1039,6 +1042,7 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: b
             raise
         raise RunIncomplete(f"every answer is in {run_dir}, but its reports could not be written: {exc.strerror}. "
                             f"Free space, then: harness report {run_dir}") from None
+    warming.join(timeout=60)  # see _warm_imports: never exit while it is inside Arrow
     # A shard's figures are partial: its gates are shown but only the merged run decides.
     decides = shard_spec is None
     return RunResult(run_dir, scorecard, 1 if scorecard["gates_failed"] and decides else 0)

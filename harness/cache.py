@@ -38,15 +38,10 @@ def default_cache_dir(base: Path) -> Path:
     return Path(env) if env else base / ".harness-cache"
 
 
-def cache_key(identity: dict[str, Any], request_hash: str) -> str:
-    """Key of one request to one adapter identity (see `Adapter.cache_identity`)."""
-    payload = orjson.dumps([identity, request_hash], option=orjson.OPT_SORT_KEYS, default=str)
-    return hashlib.sha256(payload).hexdigest()
-
-
 def cache_keys(identity: dict[str, Any]) -> Callable[[str], str]:
-    """`cache_key` for one identity and many requests: the identity is serialised once, not
-    for every item (the same bytes, so the same keys: `request_hash` is hexadecimal)."""
+    """The key of a request (by its hash) to one adapter identity (see `Adapter.cache_identity`):
+    sha256 of the JSON `[identity, request_hash]`, keys sorted. The identity is serialised once,
+    not for every item (`request_hash` is hexadecimal: nothing in it to escape)."""
     prefix = orjson.dumps([identity, ""], option=orjson.OPT_SORT_KEYS, default=str)[:-2]
 
     def key(request_hash: str) -> str:

@@ -505,10 +505,17 @@ def test_a_full_disk_stops_the_run_with_the_resume_command_not_a_bug_report(tmp_
 def test_cache_keys_made_once_per_identity_are_the_keys_the_cache_always_had() -> None:
     """The identity is serialised once per adapter instead of once per item: the keys must not
     change, or every cache written before would be missed."""
+    import hashlib
     from datetime import date
     from pathlib import Path as P
 
-    from harness.cache import cache_key, cache_keys
+    import orjson
+
+    from harness.cache import cache_keys
+
+    def cache_key(identity: dict, request_hash: str) -> str:  # the formula every cache was written with
+        payload = orjson.dumps([identity, request_hash], option=orjson.OPT_SORT_KEYS, default=str)
+        return hashlib.sha256(payload).hexdigest()
 
     identities = [{"kind": "openai-chat", "version": "1", "settings": {"base_url": "http://127.0.0.1:9/v1",
                                                                       "model": "médecin-7b", "temperature": 0.0}},

@@ -1,0 +1,53 @@
+"""When the report's imports are made ahead (harness.runner._warm_imports): only while the run
+waits on slow answers; never while answers arrive faster than the event loop can idle, nor in
+a run answered from the cache, where the importing thread would only hold the GIL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import harness.runner as runner_module
+from harness import run_suite
+from harness.testing.openai_server import OpenAIServer
+
+
+@pytest.fixture
+def warm_calls(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The real warm-up, counted."""
+    monkeypatch.setenv("TEST_API_KEY", "k")
+    calls: list[Any] = []
+    real = runner_module._warm_imports
+
+    def counted() -> Any:
+        thread = real()
+        calls.append(thread)
+        return thread
+
+    monkeypatch.setattr(runner_module, "_warm_imports", counted)
+    return calls
+
+
+def test_slow_answers_warm_the_report_imports_once_and_the_thread_is_joined(
+        qa_suite: Callable[..., Path], server: OpenAIServer, warm_calls: list[Any], tmp_path: Path) -> None:
+    server.latency_s = 0.05  # concurrency 4: an answer every 12.5 ms, above WARM_GAP_S
+    result = run_suite(qa_suite(), out=tmp_path / "slow", quiet=True)
+    assert result.scorecard["rows"]
+    assert len(warm_calls) == 1
+    assert not warm_calls[0].is_alive()  # joined before run_suite returned
+
+
+def test_fast_and_cached_answers_do_not_warm(qa_suite: Callable[..., Path], warm_calls: list[Any],
+                                             tmp_path: Path) -> None:
+    suite = qa_suite()
+    first = run_suite(suite, out=tmp_path / "fast", quiet=True)
+    again = run_suite(suite, out=tmp_path / "cached", quiet=True)
+    assert warm_calls == []
+    # the figures do not depend on it: the report imports what it needs itself
+    assert [r["value"] for r in first.scorecard["rows"] if r["metric"] == "accuracy"] == \
+        [r["value"] for r in again.scorecard["rows"] if r["metric"] == "accuracy"] == [1.0]
+    manifest = (tmp_path / "cached" / "manifest.json").read_text()
+    assert '"hits": 12' in manifest

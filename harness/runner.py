@@ -631,6 +631,12 @@ class Runner:
                 and response.latency_s / max(pair.limiter.limit, 1) >= WARM_GAP_S:
             self.warming = _warm_imports()
 
+    def join_warming(self) -> None:
+        """Wait for `_warm_imports`, if it started, whether the run finished or not: a process
+        that exits while the thread is inside Arrow's C++ may abort."""
+        if self.warming is not None:
+            self.warming.join(timeout=60)
+
     async def _settle(self, pair: _Pair, job: _Job, response: Response, bar: Any) -> None:
         """A new answer made fit for the record (no secret, priced, cached), then recorded."""
         self._waits(pair, response)
@@ -1024,11 +1030,13 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: b
             runner.ray = session
             asyncio.run(runner.run(manifest))
     except (KeyboardInterrupt, asyncio.CancelledError):
+        runner.join_warming()
         manifest.update(status="interrupted", ended_at=datetime.now(UTC).isoformat())
         runner.writer.manifest(manifest)
         raise RunIncomplete(f"interrupted; everything finished is in {run_dir}. Resume with:\n"
                             f"  harness run {suite_path} --resume {run_dir}") from None
     except BaseException as exc:
+        runner.join_warming()
         manifest.update(status="failed", ended_at=datetime.now(UTC).isoformat())
         with contextlib.suppress(OSError):  # the disk that failed the record may fail this too
             runner.writer.manifest(manifest)
@@ -1051,16 +1059,16 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, quiet: b
     from harness.metrics import build_scorecard
 
     release_freed_memory(sum(validation.item_counts.values()))  # the adapters' tables, the queues
-    scorecard = build_scorecard(run_dir)
     try:
+        scorecard = build_scorecard(run_dir)
         write_reports(run_dir, scorecard)
     except OSError as exc:
         if not _disk_full(exc):
             raise
         raise RunIncomplete(f"every answer is in {run_dir}, but its reports could not be written: {exc.strerror}. "
                             f"Free space, then: harness report {run_dir}") from None
-    if runner.warming is not None:
-        runner.warming.join(timeout=60)  # see _warm_imports: never exit while it is inside Arrow
+    finally:
+        runner.join_warming()
     # A shard's figures are partial: its gates are shown but only the merged run decides.
     decides = shard_spec is None
     return RunResult(run_dir, scorecard, 1 if scorecard["gates_failed"] and decides else 0)

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from bench_runner import CONCURRENCY, LATENCY, free_port, start_server, write_suite
-from targets import verdict
+from targets import machine_speed, verdict
 
 HARNESS = [sys.executable, "-m", "harness"]
 
@@ -152,4 +152,6 @@ def main(large: bool = False) -> dict[str, float]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--large", action="store_true", help="also 20,000 items (about a minute)")
-    main(parser.parse_args().large)
+    large = parser.parse_args().large
+    print(machine_speed())
+    main(large)

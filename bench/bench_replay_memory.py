@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import yaml
-from targets import verdict
+from targets import machine_speed, verdict
 
 N = 200_000
 
@@ -66,6 +66,7 @@ def flat() -> None:
 
 
 if __name__ == "__main__":
+    print(machine_speed())
     if sys.argv[1:] == ["--flat"]:
         flat()
     else:

@@ -13,6 +13,9 @@ BENCHES = ["bench_wer", "bench_asr", "bench_runner", "bench_process", "bench_rep
 
 if __name__ == "__main__":
     selected = sys.argv[1:] or BENCHES
+    from targets import machine_speed
+
+    print(machine_speed(), end="\n\n")
     for name in selected:
         importlib.import_module(name).main()
         print()

@@ -625,8 +625,9 @@ class Runner:
         enough for the event loop to sit idle: a response every `WARM_GAP_S` or more at the
         pair's concurrency. Sooner, the importing thread holds the GIL while responses wait: at
         2,000 items of 50 ms and concurrency 32 (a response every 1.6 ms) the loop took 0.16 s
-        longer, more than the 0.15 s the imports then save after it; in a run answered from
-        the cache every SQLite read waited for the GIL (77 ms in place of 6 ms)."""
+        longer, more than the 0.15 s the imports then save after it. A run answered from the
+        cache never waits: there the thread only slowed the main one (its SQLite reads, which
+        release the GIL, took 77 ms in all under cProfile, 6 ms alone)."""
         if self.warming is None and response.latency_s and not response.cache_hit \
                 and response.latency_s / max(pair.limiter.limit, 1) >= WARM_GAP_S:
             self.warming = _warm_imports()

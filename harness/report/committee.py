@@ -18,12 +18,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from harness.report.i18n import translate_section
 from harness.report.labels import card_currency, figure, interval, key_metrics_first, metric_label
 from harness.report.markdown import DECLARATION_COLUMNS, grouped_sections
-from harness.report.text import inert_html
+from harness.report.templating import ENV as _ENV
 
 TEXT: dict[str, dict[str, str]] = {
     "en": {
@@ -79,9 +77,6 @@ STATUS_FR = {"met": "atteint", "not met": "non atteint", "stop": "ARRÊT", "inco
 #: forest plots per task: every quality metric (key ones first), up to this many
 PLOTS_PER_TASK = 24
 
-_ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"),
-                          autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True,
-                          finalize=inert_html)
 
 
 def _slug(text: str) -> str:

@@ -5,14 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import jinja2
-
 from harness.report.markdown import DECLARATION_COLUMNS, grouped_sections
-from harness.report.text import fmt, inert_html
-
-_ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"),
-                          autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True,
-                          finalize=inert_html)
+from harness.report.templating import ENV as _ENV
+from harness.report.text import fmt
 
 
 def side_by_side(card: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -30,7 +25,8 @@ def side_by_side(card: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def warm_template() -> None:
-    """Compile the template ahead of the report (the first render spends ~70 ms compiling)."""
+    """Load the template ahead of the report: compiled (20-70 ms) the first time, then read
+    back from the bytecode cache (`harness.report.templating`)."""
     _ENV.get_template("scorecard.html.j2")
 
 

@@ -413,14 +413,31 @@ class _SeenIds:
         return pa.chunked_array(self._chunks, pa.string()).combine_chunks()
 
 
+def _unscorable(reference: Any, row: dict[str, Any], task: LoadedTask,
+                reference_checks: Sequence[tuple[str, Callable[[Any], str | None]]],
+                item_checks: Sequence[tuple[str, Callable[[Any, Callable[[str], Any]], str | None]]],
+                ) -> tuple[str, str] | None:
+    """(scorer, why) from the first check that finds the row's reference unscorable."""
+    for scorer, check in reference_checks:
+        if (why := check(reference)) is not None:
+            return scorer, why
+    for scorer, item_check in item_checks:
+        if (why := item_check(reference, lambda name: row.get(_column(task, name)))) is not None:
+            return scorer, why
+    return None
+
+
 def scan_dataset(task: LoadedTask, required: tuple[str, ...], roots: Roots | None = None,
                  max_field_bytes: int | None = None, decode_audio: bool = False,
                  keep_ids: bool = False,
-                 reference_checks: Sequence[tuple[str, Callable[[Any], str | None]]] = ()) -> DatasetSummary:
+                 reference_checks: Sequence[tuple[str, Callable[[Any], str | None]]] = (),
+                 item_checks: Sequence[tuple[str, Callable[[Any, Callable[[str], Any]], str | None]]] = (),
+                 ) -> DatasetSummary:
     """One streaming pass that checks what a run needs before any model is called:
     required fields present, ids unique, audio files present, inside the suite's roots
     and decodable, no field larger than `max_field_bytes`, dataset not empty, and each
-    reference scorable by the scorers that give a check (scorer name, check)."""
+    reference scorable by the scorers that give a check (scorer name, check): alone
+    (`reference_checks`) or beside the row's other fields (`item_checks`)."""
     summary = DatasetSummary()
     where = str(dataset_location(task) or task.path)
     seen = _SeenIds(keep_ids)
@@ -459,11 +476,10 @@ def scan_dataset(task: LoadedTask, required: tuple[str, ...], roots: Roots | Non
                                           f"dataset.fields: {{{logical}: {near!r}}} in {task.path}"))
                     missing[column] = [problem, 1]
                     add(problem)
-            if reference_checks and (reference := row.get(reference_column)) not in (None, ""):
-                for scorer, check in reference_checks:
-                    if (why := check(reference)) is not None:
-                        add(Problem(where, reference_column, why, lineno, hint=f"scorer {scorer}"))
-                        break
+            if (reference_checks or item_checks) and (reference := row.get(reference_column)) not in (None, ""):
+                unscorable = _unscorable(reference, row, task, reference_checks, item_checks)
+                if unscorable is not None:
+                    add(Problem(where, reference_column, unscorable[1], lineno, hint=f"scorer {unscorable[0]}"))
             raw_id = row.get(_column(task, "id"))
             item_id = str(raw_id)
             if raw_id not in (None, ""):  # a missing id is reported above, not also as a duplicate

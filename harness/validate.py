@@ -290,9 +290,11 @@ def load_suite(path: str | Path, *, scan: bool = True) -> Validation:
                     needed = tuple(f for f in needed if f != "audio")
                 checks = [(name, check) for name, settings in task.scorers
                           if (check := SCORERS.get(name).reference_check(task.config, settings)) is not None]
+                item_checks = [(name, item_check) for name, settings in task.scorers
+                               if (item_check := SCORERS.get(name).item_check(task.config, settings)) is not None]
                 summary = scan_dataset(task, needed, roots,
                                        max_field_bytes=config.max_field_bytes, decode_audio=reads_audio,
-                                       keep_ids=bool(checks_ids), reference_checks=checks)
+                                       keep_ids=bool(checks_ids), reference_checks=checks, item_checks=item_checks)
                 problems.extend(summary.problems)
                 result.item_counts[task.name] = summary.count
                 release_freed_memory(summary.count)  # a row's dict each: a million items leave ~50 MB free

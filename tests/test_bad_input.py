@@ -226,3 +226,33 @@ def test_validate_and_run_agree(qa_suite, server, command: str) -> None:
     res = run_cli(command, str(suite), env={"TEST_API_KEY": "k"})
     assert res.returncode == 2 and "unknown adapter kind" in res.stderr
     assert server.count() == 0
+
+
+DEID_ROWS = [
+    {"id": "ok", "text": "Madame Claire Rousseau, vue le 3 mars.",
+     "gold": "Madame [NAME:Claire Rousseau], vue le 3 mars."},
+    {"id": "spans", "text": "Appeler Jean Morel.", "gold": [{"type": "NAME", "start": 8, "end": 18}]},
+    {"id": "other-scheme", "text": "Appeler Jean Morel.", "gold": [{"type": "PER", "start": 8, "end": 18}]},
+]
+
+
+@pytest.mark.parametrize(("gold", "needle"), [
+    ("Madame [NAME:Claire Roussea], vue le 3 mars.", "not the input with [TYPE:text] marks"),
+    ([{"type": "NAME", "start": 8, "end": 80}], "gold span 8-80 is not inside the input"),
+    ([{"type": "NAME", "begin": 8, "end": 18}], "a list of {type, start, end} (KeyError: 'start')"),
+])
+def test_deidentification_gold_that_cannot_be_scored(qa_suite, server, tmp_path: Path, gold, needle: str) -> None:
+    """Found at scoring only, such an item cost every system a request and then lost its scores."""
+    rows = [*DEID_ROWS, {"id": "bad", "text": "Appeler Jean Morel.", "gold": gold}]
+    suite = qa_suite(task={"kind": "deidentification", "choices": None, "prompt": "{{ text }}",
+                           "dataset": {"path": "../data/qa.jsonl", "fields": {"input": "text", "reference": "gold"}}},
+                     rows=rows)
+    _run_expect_2(suite, server, "data/qa.jsonl:4", "gold", needle, "scorer deid")
+
+
+def test_deidentification_gold_that_can_be_scored_runs(qa_suite, server) -> None:
+    suite = qa_suite(task={"kind": "deidentification", "choices": None, "prompt": "{{ text }}",
+                           "dataset": {"path": "../data/qa.jsonl", "fields": {"input": "text", "reference": "gold"}}},
+                     rows=DEID_ROWS)
+    res = run_cli("validate", str(suite), env={"TEST_API_KEY": "k"})
+    assert res.returncode == 0, res.stderr

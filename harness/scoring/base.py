@@ -19,6 +19,9 @@ from harness.registry import Registry
 from harness.report.sections import Section
 from harness.types import Item, Sample, Score
 
+#: a row's field by its name in the task (`dataset.fields` maps names to the file's columns)
+FieldOf = Callable[[str], Any]
+
 Aggregation = Literal["mean", "proportion", "ratio", "corpus"]
 
 
@@ -144,6 +147,13 @@ class Scorer(ABC):
         """A check of each item's reference, run by the dataset scan at validation: it returns
         why the reference cannot be scored (None when it can). Without one, such an item is
         found only when it is scored, or (worse) silently scored wrong."""
+        return None
+
+    @classmethod
+    def item_check(cls, task: TaskConfig, settings: Any) -> Callable[[Any, FieldOf], str | None] | None:
+        """Like `reference_check`, for a reference that can be judged only beside the item's
+        other fields (gold spans over the input, say): the check gets the reference and a
+        function giving any field of the row by its task name (`input`, `context`...)."""
         return None
 
     def score_text(self, item: Item, output: str) -> Score:

@@ -9,14 +9,16 @@ entity against it (over-redaction hides clinical content)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 from rapidfuzz.distance import Levenshtein
 
+from harness.config import TaskConfig
 from harness.pii.detect import KINDS, Entity
 from harness.report.sections import Section, Table
-from harness.scoring.base import MetricSpec, Scorer, ScorerSettings, register_scorer
+from harness.scoring.base import FieldOf, MetricSpec, Scorer, ScorerSettings, register_scorer
 from harness.types import Item, Score
 
 _WORD = re.compile(r"\w+")
@@ -64,6 +66,28 @@ class Deidentification(Scorer):
                    description="masked words that were part of an identifier"),
         MetricSpec("deid_token_f1", "ratio", "deid_tp2", "deid_f1_den", description="2TP / (2TP + FP + FN)"),
     )
+
+    @classmethod
+    def item_check(cls, task: TaskConfig, settings: Any) -> Callable[[Any, FieldOf], str | None]:
+        """Gold identifiers that can be scored: marks that give back the input, or spans inside
+        it. Found only at scoring, such an item cost every system a request
+        and then lost its scores."""
+
+        def check(reference: Any, field: FieldOf) -> str | None:
+            text = str(field("input") or "")
+            try:
+                gold = gold_entities(reference, text)
+            except ValueError as exc:
+                return str(exc)
+            except (KeyError, TypeError) as exc:  # a span without start, a start that is not a number
+                return (f"gold identifiers must be [TYPE:text] marks or a list of {{type, start, end}} "
+                        f"({type(exc).__name__}: {exc})")
+            for g in gold:  # a type outside KINDS counts in the overall recall, in no per-type one
+                if not 0 <= g.start < g.end <= len(text):
+                    return f"gold span {g.start}-{g.end} is not inside the input ({len(text)} characters)"
+            return None
+
+        return check
 
     @classmethod
     def metrics_for(cls, settings: BaseModel) -> tuple[MetricSpec, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import json
 import os
 import re
@@ -413,18 +414,9 @@ class _SeenIds:
         return pa.chunked_array(self._chunks, pa.string()).combine_chunks()
 
 
-def _unscorable(reference: Any, row: dict[str, Any], task: LoadedTask,
-                reference_checks: Sequence[tuple[str, Callable[[Any], str | None]]],
-                item_checks: Sequence[tuple[str, Callable[[Any, Callable[[str], Any]], str | None]]],
-                ) -> tuple[str, str] | None:
-    """(scorer, why) from the first check that finds the row's reference unscorable."""
-    for scorer, check in reference_checks:
-        if (why := check(reference)) is not None:
-            return scorer, why
-    for scorer, item_check in item_checks:
-        if (why := item_check(reference, lambda name: row.get(_column(task, name)))) is not None:
-            return scorer, why
-    return None
+def _field(task: LoadedTask, row: dict[str, Any], name: str) -> Any:
+    """A row's field by its name in the task (`dataset.fields` maps names to columns)."""
+    return row.get(_column(task, name))
 
 
 def scan_dataset(task: LoadedTask, required: tuple[str, ...], roots: Roots | None = None,
@@ -477,9 +469,15 @@ def scan_dataset(task: LoadedTask, required: tuple[str, ...], roots: Roots | Non
                     missing[column] = [problem, 1]
                     add(problem)
             if (reference_checks or item_checks) and (reference := row.get(reference_column)) not in (None, ""):
-                unscorable = _unscorable(reference, row, task, reference_checks, item_checks)
-                if unscorable is not None:
-                    add(Problem(where, reference_column, unscorable[1], lineno, hint=f"scorer {unscorable[0]}"))
+                for scorer, check in reference_checks:
+                    if (why := check(reference)) is not None:
+                        add(Problem(where, reference_column, why, lineno, hint=f"scorer {scorer}"))
+                        break
+                else:
+                    for scorer, item_check in item_checks:
+                        if (why := item_check(reference, functools.partial(_field, task, row))) is not None:
+                            add(Problem(where, reference_column, why, lineno, hint=f"scorer {scorer}"))
+                            break
             raw_id = row.get(_column(task, "id"))
             item_id = str(raw_id)
             if raw_id not in (None, ""):  # a missing id is reported above, not also as a duplicate

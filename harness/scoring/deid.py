@@ -70,8 +70,8 @@ class Deidentification(Scorer):
     @classmethod
     def item_check(cls, task: TaskConfig, settings: Any) -> Callable[[Any, FieldOf], str | None]:
         """Gold identifiers that can be scored: marks that give back the input, or spans inside
-        it. Found only at scoring, such an item cost every system a request
-        and then lost its scores."""
+        it. Found only at scoring, such an item cost every system a request and then lost
+        its scores."""
 
         def check(reference: Any, field: FieldOf) -> str | None:
             text = str(field("input") or "")

@@ -12,6 +12,7 @@ import textwrap
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ROOT, only_run, run_cli, write_jsonl, write_yaml
@@ -131,7 +132,7 @@ def test_replay_of_an_openai_batch_output_reads_nested_fields(tmp_path: Path) ->
     """OpenAI's Batch API returns JSONL whose answer lies at response.body.choices.0.message.content
     and whose failures are in `error`: a dotted path reaches a nested field (a list index as a
     number), and `error_column` makes a failed request the item's error rather than missing."""
-    out = []
+    out: list[dict[str, Any]] = []
     for i, row in enumerate(ROWS):
         if i == 4:
             out.append({"custom_id": row["id"], "response": None,

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlparse
 
 import pytest
@@ -56,9 +56,14 @@ def _catalogue(tmp_path: Path) -> Catalogue:
 def test_catalogue_formats_and_reuse(tmp_path: Path) -> None:
     cat = _catalogue(tmp_path)
     assert cat.count() == 5  # CSV 2, BibTeX 1, RIS 1, PubMed XML 1
-    assert cat.by_identifier("doi", "10.1056/nejmoa2021436")["journal"] == "N Engl J Med"  # from BibTeX
-    assert cat.by_identifier("pmid", "31535829")["title"].startswith("Dapagliflozin")  # from RIS
-    assert cat.by_identifier("pmid", "26378978")["year"] == 2015  # from PubMed XML
+    def found(kind: str, identifier: str) -> dict[str, Any]:
+        record = cat.by_identifier(kind, identifier)
+        assert record is not None, identifier
+        return record
+
+    assert found("doi", "10.1056/nejmoa2021436")["journal"] == "N Engl J Med"  # from BibTeX
+    assert found("pmid", "31535829")["title"].startswith("Dapagliflozin")  # from RIS
+    assert found("pmid", "26378978")["year"] == 2015  # from PubMed XML
     record, score = cat.by_title("A randomised trial of intensive vs standard blood pressure control")
     assert record is None or score >= 90
     record, score = cat.by_title("Empagliflozin, cardiovascular outcomes and mortality in type 2 diabetes")
@@ -73,6 +78,7 @@ def test_registry_outdated_with_successor() -> None:
     g = reg.match("Maladie d'Alzheimer et maladies apparentées: diagnostic et prise en charge", None, None)
     assert g is not None and g.id == "has-alzheimer-2011"
     reason = reg.outdated_reason(g)
+    assert reason is not None
     assert "withdrawn in 2018-05" in reason and "Guide parcours de soins" in reason and "acetylcholinesterase" in reason
     assert reg.outdated_reason(reg.by_id["esc-hf-2021"]) is None
 
@@ -128,7 +134,7 @@ class FakeScholarly:
             def do_GET(self) -> None:
                 fake.requests.append((self.path, self.headers.get("User-Agent", "")))
                 url = urlparse(self.path)
-                status, body = 404, {}
+                status, body = 404, dict[str, Any]()
                 if url.path.startswith("/crossref/works/"):
                     doi = unquote(url.path.removeprefix("/crossref/works/")).lower()
                     if doi in fake.WORKS:
@@ -164,9 +170,11 @@ def test_online_resolvers_against_local_fake(scholarly: FakeScholarly, tmp_path:
     crossref = Crossref(f"{scholarly.base}/crossref", "evaluation@example.org", cache, 50)
     ncbi = NCBI(f"{scholarly.base}/ncbi", "evaluation@example.org", cache, 50)
     doi = DoiOrg(f"{scholarly.base}/doi", "evaluation@example.org", cache, 50)
-    assert crossref.lookup("doi", "10.1056/NEJMoa1511939")[1]["year"] == 2015
+    status, found = crossref.lookup("doi", "10.1056/NEJMoa1511939")
+    assert status == "found" and found is not None and found["year"] == 2015
     assert crossref.lookup("doi", "10.9999/invented.1")[0] == "not_found"
-    assert ncbi.lookup("pmid", "26551272")[1]["journal"].startswith("The New England")
+    status, found = ncbi.lookup("pmid", "26551272")
+    assert status == "found" and found is not None and found["journal"].startswith("The New England")
     assert ncbi.lookup("pmid", "99999999")[0] == "not_found"
     assert doi.lookup("doi", "10.1056/nejmoa1511939")[0] == "found"
     assert doi.lookup("doi", "10.9999/invented.1")[0] == "not_found"

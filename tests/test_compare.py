@@ -136,7 +136,9 @@ def test_non_inferiority_gate_uses_the_baseline(drift_runs, tmp_path: Path) -> N
         assert g["n_paired"] == 39
         if expected:
             assert "inferiority not excluded" in g["reason"] and g["ci_high"] < 0
-        failures = ET.parse(tmp_path / f"gates-{version}.xml").getroot().find("testsuite").get("failures")
+        junit = ET.parse(tmp_path / f"gates-{version}.xml").getroot().find("testsuite")
+        assert junit is not None
+        failures = junit.get("failures")
         assert failures == str(expected)
         assert card["power"][0]["metric"] == "drug-qa-en/accuracy"
         assert card["power"][0]["underpowered"] is True  # 39 items cannot resolve a 5-point margin
@@ -240,4 +242,5 @@ def test_a_paired_comparison_resamples_whole_clusters(tmp_path: Path) -> None:
     assert [acc.difference, acc.ci_low, acc.ci_high, acc.p_value] == pytest.approx(list(expected[2:6]))
     assert acc.test == expected[6] != "exact McNemar" and acc.n_paired == 60
     items = compare_values(PairedValues(a, np.ones(60), b, np.ones(60), None), "proportion", binary=True)
+    assert acc.ci_high is not None and acc.ci_low is not None
     assert acc.ci_high - acc.ci_low > items[4] - items[3]

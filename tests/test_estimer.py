@@ -40,8 +40,8 @@ def test_post_edit_rate_unchanged_share_and_time(tmp_path: Path) -> None:
     # independent count with the same word alignment on lowercased, punctuation-free words
     def words(text: str) -> list[str]:
         return "".join(c if c.isalnum() or c.isspace() else " " for c in text.lower()).split()
-    edits = sum(sum(edit_counts(words(r["post_edit"]), words(OUTPUTS[r["id"]]))[:3]) for r in ROWS)
-    total = sum(len(words(r["post_edit"])) for r in ROWS)
+    edits = sum(sum(edit_counts(words(str(r["post_edit"])), words(OUTPUTS[str(r["id"])]))[:3]) for r in ROWS)
+    total = sum(len(words(str(r["post_edit"]))) for r in ROWS)
     assert rows["post_edit_rate"]["value"] == pytest.approx(edits / total)
     assert rows["used_unchanged_rate"]["value"] == pytest.approx(1 / 3)
     assert rows["time_to_correct_s"]["value"] == pytest.approx(115 / 3) and rows["time_to_correct_s"]["n"] == 3

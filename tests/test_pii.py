@@ -156,7 +156,8 @@ def test_deidentification_kind_scores_what_is_left_and_what_is_over_masked() -> 
     assert perfect.values["deid_caught"] == 2 and perfect.values["deid_tp"] == perfect.values["deid_masked"] == 7
     leaky = scorer.score_text(item, "Patient Jean [NAME], tél. [PHONE], allergique à la [DRUG].")
     assert leaky.values["deid_caught"] == 1 and leaky.values["deid_caught_NAME"] == 0
-    assert leaky.values["deid_masked"] - leaky.values["deid_tp"] == 1  # "pénicilline" masked for nothing
+    masked, tp = leaky.values["deid_masked"], leaky.values["deid_tp"]
+    assert masked is not None and tp is not None and masked - tp == 1  # "pénicilline" masked for nothing
     assert leaky.details["missed_types"] == ["NAME"]
 
 

@@ -19,7 +19,7 @@ from harness.scoring import SCORERS, MetricSpec, Scorer
 from harness.store import iter_jsonl
 
 
-def _values(run_dir: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
+def _values(run_dir: Path) -> dict[tuple[str, str, str], tuple[dict[str, Any], dict[str, Any]]]:
     return {(r["task"], r["adapter"], r["item_id"]): (r["values"], r["details"])
             for r in iter_jsonl(run_dir / "scores.jsonl")}
 

@@ -313,7 +313,7 @@ def test_remote_apis_and_replays_stay_in_the_driver() -> None:
     from harness.config import AdapterRef
     from harness.ray_executor import takes
 
-    asked = AdapterRef(path="x.yaml", ray={"actors": 4})
+    asked = AdapterRef.model_validate({"path": "x.yaml", "ray": {"actors": 4}})
     for kind in ("openai-chat", "openai-transcription", "replay"):
         assert not takes(ADAPTERS.get(kind), asked) and not takes(ADAPTERS.get(kind), AdapterRef(path="x.yaml"))
     for kind in ("faster-whisper", "python", "command"):
@@ -330,8 +330,9 @@ def test_an_actor_runs_one_whisper_replica_per_cpu_it_holds(tmp_path: Path) -> N
     from harness.validate import load_suite
 
     profile = next(a for a in load_suite(ROOT / "suite.yaml").suite.adapters if a.name == "whisper-tiny-local")
-    assert profile.settings.num_workers == 2
-    fits = {cpus: FasterWhisper.actor_settings(profile.settings, cpus).num_workers for cpus in (0.5, 1, 2, 4, 0)}
+    settings: Any = profile.settings
+    assert settings.num_workers == 2
+    fits = {cpus: FasterWhisper.actor_settings(settings, cpus).num_workers for cpus in (0.5, 1, 2, 4, 0)}
     assert fits == {0.5: 1, 1: 1, 2: 2, 4: 2, 0: 2}
     before = os.environ.get(CPUS_ENV)
     try:

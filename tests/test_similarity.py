@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -153,7 +154,8 @@ def test_ecologits_figure_is_its_own_and_an_unknown_model_is_said(tmp_path: Path
         section = next(s for s in json.loads((out / "scorecard.json").read_text())["sections"]
                        if s["title"] == "Energy and emissions")
         if known:
-            impacts = llm_impacts(provider="openai", model_name=model, output_token_count=150, request_latency=2.0)
+            impacts: Any = llm_impacts(provider="openai", model_name=model, output_token_count=150,
+                                       request_latency=2.0)
             centre = 1000 * (impacts.energy.value.min + impacts.energy.value.max) / 2
             assert section["data"]["total_wh"] == pytest.approx(centre)
         else:
@@ -170,6 +172,7 @@ def test_a_translation_system_never_sees_the_reference(tmp_path: Path) -> None:
     item = Item("a", reference="SECRET REFERENCE", data={"source": "Prenez un comprimé", "id": "a",
                                                           "reference": "SECRET REFERENCE"})
     request = KINDS["translation"].build_request(task, item, 0, 0)
+    assert request.messages is not None
     assert "SECRET" not in json.dumps(request.messages) and "SECRET" not in json.dumps(request.inputs)
     assert request.messages[-1]["content"] == "Translate: Prenez un comprimé"
 

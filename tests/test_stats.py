@@ -37,6 +37,8 @@ def test_clusters_widen_the_interval() -> None:
     plain = estimate(values, "proportion")
     clustered = estimate(values, "proportion", clusters=clusters)
     assert clustered.clusters == 40 and plain.clusters == 400
+    assert clustered.ci_high is not None and clustered.ci_low is not None
+    assert plain.ci_high is not None and plain.ci_low is not None
     assert (clustered.ci_high - clustered.ci_low) > 2 * (plain.ci_high - plain.ci_low)
 
 

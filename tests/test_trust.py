@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -698,9 +699,10 @@ def test_catalogues_read_with_maintained_parsers_and_report_what_they_lose(tmp_p
     assert read == 2 and [u.line for u in lost] == [7]
     write_jsonl(tmp_path / "items.jsonl", [{"id": "q0", "question": "?", "answer": "A"}])
     (tmp_path / "out.csv").write_text("id,output\nq0,A\n", encoding="utf-8")
-    task = {"name": "t", "kind": "qa", "data_class": "public", "prompt": "{{ question }}",
-            "dataset": {"path": "items.jsonl", "fields": {"reference": "answer"}},
-            "scorers": ["exact_match", "citations"], "citations": {"catalogue": ["works.bib", "works.ris"]}}
+    task: dict[str, Any] = {"name": "t", "kind": "qa", "data_class": "public", "prompt": "{{ question }}",
+                            "dataset": {"path": "items.jsonl", "fields": {"reference": "answer"}},
+                            "scorers": ["exact_match", "citations"],
+                            "citations": {"catalogue": ["works.bib", "works.ris"]}}
     write_yaml(tmp_path / "task.yaml", task)
     write_yaml(tmp_path / "replay.yaml", {"name": "r", "kind": "replay", "settings": {"path": "out.csv"}})
     suite = write_yaml(tmp_path / "suite.yaml", {"name": "s", "tasks": ["task.yaml"], "adapters": ["replay.yaml"]})

@@ -96,7 +96,12 @@ def test_a_record_read_in_many_blocks_equals_the_model_read(tmp_path: Path, monk
     names = ["flag", "always01", "latency_s", "late", "never"]
     batches: list[int] = []
     gathered = values._gathered
-    monkeypatch.setattr(values, "_gathered", lambda b, rows: (batches.append(len(x)) or x for x in gathered(b, rows)))
+    def counted(b: Any, rows: int) -> Any:
+        for x in gathered(b, rows):
+            batches.append(len(x))
+            yield x
+
+    monkeypatch.setattr(values, "_gathered", counted)
     monkeypatch.setattr(values, "_BLOCK", 2048)
     monkeypatch.setattr(values, "_ROWS", 16)
     with monkeypatch.context() as m:

@@ -78,7 +78,6 @@ STATUS_FR = {"met": "atteint", "not met": "non atteint", "stop": "ARRÊT", "inco
 PLOTS_PER_TASK = 24
 
 
-
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:80] or "x"
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from harness.errors import ConfigError, Problem, RecordError, RunIncomplete
+from harness.heap import use_lean_allocators
 from harness.registry import RegistryClash
 
 # markdown: a docstring's paragraph is reflowed, where rich kept its line breaks mid-sentence
@@ -389,6 +390,7 @@ def main() -> None:
     """Entry point. Exit codes are a contract with CI: 1 means a gate failed or a regression
     was found, so an unexpected error must never exit 1; it exits 3 with a message."""
     _exit_without_collecting()
+    use_lean_allocators()
     try:
         app()
     except ConfigError as exc:

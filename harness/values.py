@@ -141,7 +141,8 @@ class PairValues:
         """One string per row naming its item (and repeat): the join key between two runs."""
         if not with_repeat:
             return self.ids
-        return pc.binary_join_element_wise(self.ids, pc.cast(from_numpy(self.repeats), pa.string()), scalar("\x1f"))
+        repeats = pc.cast(from_numpy(self.repeats.astype(np.int64)), pa.string())
+        return pc.binary_join_element_wise(self.ids, repeats, scalar("\x1f"))
 
     def label(self, row: int) -> str:
         """The item as reports name it: `id`, or `id#repeat` for a later repeat."""
@@ -321,7 +322,7 @@ class _Group:
     def __init__(self, names: list[str]) -> None:
         self.ids: list[pa.Array] = []
         self.clusters: list[pa.Array] = []
-        self.repeats = array("q")
+        self.repeats = array("i")  # a repeat's number fits 32 bits (a suite's items x repeats would not)
         #: a value's buffer, None while no line recorded it (its NaNs are written when one does);
         #: one byte a row while every value is 0 or 1 (-1: not recorded), eight from the first other
         self.values: dict[str, array[Any] | None] = dict.fromkeys(names)
@@ -332,7 +333,7 @@ class _Group:
         before = len(self.repeats)
         self.ids.append(batch["item_id"])
         self.clusters.append(batch["cluster"])
-        self.repeats.frombytes(numbers(batch["repeat"], np.int64).tobytes())
+        self.repeats.frombytes(numbers(batch["repeat"], np.int32).tobytes())
         self.cached += int(pc.sum(batch["cached"]).as_py() or 0)
         for name, buffer in self.values.items():
             child = batch[f"values.{name}"]
@@ -352,13 +353,22 @@ class _Group:
 
     def finish(self) -> PairValues:
         """The columns sorted by (item id, repeat); each buffer released once copied in that
-        order, so that a million-item record never holds two copies of its values."""
+        order, so that a million-item record never holds two copies of its values. Repeats
+        are kept in the narrowest integer that holds them (one byte: a million-item record's
+        repeats took 8 MB as int64), and sorted on only when some item has several."""
         ids = pa.chunked_array(self.ids, pa.string()).combine_chunks()
-        repeats = np.frombuffer(self.repeats, dtype=np.int64)
         self.ids = []
-        order = pc.sort_indices(pa.table({"item_id": ids, "repeat": from_numpy(repeats)}),
-                                sort_keys=[("item_id", "ascending"), ("repeat", "ascending")])
-        rows = numbers(order, np.int64)
+        repeats = _narrowest(np.frombuffer(self.repeats, dtype=np.int32))
+        self.repeats = array("i")
+        if repeats.any():
+            order = pc.sort_indices(pa.table({"item_id": ids, "repeat": from_numpy(repeats.astype(np.int64))}),
+                                    sort_keys=[("item_id", "ascending"), ("repeat", "ascending")])
+        else:
+            order = pc.sort_indices(ids)
+        # the indices' own buffer seen as int64 (they are below 2**63), not a copy of 8 bytes a row
+        rows = np.frombuffer(order.buffers()[1], dtype=np.int64, count=len(order), offset=order.offset * 8)
+        sorted_ids = ids.take(order)
+        del ids
         clusters = pa.chunked_array(self.clusters, pa.string()).combine_chunks()
         self.clusters = []
         columns = {}
@@ -367,9 +377,18 @@ class _Group:
             if buffer is not None:
                 columns[name] = np.frombuffer(buffer, dtype=np.int8 if buffer.typecode == "b" else np.float64)[rows]
             del buffer
-        return PairValues(ids=ids.take(order), repeats=repeats[rows],
+        return PairValues(ids=sorted_ids, repeats=repeats[rows],
                           clusters=clusters.take(order) if clusters.null_count < len(clusters) else None,
                           columns=columns, cached=self.cached)
+
+
+def _narrowest(values: np.ndarray) -> np.ndarray:
+    """`values` (small non-negative integers) in the narrowest signed type that holds them."""
+    top = int(values.max()) if len(values) else 0
+    for kind in (np.int8, np.int16):
+        if top <= np.iinfo(kind).max:
+            return values.astype(kind)
+    return values.copy()
 
 
 def _collect(batches: Iterator[pa.RecordBatch], names: list[str]) -> dict[tuple[str, str], PairValues]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
@@ -46,11 +47,19 @@ def wilson(successes: float, n: int) -> tuple[float, float]:
     return (low, high)
 
 
-def unit_sums(num: np.ndarray, den: np.ndarray, clusters: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+@overload
+def unit_sums(num: np.ndarray, den: np.ndarray, clusters: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]: ...
+@overload
+def unit_sums(num: np.ndarray, den: None, clusters: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]: ...
+def unit_sums(num: np.ndarray, den: np.ndarray | None, clusters: np.ndarray | None
+              ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Each resampling unit's sums of `num` and `den` (None: every row weighs 1, which stays None
+    without clusters, so that a million-row mean allocates no column of ones)."""
     if clusters is None:
         return num, den
     _, inverse = np.unique(clusters, return_inverse=True)
-    return np.bincount(inverse, weights=num), np.bincount(inverse, weights=den)
+    sizes = np.bincount(inverse).astype(np.float64) if den is None else np.bincount(inverse, weights=den)
+    return np.bincount(inverse, weights=num), sizes
 
 
 def ratio_influence(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -72,18 +81,23 @@ def delta_se(influence: np.ndarray) -> float:
     return float(math.sqrt(np.var(influence, ddof=1) / m)) if m > 1 else math.nan
 
 
-def ratio_ci(num: np.ndarray, den: np.ndarray, clusters: np.ndarray | None = None,
+def ratio_ci(num: np.ndarray, den: np.ndarray | None, clusters: np.ndarray | None = None,
              seed: int = 0, samples: int = BOOTSTRAP_SAMPLES,
              delta_from: int = DELTA_METHOD_UNITS) -> tuple[float, float, int, str]:
-    """95% CI of sum(num)/sum(den), resampling clusters (or items). Returns (low, high, units, method)."""
+    """95% CI of sum(num)/sum(den) (den None: the mean of num), resampling clusters (or items).
+    Returns (low, high, units, method)."""
     u_num, u_den = unit_sums(num, den, clusters)
     m = len(u_num)
-    if m < 2 or u_den.sum() == 0:
+    total = float(u_den.sum()) if u_den is not None else float(m)
+    if m < 2 or total == 0:
         return (math.nan, math.nan, m, "none")
     if m >= delta_from:
-        r = float(u_num.sum() / u_den.sum())
-        se = delta_se(ratio_influence(u_num, u_den))
+        r = float(u_num.sum()) / total
+        # a mean's influence is num - r, whose variance is num's: no temporary column
+        se = delta_se(ratio_influence(u_num, u_den) if u_den is not None else u_num)
         return (r - Z95 * se, r + Z95 * se, m, "delta")
+    if u_den is None:
+        u_den = np.ones(m)
     rng = np.random.default_rng(seed)
     stats = np.empty(samples)
     chunk = max(1, 4_000_000 // m)
@@ -105,7 +119,7 @@ def _proportion_ci(values: np.ndarray, clusters: np.ndarray | None, n_clusters: 
     A cluster bootstrap degenerates to [0, 0] when no event was seen; Wilson on the
     effective n still says how large the rate could be."""
     n = len(values)
-    successes = float(values.sum())
+    successes = float(values.sum(dtype=np.float64))
     if clusters is None:
         low, high = wilson(successes, n)
         return low, high, "wilson"
@@ -113,7 +127,8 @@ def _proportion_ci(values: np.ndarray, clusters: np.ndarray | None, n_clusters: 
     if p in (0.0, 1.0):
         n_eff = float(n_clusters)  # no within-cluster variance to estimate: be conservative
     else:
-        u_num, u_den = unit_sums(values, np.ones(n), clusters)
+        u_num, u_den = unit_sums(values, None, clusters)
+        assert u_den is not None  # clusters given: each one's size
         resid = u_num - p * u_den
         m = len(u_num)
         var_cluster = m / max(m - 1, 1) * float((resid**2).sum()) / n**2
@@ -128,15 +143,16 @@ def estimate(values: np.ndarray, aggregation: str, denominators: np.ndarray | No
     n = len(values)
     if n == 0:
         return Estimate(None, None, None, 0, 0, "none")
-    values = np.asarray(values, dtype=float)  # no copy of a float column (a million rows: 8 MB each)
+    if aggregation != "proportion" or values.dtype.kind != "i":  # a 0/1 proportion may stay in its bytes
+        values = np.asarray(values, dtype=float)  # no copy of a float column (a million rows: 8 MB each)
     den = np.asarray(denominators, dtype=float) if aggregation == "ratio" and denominators is not None else None
     total = float(den.sum()) if den is not None else float(n)
-    value = float(values.sum()) / total if total else None
+    value = float(values.sum(dtype=np.float64)) / total if total else None
     n_clusters = len(np.unique(clusters)) if clusters is not None else n
     if aggregation == "proportion":
         low, high, method = _proportion_ci(values, clusters, n_clusters)
     else:
-        low, high, _, method = ratio_ci(values, den if den is not None else np.ones(n), clusters, seed)
+        low, high, _, method = ratio_ci(values, den, clusters, seed)
     finite = not (math.isnan(low) or math.isnan(high))
     return Estimate(value, low if finite else None, high if finite else None, n, n_clusters, method)
 

@@ -94,6 +94,12 @@ class PairValues:
             return np.full(len(self), np.nan)
         return _widened(col) if col.dtype == np.int8 else col
 
+    def stored(self, name: str) -> np.ndarray:
+        """Values of `name` as held: one byte a row (-1: not recorded) for a 0/1 value, else
+        float64 with NaN; a column of NaN when no item recorded it."""
+        col = self.columns.get(name)
+        return np.full(len(self), np.nan) if col is None else col
+
     def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Values of `name` that items recorded, and their rows, in key order."""
         col = self.columns.get(name)

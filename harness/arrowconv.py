@@ -31,6 +31,12 @@ def from_numpy(values: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(_TYPES[values.dtype], len(values), [None, pa.py_buffer(values)])
 
 
+def booleans(mask: np.ndarray) -> pa.Array:
+    """A NumPy bool array as an Arrow boolean array (one bit a row), for `filter`."""
+    packed = np.packbits(np.ascontiguousarray(mask, dtype=bool), bitorder="little")
+    return pa.Array.from_buffers(pa.bool_(), len(mask), [None, pa.py_buffer(packed)])
+
+
 def valid(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Which entries are not null, as a NumPy bool array."""
     array = _one(array)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -81,23 +81,30 @@ def take_rows(column: Any, rows: Any) -> list[Any]:
     return out
 
 
+def key_hashes(ids: Any, tasks: Any | None = None) -> Any:
+    """A NumPy int64 hash of each row's id (or (task, id)), computed by chunks: never a million
+    str at once."""
+    import numpy as np
+
+    chunk = 1 << 16
+    hashes = np.empty(len(ids), dtype=np.int64)
+    for start in range(0, len(ids), chunk):
+        part = ids[start:start + chunk].to_pylist()
+        keys = zip(tasks[start:start + chunk].to_pylist(), part, strict=True) if tasks is not None else part
+        hashes[start:start + len(part)] = [_key_hash(k) for k in keys]
+    return hashes
+
+
 class _RowIndex:
     """(task, id) → the last row holding it, as sorted 64-bit hashes and rows (16 bytes a row)
     over the Arrow columns, where a dict of a million tuples took 200 MB. A hash match is
     checked against the row's id and task, so a collision never returns another item's answer."""
 
-    _CHUNK = 1 << 16
-
     def __init__(self, ids: Any, tasks: Any | None) -> None:
         import numpy as np
 
         self.ids, self.tasks = ids, tasks
-        hashes = np.empty(len(ids), dtype=np.int64)
-        for start in range(0, len(ids), self._CHUNK):  # by chunks: never a million str at once
-            part = ids[start:start + self._CHUNK].to_pylist()
-            keys = (zip(tasks[start:start + self._CHUNK].to_pylist(), part, strict=True) if tasks is not None
-                    else part)
-            hashes[start:start + len(part)] = [_key_hash(k) for k in keys]
+        hashes = key_hashes(ids, tasks)
         order = np.argsort(hashes, kind="stable")  # equal hashes keep row order: the last row wins
         self.hashes, self.rows = hashes[order], order
 
@@ -153,15 +160,56 @@ class TableError(ValueError):
         self.line = line
 
 
-def read_table(path: Path, delimiter: str = ",") -> Any:
-    """A pyarrow Table from CSV, JSONL or Parquet, read once for validation, the item check and
-    the run (keyed on the file's size and modification time, so an edited file is read again).
+def read_table(path: Path, delimiter: str = ",") -> Spilled:
+    """The export as a pyarrow Table kept out of the process's memory (`Spilled`), read once for
+    validation, the item check and the run (keyed on the file's size and modification time,
+    so an edited file is read again).
 
     CSV as exports write it (RFC 4180): quoted fields may hold line breaks, quotes doubled,
     a UTF-8 byte-order mark, an unnamed index column (pandas), another delimiter when
     declared. A malformed row raises TableError with its line."""
     st = path.stat()
     return _read_table(str(path), delimiter, st.st_size, st.st_mtime_ns)
+
+
+class Spilled:
+    """A table written to an unlinked temporary file (Arrow IPC) and memory-mapped: its columns
+    are read where they lie, and the pages a pass touched are handed back (`drop_pages`), so a
+    million-row export costs the process its index, not its 40 MB of text, and does so in any
+    order of look-ups. The file has no name (no other process can open it) and disappears with
+    the process, however it ends; it lies in the temporary folder (TMPDIR). Where it cannot be
+    written (a full disk), the table is read again into memory, as it was before."""
+
+    def __init__(self, batches: Callable[[], Iterator[Any]], schema: Any) -> None:
+        import pyarrow as pa
+
+        self._map: Any = None
+        try:
+            self.table = self._spill(batches(), schema)
+        except OSError:
+            self.table = pa.Table.from_batches(list(batches()), schema)
+
+    def _spill(self, batches: Iterator[Any], schema: Any) -> Any:
+        import mmap
+        import tempfile
+
+        import pyarrow as pa
+
+        with tempfile.TemporaryFile() as file:  # the map holds the file open once it is closed here
+            with pa.ipc.new_file(pa.PythonFile(file, mode="w"), schema) as writer:
+                for batch in batches:
+                    writer.write_batch(batch)
+            file.flush()
+            self._map = mmap.mmap(file.fileno(), 0, prot=mmap.PROT_READ)
+        return pa.ipc.open_file(pa.py_buffer(self._map)).read_all()
+
+    def drop_pages(self) -> None:
+        """Hand back the pages read so far (they stay in the system's file cache)."""
+        import mmap
+
+        if self._map is not None:
+            with contextlib.suppress(AttributeError, OSError, ValueError):  # no madvise: the pages stay
+                self._map.madvise(mmap.MADV_DONTNEED)
 
 
 #: suffixes read as Parquet and as JSON lines; any other file is CSV
@@ -185,7 +233,20 @@ def _in_blocks_that_hold_a_line(read: Callable[[int], Any], size: int) -> Any:
 
 
 @lru_cache(maxsize=2)
-def _read_table(name: str, delimiter: str, size: int, mtime_ns: int) -> Any:
+def _read_table(name: str, delimiter: str, size: int, mtime_ns: int) -> Spilled:
+    path = Path(name)
+    first, schema = _batches(path, delimiter, size)
+    given = [first]
+
+    def batches() -> Iterator[Any]:  # the file is read again only when the spill failed
+        return (_without_empty_rows(batch) for batch in (given.pop() if given else _batches(path, delimiter, size)[0]))
+
+    return Spilled(batches, schema)
+
+
+def _batches(path: Path, delimiter: str, size: int) -> tuple[Iterator[Any], Any]:
+    """The file's record batches, streamed for CSV and Parquet (a JSON file is read whole), and
+    their schema."""
     import csv
 
     import pyarrow as pa
@@ -193,16 +254,18 @@ def _read_table(name: str, delimiter: str, size: int, mtime_ns: int) -> Any:
     import pyarrow.json as pajson
     import pyarrow.parquet as pq
 
-    path = Path(name)
     suffix = path.suffix.lower()
     if suffix in _PARQUET:
-        return pq.read_table(path)
+        parquet = pq.ParquetFile(path)
+        return parquet.iter_batches(), parquet.schema_arrow
     if suffix in _JSON:
         with path.open("rb") as head:
             if starts_json_array(head.read(4096)):
-                return _json_array(path)
-        return _in_blocks_that_hold_a_line(lambda block: pajson.read_json(
-            path, read_options=pajson.ReadOptions(block_size=block)), size)
+                table = _json_array(path)
+            else:
+                table = _in_blocks_that_hold_a_line(lambda block: pajson.read_json(
+                    path, read_options=pajson.ReadOptions(block_size=block)), size)
+        return iter(table.to_batches()), table.schema
     # Every column as text, named from the header: left to Arrow's type inference, id "007"
     # became "7", a `where` on version "2.10" matched nothing, an answer "1.50" read "1.5".
     try:
@@ -228,19 +291,33 @@ def _read_table(name: str, delimiter: str, size: int, mtime_ns: int) -> Any:
     # newlines_in_values: without it Arrow splits the file into blocks at raw line breaks and a
     # multi-line answer that straddles a block boundary reads as a row of the wrong width
     parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=invalid)
-    try:
-        table = _in_blocks_that_hold_a_line(lambda block: pacsv.read_csv(
-            path, parse_options=parse, convert_options=convert,
-            read_options=pacsv.ReadOptions(use_threads=False, block_size=block)), size)
-    except pa.ArrowInvalid as exc:
-        if bad:
-            row = bad[0]
-            line = _line_of_row(path, row.number, delimiter) if row.number is not None else None
-            raise TableError(f"row has {row.actual_columns} fields, the header has {row.expected_columns}"
-                             + (f" (delimiter {delimiter!r})" if row.actual_columns == 1 else ""), line) from None
-        raise TableError(str(exc)) from None
-    table = table.cast(pa.schema([(f.name, pa.string()) for f in table.schema]))
-    return _without_empty_rows(table)
+    schema = pa.schema([(name, pa.string()) for name in header])
+
+    def batches() -> Iterator[Any]:
+        block, done = 1 << 20, 0  # rows already given, skipped when a larger block reads again
+        while True:
+            try:
+                seen = 0
+                for batch in pacsv.open_csv(path, parse_options=parse, convert_options=convert,
+                                            read_options=pacsv.ReadOptions(use_threads=False, block_size=block)):
+                    seen += len(batch)
+                    if seen > done:
+                        yield batch.slice(max(0, len(batch) - (seen - done)))
+                        done = seen
+                return
+            except pa.ArrowInvalid as exc:
+                if "straddl" in str(exc) and block < size:  # a line (a long transcript) over two blocks
+                    block *= 16
+                    continue
+                if bad:
+                    row = bad[0]
+                    line = _line_of_row(path, row.number, delimiter) if row.number is not None else None
+                    raise TableError(f"row has {row.actual_columns} fields, the header has {row.expected_columns}"
+                                     + (f" (delimiter {delimiter!r})" if row.actual_columns == 1 else ""),
+                                     line) from None
+                raise TableError(str(exc)) from None
+
+    return batches(), schema
 
 
 def _json_array(path: Path) -> Any:
@@ -425,6 +502,8 @@ class Replay(Adapter):
         super().__init__(*args, **kwargs)
         self._index = _RowIndex([], None)
         self._columns: dict[str, Any] = {}
+        self._spilled: Spilled | None = None
+        self._batches = 0
 
     @classmethod
     def read_paths(cls, settings: Any, base_dir: Path) -> dict[str, Path]:
@@ -444,11 +523,12 @@ class Replay(Adapter):
         if not path.is_file():
             return [Problem(file, "settings.path", "replay file not found", found=str(path))]
         try:
-            table = read_table(path, settings.delimiter)
+            spilled = read_table(path, settings.delimiter)
         except TableError as exc:
             return [Problem(str(path), "", f"cannot read replay file: {exc}", exc.line)]
         except Exception as exc:  # pyarrow's errors for JSONL and Parquet have several types
             return [Problem(str(path), "", f"cannot read replay file: {exc}")]
+        table = spilled.table
         names = ", ".join(sorted(table.column_names))
         expected = f"one of: {names}" + (" (or a dotted path into their fields)" if any(
             pa.types.is_nested(f.type) for f in table.schema) else "")
@@ -477,6 +557,7 @@ class Replay(Adapter):
                                         expected="a number, zero or more, such as " + (
                                             "0,8" if settings.decimal == "," else "0.8"),
                                         hint=f"decimal: ',' in {file}" if comma else None))
+        spilled.drop_pages()
         return problems
 
     @classmethod
@@ -506,38 +587,61 @@ class Replay(Adapter):
                     ids: Any) -> tuple[list[Problem], list[str]]:
         """Duplicated ids with different outputs are an error (which answer would count?);
         ids the dataset lacks, and items the file does not answer, are reported with counts.
-        Computed in Arrow: a million-row export costs no Python object per row."""
+        Computed on hashes and Arrow columns: a million-row export costs no Python object per row."""
+        import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        from harness.arrowconv import scalar, string_array
+        from harness.arrowconv import booleans, string_array
 
-        table = _kept_rows(read_table(resolve(base_dir, settings.path), settings.delimiter), settings, task)
-        # One hash table at a time over the export's ids, each freed before the next (at a
-        # million rows the value counts and a set of them held together were the run's peak).
+        spilled = read_table(resolve(base_dir, settings.path), settings.delimiter)
+        table = _kept_rows(spilled.table, settings, task)
+        # The ids are compared as sorted 64-bit hashes (8 bytes a row, where Arrow's hash tables
+        # over a million ids were the validation's peak). Repeats are confirmed on the ids
+        # themselves; a missing or unknown count could only be off when two different ids share
+        # a hash (odds below 1 in 10^7 at a million ids), and the run looks each id up exactly.
         id_col = pc.cast(column_at(table, settings.id_column), pa.string())
-        distinct = pc.count_distinct(id_col, mode="all").as_py()
+        hashes = key_hashes(id_col)
+        spilled.drop_pages()
+        hashes.sort()  # in place (np.unique's copy and hash table cost 40 MB at a million rows)
+        first = np.empty(len(hashes), dtype=bool)
+        first[:1] = True
+        np.not_equal(hashes[1:], hashes[:-1], out=first[1:])
+        distinct_hashes = hashes[first]
+        shared = np.unique(hashes[1:][~first[1:]])  # the hashes of repeated rows: few
+        del first, hashes
+        distinct = len(distinct_hashes)
         conflicts = string_array([])
-        if distinct < len(id_col):  # repeated ids are few: whether their outputs differ is worked out in Python
-            counts = pc.value_counts(id_col)  # not Table.group_by: Acero imports pandas (~80 MB resident)
-            repeated_ids = counts.field("values").filter(pc.greater(counts.field("counts"), scalar(1)))
-            del counts
-            mask = pc.is_in(id_col, value_set=repeated_ids)
+        if len(shared):  # repeated ids are few: whether their outputs differ is worked out in Python
+            hashes = key_hashes(id_col)
+            rows = np.flatnonzero(np.isin(hashes, shared))
             outputs: dict[str, set[Any]] = {}
-            for key, out in zip(id_col.filter(mask).to_pylist(),
-                                pc.cast(column_at(table, settings.output_column), pa.string()).filter(mask)
-                                .to_pylist(),
+            for key, out in zip(take_rows(id_col, rows),
+                                take_rows(pc.cast(column_at(table, settings.output_column), pa.string()), rows),
                                 strict=True):
                 outputs.setdefault(key, set()).add(out)
+            distinct += len(outputs) - len(shared)  # two ids sharing a hash are two ids
             conflicts = string_array(sorted(k for k, v in outputs.items() if len(v) > 1))
+            del hashes
         known = ids
-        missing = known.filter(pc.invert(pc.is_in(known, value_set=id_col)))
+        known_hashes = key_hashes(known)
+        at = np.minimum(np.searchsorted(distinct_hashes, known_hashes), max(len(distinct_hashes) - 1, 0))
+        answered_mask = distinct_hashes[at] == known_hashes if len(distinct_hashes) else np.zeros(len(known), bool)
+        del at
+        missing = known.filter(booleans(~answered_mask))
         # The dataset's ids are unique (validated), so the answered ids it holds number
         # len(known) - len(missing): the ids it lacks are sought only when there are some.
         unknown = answered = string_array([])
-        if distinct > len(known) - len(missing) or len(missing) == len(known):
+        if len(missing) == len(known):
             answered = pc.unique(id_col)
             unknown = answered.filter(pc.invert(pc.is_in(answered, value_set=known)))
+        elif distinct > len(known) - len(missing):
+            known_hashes.sort()
+            at = np.minimum(np.searchsorted(known_hashes, distinct_hashes), len(known_hashes) - 1)
+            strangers = distinct_hashes[known_hashes[at] != distinct_hashes]
+            rows = np.flatnonzero(np.isin(key_hashes(id_col), strangers))
+            unknown = pc.unique(string_array(take_rows(id_col, rows)))
+        del known_hashes, distinct_hashes
 
         def examples(values: Any) -> str:
             shown = pc.sort_indices(values)[:5]
@@ -572,6 +676,7 @@ class Replay(Adapter):
         if len(missing):
             notes.append(f"{len(missing)} of {len(ids)} item(s) have no row in the replay file and will count as "
                          f"missing (e.g. {examples(missing)})")
+        spilled.drop_pages()
         return problems, notes
 
     async def setup(self) -> None:
@@ -582,7 +687,8 @@ class Replay(Adapter):
         import pyarrow.compute as pc
 
         s = self.settings
-        table = _kept_rows(read_table(resolve(self.base_dir, s.path), s.delimiter), s, None)
+        self._spilled = read_table(resolve(self.base_dir, s.path), s.delimiter)
+        table = _kept_rows(self._spilled.table, s, None)
         # chunked as read, not combined: a copy of every column (~35 MB at a million rows) for
         # look-ups that cost the same in the chunks
         ids = pc.cast(column_at(table, s.id_column), pa.string())
@@ -593,12 +699,14 @@ class Replay(Adapter):
             ("model", s.model_column), ("tokens_in", s.tokens_in_column), ("tokens_out", s.tokens_out_column),
             ("segments", s.segments_column), ("error", s.error_column))
             if column is not None}
+        self._spilled.drop_pages()
 
     async def close(self) -> None:
         """Let the export go before the scorecard reads the record back (at a million rows
         the table is ~100 MB)."""
         self._index = _RowIndex([], None)
         self._columns = {}
+        self._spilled = None
         _read_table.cache_clear()
 
     def _task_of(self, request: Request) -> str | None:
@@ -618,6 +726,9 @@ class Replay(Adapter):
                                     [r.task for r in requests] if self.settings.task_column else None)
         found = np.array([row for row in rows if row is not None], np.int64)
         columns = {name: take_rows(column, found) for name, column in self._columns.items()}
+        self._batches += 1
+        if self._spilled is not None and self._batches % 64 == 0:  # the export's pages read since
+            self._spilled.drop_pages()
         out, at = [], 0
         for request, row in zip(requests, rows, strict=True):
             if row is None:

@@ -25,7 +25,7 @@ OPERATIONAL = {"error_rate", "scoring_error_rate", "missing_rate", "latency_s", 
 
 
 def _metric_arrays(pv: PairValues, spec: dict[str, Any], clusters: np.ndarray | None
-                   ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray]:
+                   ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """A metric's values (and denominators, for a ratio of two values) on the rows that
     recorded them: the stored columns themselves when every row did, else one copy of each
     (not PairValues.recorded's (value, denominator) stack: 16 bytes a row, twice). A 0/1 value
@@ -34,10 +34,10 @@ def _metric_arrays(pv: PairValues, spec: dict[str, Any], clusters: np.ndarray | 
     values = pv.stored(names[0])
     den = pv.stored(names[1]) if len(names) > 1 else None
     kept = _recorded(values) if den is None else _recorded(values) & _recorded(den)
-    rows = np.flatnonzero(kept)
-    if len(rows) < len(values):
-        values, den = values[rows], den[rows] if den is not None else None
-    return values, den, (clusters[rows] if clusters is not None else None), rows
+    if not kept.all():  # a mask, not the rows' numbers (8 bytes a row)
+        values, den = values[kept], den[kept] if den is not None else None
+        clusters = clusters[kept] if clusters is not None else None
+    return values, den, clusters
 
 
 def _recorded(column: np.ndarray) -> np.ndarray:
@@ -60,7 +60,7 @@ def compute_rows(manifest: dict[str, Any], pairs: dict[tuple[str, str], PairValu
                 stats, positions = pv.recorded(spec)
                 est = corpus_estimate(stats, spec, clusters[positions] if clusters is not None else None, seed)
             else:
-                values, den, cl, _ = _metric_arrays(pv, spec, clusters)
+                values, den, cl = _metric_arrays(pv, spec, clusters)
                 if spec["name"] in OPERATIONAL and len(values) == 0:
                     continue
                 est = estimate(values, spec["aggregation"], den, cl, seed=seed)
@@ -342,8 +342,9 @@ QUANTILES = (50, 95, 99)
 
 
 def _percentiles(values: np.ndarray, label: str, rows: list[list[Any]], data: dict[str, Any], key: str = "") -> None:
-    """p50/p95/p99 rows with order-statistic CIs, and their figures under data[f"{key}p{q}"]."""
-    values = np.sort(values)  # once for the three
+    """p50/p95/p99 rows with order-statistic CIs, and their figures under data[f"{key}p{q}"].
+    Sorts `values` in place (a copy of a million latencies was this section's peak)."""
+    values.sort()  # once for the three
     for q in QUANTILES if len(values) else ():
         value, low, high = quantile_ci(values, q / 100, is_sorted=True)
         ci = "[" + ", ".join("—" if math.isnan(x) else f"{x:.3f}" for x in (low, high)) + "]"
@@ -359,17 +360,17 @@ def latency_sections(manifest: dict[str, Any], pairs: dict[tuple[str, str], Pair
     out = []
     for task, adapter in manifest["pairs"]:
         pv = pairs.get((task, adapter))
-        latency = pv.series("latency_s")[0] if pv is not None else np.empty(0)
+        latency = pv.values_of("latency_s") if pv is not None else np.empty(0)
         if len(latency) == 0:
             continue
         rows: list[list[Any]] = []
         data: dict[str, Any] = {"n": len(latency)}
         _percentiles(latency, "", rows, data)
-        _percentiles(pv.series("ttft_s")[0] if pv is not None else np.empty(0), "time to first token ", rows, data,
+        _percentiles(pv.values_of("ttft_s") if pv is not None else np.empty(0), "time to first token ", rows, data,
                      key="ttft_")
-        cost = pv.series("cost")[0] if pv is not None else np.empty(0)
+        cost = pv.values_of("cost") if pv is not None else np.empty(0)
         paragraphs = []
-        speed = pv.series("tokens_per_s")[0] if pv is not None else np.empty(0)
+        speed = pv.values_of("tokens_per_s") if pv is not None else np.empty(0)
         if len(speed):
             data["tokens_per_s"] = float(speed.mean())
             paragraphs.append(f"Throughput: {speed.mean():.4g} output tokens per second per response "
@@ -403,7 +404,7 @@ def energy_sections(manifest: dict[str, Any], pairs: dict[tuple[str, str], PairV
         if (task, adapter) in measured or method.startswith("measured"):
             out.append(_measured_section(task, adapter, method, measured.get((task, adapter), [])))
             continue
-        energy, gwp = pv.series("energy_wh")[0], pv.series("gwp_g")[0]
+        energy, gwp = pv.values_of("energy_wh"), pv.values_of("gwp_g")
         if len(energy) == 0:
             out.append(Section("Energy and emissions", task, adapter, "harness", group="Estimer (HAS 2.7)",
                                paragraphs=[f"Method: {method}. No response could be estimated (no output token "

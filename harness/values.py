@@ -100,6 +100,16 @@ class PairValues:
         col = self.columns.get(name)
         return np.full(len(self), np.nan) if col is None else col
 
+    def values_of(self, name: str) -> np.ndarray:
+        """The values of `name` that items recorded, in key order, as a new float64 array (no
+        array of their rows: 8 bytes a row more)."""
+        col = self.columns.get(name)
+        if col is None:
+            return np.empty(0)
+        if col.dtype == np.int8:
+            return col[col >= 0].astype(np.float64)
+        return col[~np.isnan(col)]
+
     def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Values of `name` that items recorded, and their rows, in key order."""
         col = self.columns.get(name)
@@ -338,7 +348,13 @@ class _Group:
         """Take the key columns and the flattened `values.*` of a batch of this group."""
         before = len(self.repeats)
         self.ids.append(batch["item_id"])
-        self.clusters.append(batch["cluster"])
+        cluster = batch["cluster"]
+        if cluster.null_count < len(cluster):  # a column of nulls costs 4 bytes a row: kept only with a value
+            if not self.clusters and before:  # the rows before had none
+                self.clusters.append(pa.nulls(before, pa.string()))
+            self.clusters.append(cluster)
+        elif self.clusters:
+            self.clusters.append(cluster)
         self.repeats.frombytes(numbers(batch["repeat"], np.int32).tobytes())
         self.cached += int(pc.sum(batch["cached"]).as_py() or 0)
         for name, buffer in self.values.items():
@@ -375,7 +391,7 @@ class _Group:
         rows = np.frombuffer(order.buffers()[1], dtype=np.int64, count=len(order), offset=order.offset * 8)
         sorted_ids = ids.take(order)
         del ids
-        clusters = pa.chunked_array(self.clusters, pa.string()).combine_chunks()
+        clusters = pa.chunked_array(self.clusters, pa.string()).combine_chunks() if self.clusters else None
         self.clusters = []
         columns = {}
         for name in list(self.values):
@@ -384,7 +400,7 @@ class _Group:
                 columns[name] = np.frombuffer(buffer, dtype=np.int8 if buffer.typecode == "b" else np.float64)[rows]
             del buffer
         return PairValues(ids=sorted_ids, repeats=repeats[rows],
-                          clusters=clusters.take(order) if clusters.null_count < len(clusters) else None,
+                          clusters=clusters.take(order) if clusters is not None else None,
                           columns=columns, cached=self.cached)
 
 
@@ -419,6 +435,9 @@ def _collect(batches: Iterator[pa.RecordBatch], names: list[str]) -> dict[tuple[
             if group not in groups:
                 groups[group] = _Group(names)
             groups[group].add(part)
+    from harness.heap import release_freed_memory
+
+    release_freed_memory(sum(len(g.repeats) for g in groups.values()))  # the reader's blocks, before the sorts
     out = {}
     while groups:
         group = next(iter(groups))

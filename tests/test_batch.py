@@ -147,3 +147,33 @@ def test_figures_a_batch_reports_are_checked_as_a_single_answer_s(tmp_path: Path
     lines = [json.loads(line) for line in (result.run_dir / "responses.jsonl").read_text().splitlines()]
     assert len(lines) == 6 and all(r["status"] == "ok" for r in lines)
     assert {(r["tokens_in"], r["tokens_out"], r["latency_s"]) for r in lines} == {(12, None, 0.5)}
+
+
+def _mapped(spilled: replay.Spilled) -> bool:
+    """Whether the table's text lies in the spill's memory map (not in the process's heap)."""
+    base = pa.py_buffer(spilled._map).address
+    address = spilled.table.column("answer").chunks[0].buffers()[2].address
+    return base <= address < base + len(spilled._map)
+
+
+def test_an_export_is_read_from_a_memory_mapped_spill_or_into_memory_when_it_cannot_be_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The export is streamed into an unlinked temporary file and mapped (a million rows cost
+    the process their index, not their text); where no temporary file can be written (a full
+    disk, a TMPDIR that is not a folder), it is read into memory and answers the same."""
+    import tempfile
+
+    rows = "".join(f'i{i},"Réponse {i},\nsur deux lignes"\n' for i in range(3000))
+    (tmp_path / "out.csv").write_text("id,answer\n" + rows, encoding="utf-8")
+    replay._read_table.cache_clear()
+    spilled = replay.read_table(tmp_path / "out.csv")
+    assert _mapped(spilled) and spilled.table.num_rows == 3000
+    spilled.drop_pages()  # the pages go back; the table still reads
+    assert spilled.table.column("answer")[2999].as_py() == "Réponse 2999,\nsur deux lignes"
+
+    replay._read_table.cache_clear()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "out.csv"))  # not a folder: no file there
+    in_memory = replay.read_table(tmp_path / "out.csv")
+    assert in_memory._map is None and in_memory.table.equals(spilled.table)
+    in_memory.drop_pages()  # nothing to hand back: no error
+    replay._read_table.cache_clear()

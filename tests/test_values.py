@@ -120,6 +120,25 @@ def test_a_record_read_in_many_blocks_equals_the_model_read(tmp_path: Path, monk
     assert a.series("always01")[0].tolist() == [float((i // 3) % 2) for i in range(0, 400, 2)]
 
 
+def test_clusters_first_given_in_a_later_batch_keep_their_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch whose lines give no cluster keeps no column for them (4 bytes a row); when a
+    later batch gives some, the rows before read as without one, as the model reads them."""
+    lines = [_line("t", "a", f"item{i:04d}", cluster=f"patient-{i % 7}" if i >= 250 and i % 3 else None,
+                   values={"correct": i % 2}) for i in range(400)]
+    lines += [_line("t", "b", f"item{i:04d}", values={"correct": 1}) for i in range(300)]
+    (tmp_path / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    monkeypatch.setattr(values, "_BLOCK", 2048)
+    monkeypatch.setattr(values, "_ROWS", 16)
+    with monkeypatch.context() as m:
+        m.setattr(values, "_read_models", lambda *a: pytest.fail("fell back to the model"))
+        fast = load_values(tmp_path, ["correct"])
+    monkeypatch.setattr(values, "_read_arrow", lambda *a: (_ for _ in ()).throw(values._Unfit()))
+    _same(fast, load_values(tmp_path, ["correct"]))
+    clusters = fast[("t", "a")].clusters
+    assert clusters is not None and clusters.null_count == 250 + 50  # the first 250, and every third after
+    assert fast[("t", "b")].clusters is None
+
+
 def test_a_line_longer_than_a_block_is_read_in_larger_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A score line can be long (a consultation's findings in its details): longer than the
     reader's 64 KB block, the record is read again with larger blocks, not line by line."""

@@ -18,7 +18,7 @@ from harness.errors import RecordError
 from harness.report.sections import Section, Table
 from harness.stats import SMALL_N, estimate, paired_ratio_difference, quantile_ci
 from harness.store import RESPONSES, SCORES, read_manifest
-from harness.values import Paired, PairValues, load_values, paired, spec_values, value_names
+from harness.values import Paired, PairValues, load_values, paired, recorded, spec_values, value_names
 
 OPERATIONAL = {"error_rate", "scoring_error_rate", "missing_rate", "latency_s", "cost", "tokens_out", "energy_wh",
                "gwp_g", "ttft_s", "tokens_per_s"}
@@ -33,15 +33,11 @@ def _metric_arrays(pv: PairValues, spec: dict[str, Any], clusters: np.ndarray | 
     names = spec_values(spec)
     values = pv.stored(names[0])
     den = pv.stored(names[1]) if len(names) > 1 else None
-    kept = _recorded(values) if den is None else _recorded(values) & _recorded(den)
+    kept = recorded(values) if den is None else recorded(values) & recorded(den)
     if not kept.all():  # a mask, not the rows' numbers (8 bytes a row)
         values, den = values[kept], den[kept] if den is not None else None
         clusters = clusters[kept] if clusters is not None else None
     return values, den, clusters
-
-
-def _recorded(column: np.ndarray) -> np.ndarray:
-    return column >= 0 if column.dtype == np.int8 else ~np.isnan(column)
 
 
 def compute_rows(manifest: dict[str, Any], pairs: dict[tuple[str, str], PairValues]) -> list[dict[str, Any]]:

@@ -104,22 +104,15 @@ class PairValues:
         """The values of `name` that items recorded, in key order, as a new float64 array (no
         array of their rows: 8 bytes a row more)."""
         col = self.columns.get(name)
-        if col is None:
-            return np.empty(0)
-        if col.dtype == np.int8:
-            return col[col >= 0].astype(np.float64)
-        return col[~np.isnan(col)]
+        return np.empty(0) if col is None else col[recorded(col)].astype(np.float64, copy=False)
 
     def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Values of `name` that items recorded, and their rows, in key order."""
         col = self.columns.get(name)
         if col is None:
             return np.empty(0), np.empty(0, dtype=np.int64)
-        if col.dtype == np.int8:
-            rows = np.flatnonzero(col >= 0)
-            return col[rows].astype(np.float64), rows
-        rows = np.flatnonzero(~np.isnan(col))
-        return col[rows], rows
+        rows = np.flatnonzero(recorded(col))
+        return col[rows].astype(np.float64, copy=False), rows
 
     def cluster_ids(self, repeated: bool | None = None, rows: np.ndarray | None = None) -> np.ndarray | None:
         """Resampling unit of every row (of `rows`, when given): its cluster (else its item)
@@ -164,6 +157,12 @@ class PairValues:
         """The item as reports name it: `id`, or `id#repeat` for a later repeat."""
         item, repeat = self.ids[row].as_py(), int(self.repeats[row])
         return f"{item}#{repeat}" if repeat else item
+
+
+def recorded(column: np.ndarray) -> np.ndarray:
+    """Which rows of a stored column (`PairValues.stored`) hold a value: -1 marks the others
+    in a column of bytes, NaN in a float64 one."""
+    return column >= 0 if column.dtype == np.int8 else ~np.isnan(column)
 
 
 @dataclass

@@ -613,7 +613,7 @@ class Replay(Adapter):
         distinct = len(distinct_hashes)
         conflicts = string_array([])
         if len(shared):  # repeated ids are few: whether their outputs differ is worked out in Python
-            hashes = key_hashes(id_col)
+            hashes = key_hashes(id_col)  # again, in row order: not held beside the sorted ones for a rare case
             rows = np.flatnonzero(np.isin(hashes, shared))
             outputs: dict[str, set[Any]] = {}
             for key, out in zip(take_rows(id_col, rows),

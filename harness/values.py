@@ -474,8 +474,13 @@ def load_values(run_dir: Path, names: list[str], summarizing: frozenset[str] = f
 def warm_reader() -> None:
     """Make the reader's first Arrow calls (JSON reader, sort, join: ~30 ms the first time) on a
     two-line record in memory, so that the scorecard after a run does not wait for them."""
-    line = b'{"task":"t","adapter":"a","item_id":"i","repeat":0,"status":"ok","values":{"v":1}}\n'
-    reader = pajson.open_json(io.BytesIO(line * 2), read_options=pajson.ReadOptions(use_threads=False),
+    lines = b'{"task":"t","adapter":"a","item_id":"i","repeat":0,"status":"ok","values":{"v":1}}\n' * 2
+    # in a buffer of Arrow's own, not a Python object: the reader's read-ahead is released on
+    # Arrow's I/O thread, and one releasing a Python buffer while the interpreter exits aborts
+    # the process ("terminate called without an active exception": a run stopped by SIGTERM)
+    buffer = pa.allocate_buffer(len(lines))
+    np.frombuffer(buffer, dtype=np.uint8)[:] = np.frombuffer(lines, dtype=np.uint8)
+    reader = pajson.open_json(pa.BufferReader(buffer), read_options=pajson.ReadOptions(use_threads=False),
                               parse_options=pajson.ParseOptions(explicit_schema=_schema(["v"]),
                                                                 unexpected_field_behavior="ignore"))
     for pv in _collect(iter(reader), ["v"]).values():

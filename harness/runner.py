@@ -627,8 +627,9 @@ class Runner:
         2,000 items of 50 ms and concurrency 32 (a response every 1.6 ms) the loop took 0.16 s
         longer, more than the 0.15 s the imports then save after it. A run answered from the
         cache never waits: there the thread only slowed the main one (its SQLite reads, which
-        release the GIL, took 77 ms in all under cProfile, 6 ms alone)."""
-        if self.warming is None and response.latency_s and not response.cache_hit \
+        release the GIL, took 77 ms in all under cProfile, 6 ms alone). Nor does a replay: its
+        latencies are the export's, measured elsewhere."""
+        if self.warming is None and response.latency_s and not response.cache_hit and pair.instance.sends_requests \
                 and response.latency_s / max(pair.limiter.limit, 1) >= WARM_GAP_S:
             self.warming = _warm_imports()
 

@@ -51,3 +51,25 @@ def test_fast_and_cached_answers_do_not_warm(qa_suite: Callable[..., Path], warm
         [r["value"] for r in again.scorecard["rows"] if r["metric"] == "accuracy"] == [1.0]
     manifest = (tmp_path / "cached" / "manifest.json").read_text()
     assert '"hits": 12' in manifest
+
+
+def test_a_replay_of_slow_recorded_answers_does_not_warm(warm_calls: list[Any], tmp_path: Path) -> None:
+    """A replay never waits: the latencies in its export (here 2 s each, concurrency 64: a gap
+    of 31 ms) were measured elsewhere, and its answers come as fast as they are read."""
+    import json
+
+    import yaml
+
+    (tmp_path / "items.jsonl").write_text("".join(json.dumps({"id": f"i{i}", "question": "Q?", "answer": "A"}) + "\n"
+                                                  for i in range(20)))
+    (tmp_path / "out.csv").write_text("id,output,latency\n" + "".join(f"i{i},A,2.0\n" for i in range(20)))
+    (tmp_path / "task.yaml").write_text(yaml.safe_dump({
+        "name": "t", "kind": "qa", "data_class": "public", "prompt": "{{ question }}", "choices": ["A", "B"],
+        "dataset": {"path": "items.jsonl", "fields": {"reference": "answer"}}}))
+    (tmp_path / "replay.yaml").write_text(yaml.safe_dump({
+        "name": "r", "kind": "replay", "settings": {"path": "out.csv", "latency_column": "latency"}}))
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump({"name": "s", "tasks": ["task.yaml"],
+                                                         "adapters": ["replay.yaml"]}))
+    result = run_suite(tmp_path / "suite.yaml", out=tmp_path / "run", quiet=True)
+    assert [r["value"] for r in result.scorecard["rows"] if r["metric"] == "latency_s"] == [2.0]
+    assert warm_calls == []

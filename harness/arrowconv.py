@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-_TYPES = {np.dtype(np.int64): pa.int64(), np.dtype(np.float64): pa.float64()}
+_TYPES = {np.dtype(np.int64): pa.int64(), np.dtype(np.int32): pa.int32(), np.dtype(np.float64): pa.float64()}
 
 
 def string_array(values: Sequence[str]) -> pa.Array:
@@ -26,7 +26,7 @@ def string_array(values: Sequence[str]) -> pa.Array:
 
 
 def from_numpy(values: np.ndarray) -> pa.Array:
-    """An int64 or float64 NumPy array as an Arrow array (no nulls)."""
+    """An int64, int32 or float64 NumPy array as an Arrow array (no nulls)."""
     values = np.ascontiguousarray(values)
     return pa.Array.from_buffers(_TYPES[values.dtype], len(values), [None, pa.py_buffer(values)])
 

@@ -94,6 +94,10 @@ class PairValues:
             return np.full(len(self), np.nan)
         return _widened(col) if col.dtype == np.int8 else col
 
+    def holds(self, name: str) -> bool:
+        """Whether some row recorded `name` (else `stored` makes a column of NaN: 8 bytes a row)."""
+        return name in self.columns
+
     def stored(self, name: str) -> np.ndarray:
         """Values of `name` as held: one byte a row (-1: not recorded) for a 0/1 value, else
         float64 with NaN; a column of NaN when no item recorded it."""
@@ -337,7 +341,9 @@ class _Group:
     def __init__(self, names: list[str]) -> None:
         self.ids: list[pa.Array] = []
         self.clusters: list[pa.Array] = []
-        self.repeats = array("i")  # a repeat's number fits 32 bits (a suite's items x repeats would not)
+        #: one byte a row while every repeat's number fits it (the usual: a few repeats, or one),
+        #: four from the first that does not
+        self.repeats = array("b")
         #: a value's buffer, None while no line recorded it (its NaNs are written when one does);
         #: one byte a row while every value is 0 or 1 (-1: not recorded), eight from the first other
         self.values: dict[str, array[Any] | None] = dict.fromkeys(names)
@@ -354,7 +360,10 @@ class _Group:
             self.clusters.append(cluster)
         elif self.clusters:
             self.clusters.append(cluster)
-        self.repeats.frombytes(numbers(batch["repeat"], np.int32).tobytes())
+        repeats = numbers(batch["repeat"], np.int32)
+        if self.repeats.typecode == "b" and len(repeats) and int(repeats.max()) > np.iinfo(np.int8).max:
+            self.repeats = array("i", np.frombuffer(self.repeats, dtype=np.int8).astype(np.int32).tobytes())
+        self.repeats.frombytes(repeats.astype(np.int8 if self.repeats.typecode == "b" else np.int32).tobytes())
         self.cached += int(pc.sum(batch["cached"]).as_py() or 0)
         for name, buffer in self.values.items():
             child = batch[f"values.{name}"]
@@ -375,20 +384,25 @@ class _Group:
     def finish(self) -> PairValues:
         """The columns sorted by (item id, repeat); each buffer released once copied in that
         order, so that a million-item record never holds two copies of its values. Repeats
-        are kept in the narrowest integer that holds them (one byte: a million-item record's
-        repeats took 8 MB as int64), and sorted on only when some item has several."""
+        are kept in the narrowest integer that holds them, and sorted on only when some item
+        has several; the sort order is held in 32 bits (Arrow's 64-bit indices cost 4 bytes a
+        row more while the ids are copied in order); a value that is the same on every row
+        is held in no bytes at all (a read-only view of one)."""
         ids = pa.chunked_array(self.ids, pa.string()).combine_chunks()
         self.ids = []
-        repeats = _narrowest(np.frombuffer(self.repeats, dtype=np.int32))
-        self.repeats = array("i")
+        repeats = _narrowest(np.frombuffer(self.repeats, dtype=np.int8 if self.repeats.typecode == "b" else np.int32))
+        self.repeats = array("b")
         if repeats.any():
             order = pc.sort_indices(pa.table({"item_id": ids, "repeat": from_numpy(repeats.astype(np.int64))}),
                                     sort_keys=[("item_id", "ascending"), ("repeat", "ascending")])
         else:
             order = pc.sort_indices(ids)
-        # the indices' own buffer seen as int64 (they are below 2**63), not a copy of 8 bytes a row
-        rows = np.frombuffer(order.buffers()[1], dtype=np.int64, count=len(order), offset=order.offset * 8)
-        sorted_ids = ids.take(order)
+        # a row's number fits 32 bits (a record of 2**31 lines would not fit in memory anyway)
+        rows = np.frombuffer(order.buffers()[1], dtype=np.int64, count=len(order),
+                             offset=order.offset * 8).astype(np.int32)
+        del order
+        take = from_numpy(rows)
+        sorted_ids = ids.take(take)
         del ids
         clusters = pa.chunked_array(self.clusters, pa.string()).combine_chunks() if self.clusters else None
         self.clusters = []
@@ -396,20 +410,31 @@ class _Group:
         for name in list(self.values):
             buffer = self.values.pop(name)
             if buffer is not None:
-                columns[name] = np.frombuffer(buffer, dtype=np.int8 if buffer.typecode == "b" else np.float64)[rows]
+                held = np.frombuffer(buffer, dtype=np.int8 if buffer.typecode == "b" else np.float64)
+                columns[name] = _in_order(held, rows)
+                del held
             del buffer
-        return PairValues(ids=sorted_ids, repeats=repeats[rows],
-                          clusters=clusters.take(order) if clusters is not None else None,
+        return PairValues(ids=sorted_ids, repeats=_in_order(repeats, rows),
+                          clusters=clusters.take(take) if clusters is not None else None,
                           columns=columns, cached=self.cached)
 
 
+def _in_order(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """values[rows]; a read-only view of one value when every row holds the same (a million-row
+    record's columns of 0: an error rate, a scoring-error rate)."""
+    if len(values) and not (values != values[0]).any():  # (a NaN differs from itself: copied)
+        return np.broadcast_to(values[:1].copy(), values.shape)
+    return values[rows]
+
+
 def _narrowest(values: np.ndarray) -> np.ndarray:
-    """`values` (small non-negative integers) in the narrowest signed type that holds them."""
+    """`values` (small non-negative integers) in the narrowest signed type that holds them (the
+    same array when it is already)."""
     top = int(values.max()) if len(values) else 0
     for kind in (np.int8, np.int16):
         if top <= np.iinfo(kind).max:
-            return values.astype(kind)
-    return values.copy()
+            return values.astype(kind, copy=False)
+    return values
 
 
 def _collect(batches: Iterator[pa.RecordBatch], names: list[str]) -> dict[tuple[str, str], PairValues]:

@@ -86,6 +86,26 @@ def test_quantile_ci_covers_the_true_percentile_and_stays_open_when_n_is_too_sma
     assert low in x and high in x and low < value < high
 
 
+def test_blockwise_variance_and_sorted_quantile_equal_numpys() -> None:
+    """The scorecard's variance (taken a block at a time) and the percentiles read off sorted
+    values (no partitioned copy) give NumPy's figures, across block edges, small n and 0/1
+    bytes."""
+    from harness.stats import _BLOCK, quantile_ci, sample_variance
+
+    rng = np.random.default_rng(11)
+    for n in (1, 2, 3, 7, 100, _BLOCK - 1, _BLOCK, _BLOCK + 1, 3 * _BLOCK + 17):
+        x = rng.lognormal(size=n)
+        flags = (rng.random(n) < 0.3).astype(np.int8)
+        if n > 1:
+            assert sample_variance(x) == pytest.approx(np.var(x, ddof=1), rel=1e-12)
+            assert sample_variance(flags) == pytest.approx(np.var(flags.astype(float), ddof=1), rel=1e-12, abs=1e-15)
+        else:
+            assert np.isnan(sample_variance(x))
+        x.sort()
+        for q in (0.01, 0.5, 0.95, 0.99, 0.999):
+            assert quantile_ci(x, q, is_sorted=True)[0] == pytest.approx(float(np.quantile(x, q)), rel=1e-14)
+
+
 def _full_range_ranks(n: int, q: float, alpha: float = 0.025) -> tuple[int, int]:
     """The order-statistic ranks from the binomial CDF over every k = 0..n (the reference the
     windowed CDF must equal)."""

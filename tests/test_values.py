@@ -139,6 +139,31 @@ def test_clusters_first_given_in_a_later_batch_keep_their_rows(tmp_path: Path, m
     assert fast[("t", "b")].clusters is None
 
 
+def test_repeats_past_a_byte_in_a_later_batch_and_constant_columns(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Repeats are held in a byte a row until a later batch brings one past 127 (then widened),
+    and a value that is the same on every row is held as a read-only view of one value: both
+    must come out as the model reads them."""
+    lines = [_line("t", "a", f"item{i % 3}", i // 3, values={"zero": 0, "half": 0.5, "flag": (i // 3) % 2})
+             for i in range(3 * 150)]
+    (tmp_path / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    monkeypatch.setattr(values, "_BLOCK", 2048)
+    monkeypatch.setattr(values, "_ROWS", 16)
+    names = ["zero", "half", "flag"]
+    with monkeypatch.context() as m:
+        m.setattr(values, "_read_models", lambda *a: pytest.fail("fell back to the model"))
+        fast = load_values(tmp_path, names)
+    monkeypatch.setattr(values, "_read_arrow", lambda *a: (_ for _ in ()).throw(values._Unfit()))
+    _same(fast, load_values(tmp_path, names))
+    pv = fast[("t", "a")]
+    assert pv.keys == [(f"item{i}", r) for i in range(3) for r in range(150)]
+    assert pv.repeats.dtype == np.int16 and pv.repeats.max() == 149
+    assert pv.columns["zero"].strides == (0,) and pv.columns["half"].strides == (0,)  # one value, no column
+    assert pv.columns["flag"].strides == (1,)
+    assert pv.stored("zero").tolist() == [0] * 450 and pv.values_of("half").tolist() == [0.5] * 450
+    assert pv.column("flag").tolist() == [float(r % 2) for _ in range(3) for r in range(150)]
+
+
 def test_a_line_longer_than_a_block_is_read_in_larger_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A score line can be long (a consultation's findings in its details): longer than the
     reader's 64 KB block, the record is read again with larger blocks, not line by line."""

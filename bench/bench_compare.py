@@ -57,7 +57,9 @@ def write_run(path: Path, seed: int, drop: float, n: int = N) -> None:
                                   option=orjson.OPT_APPEND_NEWLINE))
 
 
-CHILD = ("import sys, resource, time; from harness.compare import compare_runs; t = time.perf_counter(); "
+#: the comparison alone in a process, with the allocators `harness compare` sets up
+CHILD = ("import sys, resource, time; from harness.heap import use_lean_allocators; use_lean_allocators(); "
+         "from harness.compare import compare_runs; t = time.perf_counter(); "
          "compare_runs(sys.argv[1], sys.argv[2], margin=0.005); "
          "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
 

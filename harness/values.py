@@ -7,7 +7,7 @@ one column per value that a metric or a section reads: one byte a line while the
 0 or 1 (most are), eight from its first other number. The rows are then sorted by (item id,
 repeat), so that a seeded bootstrap gives the same interval for the same record however it
 was produced (concurrently, resumed, merged from shards). A million-line record reads this
-way in about 3 s with a peak of ~110 MB above the interpreter (the record read whole into
+way in about 3 s with a peak of ~45–50 MB above the interpreter (the record read whole into
 one table peaked at 150 MB of Arrow memory alone; one pydantic object and a dozen Python
 appends per line took 15 s). The columns are the `ScoreLine` model's (a test holds them to
 it); a torn last line (a crash mid-write) is cut off before reading, and a file that does

@@ -177,3 +177,33 @@ def test_an_export_is_read_from_a_memory_mapped_spill_or_into_memory_when_it_can
     assert in_memory._map is None and in_memory.table.equals(spilled.table)
     in_memory.drop_pages()  # nothing to hand back: no error
     replay._read_table.cache_clear()
+
+
+@pytest.mark.parametrize("later", ["fits", "text after nulls", "a decimal after integers", "a new field",
+                                   "a long line", "a long line, then a decimal"])
+def test_a_json_lines_export_is_streamed_and_read_whole_when_a_later_block_changes_its_columns(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, later: str) -> None:
+    """A JSON-lines export is streamed into the spill a block at a time, in the columns of its
+    first block; when a later block does not fit them, the file is read whole, as before, and
+    the table is the same either way."""
+    lines = [{"id": f"i{i}", "answer": f"Réponse {i} é", "latency": i % 3, "note": None} for i in range(2000)]
+    if later == "text after nulls":
+        lines[1500]["note"] = "relu"
+    elif later.endswith("a decimal after integers") or later.endswith("then a decimal"):
+        lines[1700]["latency"] = 0.5
+    elif later == "a new field":
+        lines[1800]["extra"] = 3
+    if later.startswith("a long line"):
+        lines[900]["answer"] = "transcription " * 800  # ~11 KB: over the 4 KB blocks
+    path = tmp_path / "out.jsonl"
+    path.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
+    whole = replay._json_lines_whole(path, path.stat().st_size)
+    read_whole: list[int] = []
+    monkeypatch.setattr(replay, "_FIRST_BLOCK", 4096)
+    monkeypatch.setattr(replay, "_json_lines_whole", lambda *a: read_whole.append(1) or whole)
+    replay._read_table.cache_clear()
+    spilled = replay.read_table(path)
+    assert spilled.table.num_rows == 2000 and spilled._map is not None
+    assert spilled.table.equals(whole), later
+    assert bool(read_whole) == (later not in ("fits", "a long line")), later
+    replay._read_table.cache_clear()

@@ -212,6 +212,8 @@ class Spilled:
                 self._map.madvise(mmap.MADV_DONTNEED)
 
 
+#: the first block size tried by Arrow's readers (theirs)
+_FIRST_BLOCK = 1 << 20
 #: suffixes read as Parquet and as JSON lines; any other file is CSV
 _PARQUET = (".parquet", ".pq")
 _JSON = (".jsonl", ".ndjson", ".json")
@@ -222,7 +224,7 @@ def _in_blocks_that_hold_a_line(read: Callable[[int], Any], size: int) -> Any:
     transcript) straddles two of them, which Arrow refuses."""
     import pyarrow as pa
 
-    block = 1 << 20
+    block = _FIRST_BLOCK
     while True:
         try:
             return read(block)
@@ -230,6 +232,12 @@ def _in_blocks_that_hold_a_line(read: Callable[[int], Any], size: int) -> Any:
             if "straddl" not in str(exc) or block >= size:
                 raise
             block *= 16
+
+
+class _Reshaped(Exception):
+    """A later block of a JSON-lines export does not fit the columns its first block gave (a
+    column null at first and text later, integers then a decimal, a field first seen later):
+    the file is read whole, as Arrow unifies the types of all its blocks."""
 
 
 @lru_cache(maxsize=2)
@@ -241,17 +249,78 @@ def _read_table(name: str, delimiter: str, size: int, mtime_ns: int) -> Spilled:
     def batches() -> Iterator[Any]:  # the file is read again only when the spill failed
         return (_without_empty_rows(batch) for batch in (given.pop() if given else _batches(path, delimiter, size)[0]))
 
-    return Spilled(batches, schema)
+    try:
+        return Spilled(batches, schema)
+    except _Reshaped:
+        table = _json_lines_whole(path, size)
+        return Spilled(lambda: (_without_empty_rows(batch) for batch in table.to_batches()), table.schema)
+
+
+def _growing_blocks(open_reader: Callable[[int], Any], size: int, failed: Callable[[Exception], Exception]
+                    ) -> Iterator[Any]:
+    """The batches of open_reader(block_size), Arrow's 1 MB blocks first, read again in blocks
+    16x larger while a line (a long transcript) straddles two of them, which Arrow refuses;
+    the rows already given are skipped. Any other Arrow error raises failed(error)."""
+    import pyarrow as pa
+
+    block, done = _FIRST_BLOCK, 0
+    while True:
+        try:
+            seen = 0
+            for batch in open_reader(block):
+                seen += len(batch)
+                if seen > done:
+                    yield batch.slice(max(0, len(batch) - (seen - done)))
+                    done = seen
+            return
+        except pa.ArrowInvalid as exc:
+            if "straddl" in str(exc) and block < size:
+                block *= 16
+                continue
+            raise failed(exc) from None
+
+
+def _json_lines_whole(path: Path, size: int) -> Any:
+    import pyarrow.json as pajson
+
+    return _in_blocks_that_hold_a_line(lambda block: pajson.read_json(
+        path, read_options=pajson.ReadOptions(block_size=block)), size)
+
+
+def _json_lines(path: Path, size: int) -> tuple[Iterator[Any], Any]:
+    """A JSON-lines export streamed a block at a time, in the columns its first block gives
+    (`_Reshaped` when a later block does not fit them): a million-line export read whole
+    peaked 45 MB higher, the text of its answers."""
+    import pyarrow as pa
+    import pyarrow.json as pajson
+
+    def open_lines(block: int) -> Any:
+        return pajson.open_json(path, read_options=pajson.ReadOptions(block_size=block, use_threads=False))
+
+    try:  # opening reads the first block; whatever its trouble, the whole read names it
+        schema = _in_blocks_that_hold_a_line(open_lines, size).schema
+    except pa.ArrowException:
+        raise _Reshaped from None
+
+    def batches() -> Iterator[Any]:
+        try:
+            for batch in _growing_blocks(open_lines, size, lambda exc: _Reshaped()):
+                if not batch.schema.equals(schema):  # a larger block, after a long line, inferred other types
+                    raise _Reshaped
+                yield batch
+        except pa.ArrowException:
+            raise _Reshaped from None
+
+    return batches(), schema
 
 
 def _batches(path: Path, delimiter: str, size: int) -> tuple[Iterator[Any], Any]:
-    """The file's record batches, streamed for CSV and Parquet (a JSON file is read whole), and
-    their schema."""
+    """The file's record batches, streamed for CSV, Parquet and JSON lines (a JSON array is
+    read whole), and their schema."""
     import csv
 
     import pyarrow as pa
     import pyarrow.csv as pacsv
-    import pyarrow.json as pajson
     import pyarrow.parquet as pq
 
     suffix = path.suffix.lower()
@@ -260,11 +329,9 @@ def _batches(path: Path, delimiter: str, size: int) -> tuple[Iterator[Any], Any]
         return parquet.iter_batches(), parquet.schema_arrow
     if suffix in _JSON:
         with path.open("rb") as head:
-            if starts_json_array(head.read(4096)):
-                table = _json_array(path)
-            else:
-                table = _in_blocks_that_hold_a_line(lambda block: pajson.read_json(
-                    path, read_options=pajson.ReadOptions(block_size=block)), size)
+            if not starts_json_array(head.read(4096)):
+                return _json_lines(path, size)
+        table = _json_array(path)
         return iter(table.to_batches()), table.schema
     # Every column as text, named from the header: left to Arrow's type inference, id "007"
     # became "7", a `where` on version "2.10" matched nothing, an answer "1.50" read "1.5".
@@ -293,31 +360,17 @@ def _batches(path: Path, delimiter: str, size: int) -> tuple[Iterator[Any], Any]
     parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=invalid)
     schema = pa.schema([(name, pa.string()) for name in header])
 
-    def batches() -> Iterator[Any]:
-        block, done = 1 << 20, 0  # rows already given, skipped when a larger block reads again
-        while True:
-            try:
-                seen = 0
-                for batch in pacsv.open_csv(path, parse_options=parse, convert_options=convert,
-                                            read_options=pacsv.ReadOptions(use_threads=False, block_size=block)):
-                    seen += len(batch)
-                    if seen > done:
-                        yield batch.slice(max(0, len(batch) - (seen - done)))
-                        done = seen
-                return
-            except pa.ArrowInvalid as exc:
-                if "straddl" in str(exc) and block < size:  # a line (a long transcript) over two blocks
-                    block *= 16
-                    continue
-                if bad:
-                    row = bad[0]
-                    line = _line_of_row(path, row.number, delimiter) if row.number is not None else None
-                    raise TableError(f"row has {row.actual_columns} fields, the header has {row.expected_columns}"
-                                     + (f" (delimiter {delimiter!r})" if row.actual_columns == 1 else ""),
-                                     line) from None
-                raise TableError(str(exc)) from None
+    def failed(exc: Exception) -> TableError:
+        if bad:
+            row = bad[0]
+            line = _line_of_row(path, row.number, delimiter) if row.number is not None else None
+            return TableError(f"row has {row.actual_columns} fields, the header has {row.expected_columns}"
+                              + (f" (delimiter {delimiter!r})" if row.actual_columns == 1 else ""), line)
+        return TableError(str(exc))
 
-    return batches(), schema
+    return _growing_blocks(lambda block: pacsv.open_csv(
+        path, parse_options=parse, convert_options=convert,
+        read_options=pacsv.ReadOptions(use_threads=False, block_size=block)), size, failed), schema
 
 
 def _json_array(path: Path) -> Any:

@@ -354,11 +354,9 @@ class _Group:
         before = len(self.repeats)
         self.ids.append(batch["item_id"])
         cluster = batch["cluster"]
-        if cluster.null_count < len(cluster):  # a column of nulls costs 4 bytes a row: kept only with a value
+        if self.clusters or cluster.null_count < len(cluster):  # a column of nulls (4 bytes a row): only with a value
             if not self.clusters and before:  # the rows before had none
                 self.clusters.append(pa.nulls(before, pa.string()))
-            self.clusters.append(cluster)
-        elif self.clusters:
             self.clusters.append(cluster)
         repeats = numbers(batch["repeat"], np.int32)
         if self.repeats.typecode == "b" and len(repeats) and int(repeats.max()) > np.iinfo(np.int8).max:

@@ -49,6 +49,7 @@ def test_batch_look_up_finds_what_the_single_look_up_finds(monkeypatch, collide:
     assert index.get_many(wanted, wanted_tasks) == [
         index.get(i, t) for i, t in zip(wanted, wanted_tasks, strict=True)]
     assert any(row is not None for row in index.get_many(wanted, wanted_tasks))
+    assert index.hashes.nbytes + index.rows.nbytes == 12 * len(ids)  # 32-bit rows beside 64-bit hashes
     no_task = replay._RowIndex(pa.array(ids), None)
     assert no_task.get_many(wanted, None) == [no_task.get(i) for i in wanted]
     assert replay._RowIndex([], None).get_many(["i1"], None) == [None]

@@ -96,8 +96,8 @@ def key_hashes(ids: Any, tasks: Any | None = None) -> Any:
 
 
 class _RowIndex:
-    """(task, id) → the last row holding it, as sorted 64-bit hashes and rows (16 bytes a row)
-    over the Arrow columns, where a dict of a million tuples took 200 MB. A hash match is
+    """(task, id) → the last row holding it, as sorted 64-bit hashes and 32-bit rows (12 bytes a
+    row) over the Arrow columns, where a dict of a million tuples took 200 MB. A hash match is
     checked against the row's id and task, so a collision never returns another item's answer."""
 
     def __init__(self, ids: Any, tasks: Any | None) -> None:
@@ -106,7 +106,11 @@ class _RowIndex:
         self.ids, self.tasks = ids, tasks
         hashes = key_hashes(ids, tasks)
         order = np.argsort(hashes, kind="stable")  # equal hashes keep row order: the last row wins
-        self.hashes, self.rows = hashes[order], order
+        # an export of 2**31 rows would not be read into this process anyway
+        self.rows = order.astype(np.int32 if len(order) < 2**31 else np.int64)
+        del order
+        hashes.sort()  # in place: the same array as hashes[order], without a copy
+        self.hashes = hashes
 
     def get(self, item_id: str, task: str | None = None) -> int | None:
         key = (task, item_id) if self.tasks is not None else item_id

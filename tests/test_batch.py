@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -187,7 +187,8 @@ def test_a_json_lines_export_is_streamed_and_read_whole_when_a_later_block_chang
     """A JSON-lines export is streamed into the spill a block at a time, in the columns of its
     first block; when a later block does not fit them, the file is read whole, as before, and
     the table is the same either way."""
-    lines = [{"id": f"i{i}", "answer": f"Réponse {i} é", "latency": i % 3, "note": None} for i in range(2000)]
+    lines: list[dict[str, Any]] = [{"id": f"i{i}", "answer": f"Réponse {i} é", "latency": i % 3, "note": None}
+                                   for i in range(2000)]
     if later == "text after nulls":
         lines[1500]["note"] = "relu"
     elif later.endswith("a decimal after integers") or later.endswith("then a decimal"):
@@ -199,9 +200,14 @@ def test_a_json_lines_export_is_streamed_and_read_whole_when_a_later_block_chang
     path = tmp_path / "out.jsonl"
     path.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
     whole = replay._json_lines_whole(path, path.stat().st_size)
-    read_whole: list[int] = []
+    read_whole: list[Path] = []
+
+    def whole_read(path: Path, size: int) -> pa.Table:
+        read_whole.append(path)
+        return whole
+
     monkeypatch.setattr(replay, "_FIRST_BLOCK", 4096)
-    monkeypatch.setattr(replay, "_json_lines_whole", lambda *a: read_whole.append(1) or whole)
+    monkeypatch.setattr(replay, "_json_lines_whole", whole_read)
     replay._read_table.cache_clear()
     spilled = replay.read_table(path)
     assert spilled.table.num_rows == 2000 and spilled._map is not None

@@ -1,9 +1,11 @@
 """Memory the process freed, handed back to the system between the phases of a run.
 
-Arrow's allocator (mimalloc) and glibc's malloc both keep freed pages for reuse, and neither
-reuses the other's: a million-item replay run ended holding 290 MB, of which 120 MB live,
-and the scorecard's arrays came on top of it. Each phase that frees a large working set
-(validating a big export, the run itself) hands it back before the next one allocates."""
+Arrow's own allocator (mimalloc, a library caller's default) and glibc's malloc both keep
+freed pages for reuse, and neither reuses the other's: a million-item replay run ended
+holding 290 MB, of which 120 MB live, and the scorecard's arrays came on top of it. Each
+phase that frees a large working set (validating a big export, the run itself) hands it
+back before the next one allocates; a command's process puts Arrow on glibc's malloc
+(`use_lean_allocators`), so that one allocator holds, and returns, both."""
 
 from __future__ import annotations
 

@@ -16,10 +16,23 @@ from __future__ import annotations
 import importlib
 import warnings
 from collections.abc import Callable, Iterator
-from importlib.metadata import EntryPoint, entry_points
-from typing import Generic, TypeVar
+from functools import cache
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 T = TypeVar("T")
+
+
+@cache
+def _installed_entry_points() -> Any:
+    """Every installed package's entry points, read once a process for the three registries:
+    a group's own look-up reads all the packages' metadata again (5-8 ms each with 130
+    installed; `harness validate` took 0.227 s with three, 0.216 s with one, medians of 15)."""
+    from importlib.metadata import entry_points
+
+    return entry_points()  # Python 3.11: groups of them (SelectableGroups); both answer `select(group=)`
 
 
 class RegistryClash(Exception):
@@ -68,7 +81,7 @@ class Registry(Generic[T]):
         self._loaded = True
         if not self.group:
             return
-        for ep in entry_points(group=self.group):
+        for ep in _installed_entry_points().select(group=self.group):
             origin = _origin(ep)
             if ep.name in self._builtins:
                 self._builtin(ep.name)

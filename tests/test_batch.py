@@ -214,3 +214,22 @@ def test_a_json_lines_export_is_streamed_and_read_whole_when_a_later_block_chang
     assert spilled.table.equals(whole), later
     assert bool(read_whole) == (later not in ("fits", "a long line")), later
     replay._read_table.cache_clear()
+
+
+@pytest.mark.parametrize("where", [0, 1500])
+def test_a_json_lines_export_that_does_not_parse_is_named_as_the_whole_read_names_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: int) -> None:
+    """A line that is not JSON, in the first block or a later one: the streamed read gives way
+    to the whole read, whose error validation reports (never an error without a message)."""
+    lines = [json.dumps({"id": f"i{i}", "answer": f"A{i}"}) for i in range(2000)]
+    lines[where] = f'{{"id": "i{where}", "answer": A}}'
+    path = tmp_path / "out.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    monkeypatch.setattr(replay, "_FIRST_BLOCK", 4096)
+    with pytest.raises(pa.ArrowInvalid) as whole:
+        replay._json_lines_whole(path, path.stat().st_size)
+    replay._read_table.cache_clear()
+    problems = replay.Replay.check(replay.ReplaySettings(path=str(path)), tmp_path, "replay.yaml")
+    replay._read_table.cache_clear()
+    assert [p.message for p in problems] == [f"cannot read replay file: {whole.value}"]
+    assert "JSON parse error" in problems[0].message

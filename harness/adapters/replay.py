@@ -247,15 +247,16 @@ class _Reshaped(Exception):
 @lru_cache(maxsize=2)
 def _read_table(name: str, delimiter: str, size: int, mtime_ns: int) -> Spilled:
     path = Path(name)
-    first, schema = _batches(path, delimiter, size)
-    given = [first]
-
-    def batches() -> Iterator[Any]:  # the file is read again only when the spill failed
-        return (_without_empty_rows(batch) for batch in (given.pop() if given else _batches(path, delimiter, size)[0]))
-
     try:
+        first, schema = _batches(path, delimiter, size)
+        given = [first]
+
+        def batches() -> Iterator[Any]:  # the file is read again only when the spill failed
+            source = given.pop() if given else _batches(path, delimiter, size)[0]
+            return (_without_empty_rows(batch) for batch in source)
+
         return Spilled(batches, schema)
-    except _Reshaped:
+    except _Reshaped:  # (or a first block that does not read: the whole read says why)
         table = _json_lines_whole(path, size)
         return Spilled(lambda: (_without_empty_rows(batch) for batch in table.to_batches()), table.schema)
 

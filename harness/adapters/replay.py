@@ -286,10 +286,37 @@ def _growing_blocks(open_reader: Callable[[int], Any], size: int, failed: Callab
 
 
 def _json_lines_whole(path: Path, size: int) -> Any:
+    """A JSON-lines export read whole; a line that is not a JSON object raises TableError with
+    its line number (Arrow counts its "row N" from the start of a block, not of the file)."""
+    import pyarrow as pa
     import pyarrow.json as pajson
 
-    return _in_blocks_that_hold_a_line(lambda block: pajson.read_json(
-        path, read_options=pajson.ReadOptions(block_size=block)), size)
+    try:
+        return _in_blocks_that_hold_a_line(lambda block: pajson.read_json(
+            path, read_options=pajson.ReadOptions(block_size=block)), size)
+    except pa.ArrowInvalid:
+        bad = _first_line_not_an_object(path)
+        if bad is None:  # every line is an object: a trouble of columns, which Arrow's message names
+            raise
+        raise TableError(*bad) from None
+
+
+def _first_line_not_an_object(path: Path) -> tuple[str, int] | None:
+    """(what is wrong, line number) of the first non-blank line that is not a JSON object."""
+    import orjson
+
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, 1):
+            text = (line.removeprefix(b"\xef\xbb\xbf") if number == 1 else line).strip()
+            if not text:
+                continue
+            try:
+                value = orjson.loads(text)
+            except orjson.JSONDecodeError as exc:
+                return f"invalid JSON: {exc.msg}", number
+            if not isinstance(value, dict):
+                return f"the line is not a JSON object (found {type(value).__name__})", number
+    return None
 
 
 def _json_lines(path: Path, size: int) -> tuple[Iterator[Any], Any]:

@@ -31,10 +31,10 @@ def _metric_arrays(pv: PairValues, spec: dict[str, Any], clusters: np.ndarray | 
     (not PairValues.recorded's (value, denominator) stack: 16 bytes a row, twice). A 0/1 value
     stays in its byte a row (widened to float64 it took 8 MB more at a million rows)."""
     names = spec_values(spec)
-    if not all(map(pv.holds, names)):  # no row recorded it (a cost, with an adapter that has none)
-        return np.empty(0), np.empty(0) if len(names) > 1 else None, None
-    values = pv.stored(names[0])
-    den = pv.stored(names[1]) if len(names) > 1 else None
+    held = [pv.stored(name) for name in names]
+    values, den = held[0], held[1] if len(held) > 1 else None
+    if values is None or (len(held) > 1 and den is None):  # no row recorded it (a cost, with no price)
+        return np.empty(0), np.empty(0) if len(held) > 1 else None, None
     kept = recorded(values) if den is None else recorded(values) & recorded(den)
     if not kept.all():  # a mask, not the rows' numbers (8 bytes a row)
         values, den = values[kept], den[kept] if den is not None else None

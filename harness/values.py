@@ -94,15 +94,10 @@ class PairValues:
             return np.full(len(self), np.nan)
         return _widened(col) if col.dtype == np.int8 else col
 
-    def holds(self, name: str) -> bool:
-        """Whether some row recorded `name` (else `stored` makes a column of NaN: 8 bytes a row)."""
-        return name in self.columns
-
-    def stored(self, name: str) -> np.ndarray:
+    def stored(self, name: str) -> np.ndarray | None:
         """Values of `name` as held: one byte a row (-1: not recorded) for a 0/1 value, else
-        float64 with NaN; a column of NaN when no item recorded it."""
-        col = self.columns.get(name)
-        return np.full(len(self), np.nan) if col is None else col
+        float64 with NaN; None when no item recorded it (not a column of NaN: 8 bytes a row)."""
+        return self.columns.get(name)
 
     def values_of(self, name: str) -> np.ndarray:
         """The values of `name` that items recorded, in key order, as a new float64 array (no

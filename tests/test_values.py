@@ -160,7 +160,8 @@ def test_repeats_past_a_byte_in_a_later_batch_and_constant_columns(tmp_path: Pat
     assert pv.repeats.dtype == np.int16 and pv.repeats.max() == 149
     assert pv.columns["zero"].strides == (0,) and pv.columns["half"].strides == (0,)  # one value, no column
     assert pv.columns["flag"].strides == (1,)
-    assert pv.stored("zero").tolist() == [0] * 450 and pv.values_of("half").tolist() == [0.5] * 450
+    assert pv.columns["zero"].tolist() == [0] * 450 and pv.values_of("half").tolist() == [0.5] * 450
+    assert pv.stored("never") is None
     assert pv.column("flag").tolist() == [float(r % 2) for _ in range(3) for r in range(150)]
 
 

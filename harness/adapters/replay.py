@@ -223,9 +223,15 @@ _PARQUET = (".parquet", ".pq")
 _JSON = (".jsonl", ".ndjson", ".json")
 
 
+def _straddles(exc: Exception, block: int, size: int) -> bool:
+    """Whether Arrow refused a line (a long transcript) over two blocks of `block` bytes, in a
+    file that larger blocks (16x) could still hold it in."""
+    return "straddl" in str(exc) and block < size
+
+
 def _in_blocks_that_hold_a_line(read: Callable[[int], Any], size: int) -> Any:
-    """read(block_size) in Arrow's 1 MB blocks, again in blocks 16x larger while a line (a long
-    transcript) straddles two of them, which Arrow refuses."""
+    """read(block_size) in Arrow's 1 MB blocks, again in blocks 16x larger while a line
+    straddles two of them (`_straddles`)."""
     import pyarrow as pa
 
     block = _FIRST_BLOCK
@@ -233,7 +239,7 @@ def _in_blocks_that_hold_a_line(read: Callable[[int], Any], size: int) -> Any:
         try:
             return read(block)
         except pa.ArrowInvalid as exc:
-            if "straddl" not in str(exc) or block >= size:
+            if not _straddles(exc, block, size):
                 raise
             block *= 16
 
@@ -279,7 +285,7 @@ def _growing_blocks(open_reader: Callable[[int], Any], size: int, failed: Callab
                     done = seen
             return
         except pa.ArrowInvalid as exc:
-            if "straddl" in str(exc) and block < size:
+            if _straddles(exc, block, size):
                 block *= 16
                 continue
             raise failed(exc) from None

@@ -246,6 +246,9 @@ def load_suite(path: str | Path, *, scan: bool = True) -> Validation:
         if not p.is_file():
             problems.append(Problem(file, f"tasks[{i}]", "task file not found", lines.get(("tasks", i)), found=str(p)))
             continue
+        if (outside := roots.problem(p, file, f"tasks[{i}]", lines.get(("tasks", i)))) is not None:
+            problems.append(outside)
+            continue
         task = _load_task(p, problems, roots, notes)
         if task is not None:
             tasks.append(task)
@@ -255,6 +258,9 @@ def load_suite(path: str | Path, *, scan: bool = True) -> Validation:
         if not p.is_file():
             problems.append(Problem(file, f"adapters[{i}]", "adapter profile not found",
                                     lines.get(("adapters", i)), found=str(p)))
+            continue
+        if (outside := roots.problem(p, file, f"adapters[{i}]", lines.get(("adapters", i)))) is not None:
+            problems.append(outside)
             continue
         adapter = _load_adapter(p, i, config, problems, roots)
         if adapter is not None:

@@ -207,6 +207,31 @@ def test_replay_and_catalogue_paths_are_confined(tmp_path: Path) -> None:
         assert re.search(rf"{re.escape(field)}: path outside the suite's folder tree", res.stderr), (field, res.stderr)
 
 
+def test_task_and_adapter_files_are_confined_like_the_data(tmp_path: Path) -> None:
+    """A suite that names a task or profile outside its tree gets that file read only where its
+    `data_roots` allow: else a key of `~/.config/x.yaml` would be printed as an unknown field."""
+    library, inside = tmp_path / "library", tmp_path / "suite"
+    write_jsonl(library / "items.jsonl", [{"id": "q0", "question": "?", "answer": "A"}])
+    write_yaml(library / "task.yaml", {"name": "t", "kind": "qa", "data_class": "public", "prompt": "{{ question }}",
+                                       "dataset": {"path": "items.jsonl", "fields": {"reference": "answer"}}})
+    (library / "answers.csv").write_text("id,output\nq0,A\n", encoding="utf-8")
+    write_yaml(library / "replay.yaml", {"name": "r", "kind": "replay", "settings": {"path": "answers.csv"}})
+    (tmp_path / "secrets.yaml").write_text("api_token_for_pharmacy: s3cr3t\n", encoding="utf-8")
+    suite = write_yaml(inside / "suite.yaml", {"name": "s", "tasks": ["../library/task.yaml", "/etc/hostname"],
+                                               "adapters": ["../library/replay.yaml", "../secrets.yaml"]})
+    res = run_cli("validate", str(suite))
+    assert res.returncode == 2, res.stderr
+    for field, path in (("tasks[0]", "library/task.yaml"), ("tasks[1]", "/etc/hostname"),
+                        ("adapters[0]", "library/replay.yaml"), ("adapters[1]", "secrets.yaml")):
+        assert re.search(rf"suite\.yaml:\d+: {re.escape(field)}: path outside the suite's folder tree.*"
+                         rf"{re.escape(path)}", res.stderr), (field, res.stderr)
+    assert "api_token_for_pharmacy" not in res.stderr and "Traceback" not in res.stderr
+    # named in data_roots, the shared library is read (and the file beside it stays out)
+    write_yaml(suite, {"name": "s", "tasks": ["../library/task.yaml"], "adapters": ["../library/replay.yaml"],
+                       "data_roots": ["../library"]})
+    assert run_cli("validate", str(suite)).returncode == 0
+
+
 # --- 4. --out never mixes runs ---------------------------------------------------------
 
 def test_out_folder_is_new_or_refused(qa_suite, server, tmp_path: Path) -> None:

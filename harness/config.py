@@ -428,8 +428,9 @@ def _model_fields(model: type[BaseModel], loc: Loc) -> list[str]:
 
 
 def problems_from_validation(exc: ValidationError, model: type[BaseModel], file: str,
-                             lines: dict[Loc, int], prefix: Loc = ()) -> list[Problem]:
-    """Turn pydantic's errors into Problems with file, field, line, expected and found."""
+                             lines: dict[Loc, int], prefix: Loc = (), owner: str = "this") -> list[Problem]:
+    """Turn pydantic's errors into Problems with file, field, line, expected and found; `owner`
+    names what the fields belong to (a scorer, an adapter kind) when it takes none."""
     out = []
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
@@ -441,7 +442,8 @@ def problems_from_validation(exc: ValidationError, model: type[BaseModel], file:
         if kind == "extra_forbidden":
             allowed = _model_fields(model, loc[:-1])
             out.append(Problem(file, _field_path(full), "unknown field", line_of(lines, full),
-                               expected="one of: " + ", ".join(allowed),
+                               expected="one of: " + ", ".join(allowed) if allowed
+                               else f"no field here: {owner} takes no options",
                                hint=did_you_mean(str(loc[-1]), allowed)))
         elif kind == "missing":
             out.append(Problem(file, _field_path(full), "required field is missing",
@@ -456,7 +458,8 @@ def parse_file(path: Path, model: type[BaseModel], what: str) -> tuple[Any, dict
     """Load a YAML file into `model`, raising ConfigError with located problems."""
     data, lines = load_yaml(path, what)
     if not isinstance(data, dict):
-        raise ConfigError([Problem(str(path), "", f"a {what} must be a YAML mapping",
+        article = "an" if what[0] in "aeiou" else "a"
+        raise ConfigError([Problem(str(path), "", f"{article} {what} must be a YAML mapping",
                                    expected="key: value pairs",
                                    found="an empty file" if data is None else type(data).__name__)])
     try:

@@ -126,7 +126,7 @@ def _load_scorers(task: LoadedTask, roots: Roots, problems: list[Problem],
         try:
             settings = cls.Settings.model_validate({**legacy.get(name, {}), **options})
         except ValidationError as exc:
-            found = problems_from_validation(exc, cls.Settings, file, lines, prefix=("scorers", i))
+            found = problems_from_validation(exc, cls.Settings, file, lines, prefix=("scorers", i), owner=name)
             for p in found:
                 p.line = p.line or line
             problems.extend(found)
@@ -217,7 +217,8 @@ def _load_adapter(path: Path, ref_index: int, suite: SuiteConfig, problems: list
     try:
         settings = cls.Settings.model_validate(profile.settings)
     except ValidationError as exc:
-        problems.extend(problems_from_validation(exc, cls.Settings, file, lines, prefix=("settings",)))
+        problems.extend(problems_from_validation(exc, cls.Settings, file, lines, prefix=("settings",),
+                                                owner=f"adapter kind '{profile.kind}'"))
         return None
     for name, target in cls.read_paths(settings, path.parent).items():
         problem = roots.problem(target, file, name, lines.get(tuple(name.split("."))))

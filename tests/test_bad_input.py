@@ -49,6 +49,13 @@ def test_unknown_scorer(qa_suite, server) -> None:
     _run_expect_2(suite, server, "tasks/qa.yaml", "scorers[0]", "unknown scorer", "did you mean 'exact_match'?")
 
 
+def test_an_option_given_to_a_scorer_that_takes_none(qa_suite, server) -> None:
+    suite = qa_suite(task={"scorers": [{"name": "exact_match", "normalise": True}]})
+    err = _run_expect_2(suite, server, "tasks/qa.yaml", "scorers[0].normalise", "unknown field",
+                        "expected no field here: exact_match takes no options")
+    assert "expected one of: \n" not in err
+
+
 def test_scorer_for_wrong_kind(qa_suite, server) -> None:
     suite = qa_suite(task={"scorers": ["wer"]})
     _run_expect_2(suite, server, "tasks/qa.yaml", "scorers[0]", "does not apply to 'qa'")
@@ -113,6 +120,13 @@ def test_an_empty_suite_file_is_called_empty(qa_suite, server) -> None:
     suite.write_text("# nothing yet\n", encoding="utf-8")
     _run_expect_2(suite, server, "suite.yaml: a suite file must be a YAML mapping; expected key: value pairs, "
                                  "found an empty file")
+
+
+def test_an_adapter_profile_that_is_not_a_mapping(qa_suite, server, tmp_path: Path) -> None:
+    suite = qa_suite()
+    (tmp_path / "adapters/chat.yaml").write_text("- openai-chat\n", encoding="utf-8")
+    _run_expect_2(suite, server, "adapters/chat.yaml: an adapter profile must be a YAML mapping; expected key: "
+                                 "value pairs, found list")
 
 
 def test_a_rate_written_as_a_percentage_is_refused_not_a_gate_that_cannot_fail(qa_suite, server) -> None:

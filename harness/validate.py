@@ -244,11 +244,11 @@ def load_suite(path: str | Path, *, scan: bool = True) -> Validation:
     tasks: list[LoadedTask] = []
     for i, rel in enumerate(config.tasks):
         p = resolve(base, rel)
+        if (outside := roots.problem(p, file, f"tasks[{i}]", lines.get(("tasks", i)))) is not None:
+            problems.append(outside)  # before looking: whether a file exists out there is not the suite's to learn
+            continue
         if not p.is_file():
             problems.append(Problem(file, f"tasks[{i}]", "task file not found", lines.get(("tasks", i)), found=str(p)))
-            continue
-        if (outside := roots.problem(p, file, f"tasks[{i}]", lines.get(("tasks", i)))) is not None:
-            problems.append(outside)
             continue
         task = _load_task(p, problems, roots, notes)
         if task is not None:
@@ -256,12 +256,12 @@ def load_suite(path: str | Path, *, scan: bool = True) -> Validation:
     adapters: list[LoadedAdapter] = []
     for i, ref in enumerate(config.adapters):
         p = resolve(base, ref.path)
+        if (outside := roots.problem(p, file, f"adapters[{i}]", lines.get(("adapters", i)))) is not None:
+            problems.append(outside)
+            continue
         if not p.is_file():
             problems.append(Problem(file, f"adapters[{i}]", "adapter profile not found",
                                     lines.get(("adapters", i)), found=str(p)))
-            continue
-        if (outside := roots.problem(p, file, f"adapters[{i}]", lines.get(("adapters", i)))) is not None:
-            problems.append(outside)
             continue
         adapter = _load_adapter(p, i, config, problems, roots)
         if adapter is not None:

@@ -218,11 +218,13 @@ def test_task_and_adapter_files_are_confined_like_the_data(tmp_path: Path) -> No
     write_yaml(library / "replay.yaml", {"name": "r", "kind": "replay", "settings": {"path": "answers.csv"}})
     (tmp_path / "secrets.yaml").write_text("api_token_for_pharmacy: s3cr3t\n", encoding="utf-8")
     suite = write_yaml(inside / "suite.yaml", {"name": "s", "tasks": ["../library/task.yaml", "/etc/hostname"],
-                                               "adapters": ["../library/replay.yaml", "../secrets.yaml"]})
+                                               "adapters": ["../library/replay.yaml", "../secrets.yaml",
+                                                            "/root/.ssh/no-such-file.yaml"]})
     res = run_cli("validate", str(suite))
     assert res.returncode == 2, res.stderr
     for field, path in (("tasks[0]", "library/task.yaml"), ("tasks[1]", "/etc/hostname"),
-                        ("adapters[0]", "library/replay.yaml"), ("adapters[1]", "secrets.yaml")):
+                        ("adapters[0]", "library/replay.yaml"), ("adapters[1]", "secrets.yaml"),
+                        ("adapters[2]", "/root/.ssh/no-such-file.yaml")):  # outside, whether it exists or not
         assert re.search(rf"suite\.yaml:\d+: {re.escape(field)}: path outside the suite's folder tree.*"
                          rf"{re.escape(path)}", res.stderr), (field, res.stderr)
     assert "api_token_for_pharmacy" not in res.stderr and "Traceback" not in res.stderr

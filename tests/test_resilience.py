@@ -135,6 +135,28 @@ def test_an_answer_larger_than_max_response_mb_is_the_items_error_not_read(tmp_p
     assert errors[1] == "malformed event stream: a line longer than the client reads (128 KB)"
 
 
+def test_a_compressed_answer_is_capped_at_its_decompressed_size(tmp_path: Path) -> None:
+    """A gzip body declares its compressed length: a 1 MB body of zeros read whole (aiohttp
+    decompresses as it reads) held 4.3 GB and ran past a two-minute limit. An ordinary
+    compressed answer still reads."""
+    with OpenAIServer() as server:
+        server.oversized_bytes = 64 << 20  # 64 MB of answer in about 64 KB of body
+        plan = {0: "gzip_bomb", 1: "gzip"}
+        server.fault = lambda key, attempt: plan.get(int(key[5:9]) % 4)
+        suite = make_suite(tmp_path, server, 4, suite={"cache": False, "timeout_s": 10})
+        chat = yaml.safe_load((tmp_path / "chat.yaml").read_text())
+        write_yaml(tmp_path / "chat.yaml", {**chat, "settings": {**chat["settings"], "max_response_mb": 1}})
+        result = run_suite(suite, quiet=True)
+        assert server.count("chat") == 4  # not retried: the same answer would come again
+    recs = responses(result.run_dir)
+    assert [recs[f"i000{i}"]["status"] for i in range(4)] == ["error", "ok", "ok", "ok"], recs
+    assert recs["i0001"]["output"] == "The answer is B."  # the compressed one, read as any other
+    error = recs["i0000"]["error"]
+    assert error.startswith("response larger than max_response_mb (1 MB): stopped after "), error
+    read = int(error.rsplit("stopped after ", 1)[1].split()[0].replace(",", ""))
+    assert 2**20 < read <= 2**20 + 2**17, error  # the limit, and at most a piece beyond it
+
+
 def test_persistent_failure_uses_every_attempt_then_records_an_error(tmp_path: Path) -> None:
     with OpenAIServer() as server:
         server.fault = lambda key, attempt: "503"

@@ -181,13 +181,16 @@ class HTTPAdapter(Adapter):
 
     async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
         """The body, up to max_response_mb: refused at once when its declared length is larger;
-        a body without one (chunked) is read in pieces and stopped at the limit."""
+        a body without one (chunked), or a compressed one, is read in pieces and stopped at the
+        limit. A compressed body declares its compressed length: 1 MB of gzip can hold 1 GB,
+        which aiohttp decompresses as it reads (read whole, it held 4.3 GB)."""
         limit = self._max_bytes()
         length = resp.content_length
         if length is not None:
             if length > limit:
                 raise self._too_large(length, declared=True)
-            return await resp.read()  # the usual case: one read, nothing more on the hot path
+            if "Content-Encoding" not in resp.headers:
+                return await resp.read()  # the usual case: one read, nothing more on the hot path
         pieces, size = [], 0
         async for piece in resp.content.iter_chunked(1 << 16):
             size += len(piece)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import email.utils
+import gzip
 import json
 import re
 import socket
@@ -266,6 +267,13 @@ class OpenAIServer:
                     mode = server.fault(key, attempt) if server.fault else None
                     if mode in ("stream_cut", "stream_error"):
                         self._stream(server.chat(body), cut=mode)
+                        return
+                    if mode in ("gzip", "gzip_bomb"):  # Content-Length is the compressed size
+                        completion = server.chat(body)
+                        if mode == "gzip_bomb":  # `oversized_bytes` of answer in a body ~1,000 times smaller
+                            completion["choices"][0]["message"]["content"] = "0" * server.oversized_bytes
+                        self._send(200, gzip.compress(json.dumps(completion).encode(), compresslevel=1),
+                                   headers={"Content-Encoding": "gzip"})
                         return
                     if mode and self._fault(mode):
                         return

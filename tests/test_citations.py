@@ -3,6 +3,7 @@ local fake server, verdicts, and the bundled example."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import threading
@@ -113,6 +114,11 @@ def _key(v: dict) -> str:
     return "title:" + v.get("title", "").lower()
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # the client hanging up on the endless body is the point
+
+
 class FakeScholarly:
     """Crossref, E-utilities and doi.org handle API, as far as the resolvers use them."""
 
@@ -146,6 +152,25 @@ class FakeScholarly:
                 elif url.path.startswith("/doi/api/handles/"):
                     doi = unquote(url.path.removeprefix("/doi/api/handles/")).lower()
                     status, body = (200, {"responseCode": 1}) if doi in fake.WORKS else (404, {"responseCode": 100})
+                elif url.path.startswith("/odd/"):  # JSON, but not of the shape the services document
+                    status, body = 200, {"message": "busy", "result": ["x"], "responseCode": [1]}
+                elif url.path.startswith("/portal/"):  # a proxy's or a captive portal's page, with a 200
+                    data = b"<html><body>Sign in to continue</body></html>"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                elif url.path.startswith("/endless/"):  # a body that never ends, until the client hangs up
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    chunk = b'{"message": "' + b"x" * 65536
+                    with contextlib.suppress(OSError):
+                        while True:
+                            self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -153,7 +178,7 @@ class FakeScholarly:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
@@ -199,6 +224,24 @@ def test_online_resolvers_against_local_fake(scholarly: FakeScholarly, tmp_path:
     assert mismatch.status == "mismatched" and "belongs to" in mismatch.reason
     assert verifier.verify(fabricated).status == "not_found"
     assert verifier.verify(url).status == "unverifiable"
+
+
+def test_an_answer_that_is_not_a_record_is_an_error_and_never_cached(scholarly: FakeScholarly,
+                                                                     tmp_path: Path) -> None:
+    """A registry's answer is untrusted like a model's: a proxy's HTML page with a 200 raised
+    in the scorer and was cached, so that every later run read it again; a body that never
+    ended was read until memory ran out."""
+    cache = HTTPCache(tmp_path / "http.sqlite")
+    for where in ("odd", "portal", "endless"):
+        for resolver in (Crossref, NCBI, DoiOrg):
+            online = resolver(f"{scholarly.base}/{where}", "x@example.org", cache, 50)
+            start, asked = time.perf_counter(), len(scholarly.requests)
+            assert online.lookup(resolver.kinds[0], "10.1056/nejmoa1511939") == ("error", None), (where, resolver)
+            assert online.lookup(resolver.kinds[0], "10.1056/nejmoa1511939") == ("error", None)
+            if where != "odd":  # a JSON object with a 200 is kept, whatever its shape
+                assert len(scholarly.requests) == asked + 2, "an answer that is not a record was cached"
+            assert time.perf_counter() - start < 10
+    assert cache.db.execute("SELECT COUNT(*) FROM http WHERE url NOT LIKE '%/odd/%'").fetchone()[0] == 0
 
 
 def test_requests_are_paced(scholarly: FakeScholarly, tmp_path: Path) -> None:

@@ -41,6 +41,19 @@ class HTTPCache:
             self.db.execute("INSERT OR REPLACE INTO http VALUES (?, ?, ?, ?)", (url, status, body, time.time()))
 
 
+#: a registry's record is a few kilobytes; a body that goes on is not one
+MAX_ANSWER_BYTES = 16 << 20
+
+
+def record(body: str) -> dict[str, Any] | None:
+    """The JSON object a service answered, or None when the body is not one."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
 class OnlineResolver:
     name = ""
     kinds: tuple[str, ...] = ()
@@ -68,31 +81,45 @@ class OnlineResolver:
         self.requests += 1
         try:
             with urllib.request.urlopen(request, timeout=20) as resp:
-                status, body = resp.status, resp.read().decode("utf-8", "replace")
+                status, data = resp.status, resp.read(MAX_ANSWER_BYTES + 1)
         except urllib.error.HTTPError as exc:
-            status, body = exc.code, ""
+            status, data = exc.code, b""
         except (urllib.error.URLError, TimeoutError) as exc:
             return 0, str(exc)  # not cached: a network failure says nothing about the work
+        # not cached either: an answer that is not a record (a proxy's sign-in page with a 200,
+        # a body that does not end) says nothing about the work, and the next run asks again
+        if len(data) > MAX_ANSWER_BYTES:
+            return 0, f"answer larger than {MAX_ANSWER_BYTES >> 20} MB"
+        body = data.decode("utf-8", "replace")
+        if status == 200 and record(body) is None:
+            return 0, "answer is not a JSON object"
         if status in (200, 404):
             self.cache.put(url, status, body)
         return status, body
 
     def lookup(self, kind: str, value: str) -> tuple[str, dict[str, Any] | None]:
-        """('found', record) | ('not_found', None) | ('error', None)."""
+        """('found', record) | ('not_found', None) | ('error', None): an error, too, for an
+        answer of another shape than the service documents, never a verdict."""
+        try:
+            return self._lookup(kind, value)
+        except (AttributeError, TypeError, IndexError, KeyError, ValueError):
+            return "error", None
+
+    def _lookup(self, kind: str, value: str) -> tuple[str, dict[str, Any] | None]:
         raise NotImplementedError
 
 
 class Crossref(OnlineResolver):
     name, kinds = "crossref", ("doi",)
 
-    def lookup(self, kind: str, value: str) -> tuple[str, dict[str, Any] | None]:
+    def _lookup(self, kind: str, value: str) -> tuple[str, dict[str, Any] | None]:
         status, body = self.fetch(f"{self.base}/works/{urllib.parse.quote(value)}?mailto="
                                   f"{urllib.parse.quote(self.contact)}")
         if status == 404:
             return "not_found", None
         if status != 200:
             return "error", None
-        msg = json.loads(body).get("message", {})
+        msg = (record(body) or {}).get("message") or {}
         parts = (msg.get("issued") or {}).get("date-parts") or [[None]]
         return "found", {"doi": value, "title": (msg.get("title") or [None])[0],
                          "journal": (msg.get("container-title") or [None])[0], "year": parts[0][0]}
@@ -101,13 +128,13 @@ class Crossref(OnlineResolver):
 class NCBI(OnlineResolver):
     name, kinds = "ncbi", ("pmid",)
 
-    def lookup(self, kind: str, value: str) -> tuple[str, dict[str, Any] | None]:
+    def _lookup(self, kind: str, value: str) -> tuple[str, dict[str, Any] | None]:
         query = urllib.parse.urlencode({"db": "pubmed", "id": value, "retmode": "json", "tool": "avec-harness",
                                         "email": self.contact})
         status, body = self.fetch(f"{self.base}/esummary.fcgi?{query}")
         if status != 200:
             return "error", None
-        result = json.loads(body).get("result", {}).get(value)
+        result = ((record(body) or {}).get("result") or {}).get(value)
         if not result or "error" in result:
             return "not_found", None
         year = (result.get("pubdate") or "")[:4]
@@ -118,14 +145,16 @@ class NCBI(OnlineResolver):
 class DoiOrg(OnlineResolver):
     name, kinds = "doi", ("doi",)
 
-    def lookup(self, kind: str, value: str) -> tuple[str, dict[str, Any] | None]:
+    def _lookup(self, kind: str, value: str) -> tuple[str, dict[str, Any] | None]:
         status, body = self.fetch(f"{self.base}/api/handles/{urllib.parse.quote(value)}")
         if status == 404:
             return "not_found", None
         if status != 200:
             return "error", None
-        code = json.loads(body).get("responseCode")
-        return ("found", {"doi": value}) if code == 1 else ("not_found", None)
+        code = (record(body) or {}).get("responseCode")
+        if code == 1:
+            return "found", {"doi": value}
+        return ("not_found", None) if code == 100 else ("error", None)  # 100: "handle not found"
 
 
 ONLINE = {"crossref": Crossref, "ncbi": NCBI, "doi": DoiOrg}

@@ -151,10 +151,12 @@ class DoiOrg(OnlineResolver):
             return "not_found", None
         if status != 200:
             return "error", None
+        # the handle API's codes: 1 success, 100 handle not found, 200 the handle exists
+        # without values of the asked type (we ask for none), 2 its own error
         code = (record(body) or {}).get("responseCode")
-        if code == 1:
+        if code in (1, 200):
             return "found", {"doi": value}
-        return ("not_found", None) if code == 100 else ("error", None)  # 100: "handle not found"
+        return ("not_found", None) if code == 100 else ("error", None)
 
 
 ONLINE = {"crossref": Crossref, "ncbi": NCBI, "doi": DoiOrg}

@@ -75,7 +75,7 @@ class OpenAIChat(HTTPAdapter):
         body.update(s.extra_body)
         if s.stream:
             return await self._generate_streamed(body)
-        start = time.perf_counter()
+        start = self.clock()
         # orjson instead of aiohttp's json=: the request body is on the hot path
         data = await self.post("/chat/completions", data=orjson.dumps(body),
                                headers={"Content-Type": "application/json"})
@@ -98,7 +98,7 @@ class OpenAIChat(HTTPAdapter):
 
     async def _generate_streamed(self, body: dict[str, Any]) -> Response:
         body = {**body, "stream": True, "stream_options": {"include_usage": True}}
-        start = time.perf_counter()
+        start = self.clock()
         parts: list[str] = []
         arrived: list[float] = []  # when each part came: the time to first token is the answer's
         usage: dict[str, Any] = {}

@@ -41,7 +41,7 @@ class OpenAITranscription(HTTPAdapter):
             form.add_field("temperature", str(s.temperature))
         if s.prompt:
             form.add_field("prompt", s.prompt)
-        start = time.perf_counter()
+        start = self.clock()
         try:
             data = await self.post("/audio/transcriptions", data=form)
         finally:

@@ -31,6 +31,21 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
                           capture_output=True, text=True, timeout=timeout)
 
 
+def slowed_import(folder: Path, module: str, action: str) -> dict[str, str]:
+    """The environment of a fresh interpreter in which importing `module` first runs `action`
+    (Python source; `time` is imported): a sitecustomize on PYTHONPATH."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(
+        "import importlib.abc, sys, time\n"
+        "class _Hook(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name == {module!r}:\n"
+        f"            {action}\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, _Hook())\n", encoding="utf-8")
+    return {"PYTHONPATH": str(folder)}
+
+
 def write_yaml(path: Path, data: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")

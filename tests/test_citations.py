@@ -3,7 +3,6 @@ local fake server, verdicts, and the bundled example."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import threading
@@ -23,6 +22,7 @@ from harness.citations.extract import extract_citations
 from harness.citations.guidelines import Registry
 from harness.citations.online import NCBI, Crossref, DoiOrg, HTTPCache
 from harness.citations.verify import Verifier
+from harness.testing.openai_server import send_endless
 
 EXAMPLE = ROOT / "tasks" / "health-citations-en"
 
@@ -162,15 +162,9 @@ class FakeScholarly:
                     self.end_headers()
                     self.wfile.write(data)
                     return
-                elif url.path.startswith("/endless/"):  # a body that never ends, until the client hangs up
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Transfer-Encoding", "chunked")
-                    self.end_headers()
-                    chunk = b'{"message": "' + b"x" * 65536
-                    with contextlib.suppress(OSError):
-                        while True:
-                            self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                elif url.path.startswith("/endless/"):
+                    send_endless(self, b'{"message": "')
+                    return
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

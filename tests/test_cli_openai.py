@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import QA_ROWS, ROOT, SENTINEL_KEY, only_run, run_cli, write_jsonl, write_yaml
+from conftest import QA_ROWS, ROOT, SENTINEL_KEY, only_run, run_cli, slowed_import, write_jsonl, write_yaml
 
 
 def test_chat_run_records_everything_and_leaks_no_key(qa_suite, server, tmp_path: Path) -> None:
@@ -116,24 +116,11 @@ def test_a_run_answered_from_the_cache_never_imports_the_http_client(qa_suite, s
     assert manifest["cache"]["hits"] == len(QA_ROWS) and manifest["requests_sent"] == 0
 
 
-SLOW_AIOHTTP = """
-import importlib.abc, sys, time
-class _Slow(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "aiohttp":
-            time.sleep(1.0)
-        return None
-sys.meta_path.insert(0, _Slow())
-"""
-
-
 @pytest.mark.parametrize("stream", [False, True, "transcription"])
 def test_the_http_clients_import_is_not_the_systems_latency(qa_suite, server, tmp_path: Path, stream) -> None:
     """The first request of a run imported aiohttp inside its timer (~0.15 s, made 1 s here):
     the first of 40 answers from a 50 ms server read 165-247 ms, a mean over the run of 62-71 ms
     instead of ~52, in a figure committees compare."""
-    (tmp_path / "slow").mkdir()
-    (tmp_path / "slow" / "sitecustomize.py").write_text(SLOW_AIOHTTP, encoding="utf-8")
     if stream == "transcription":
         (tmp_path / "a.ogg").write_bytes((ROOT / "tasks/dictation-en/audio/dict-001.ogg").read_bytes())
         write_jsonl(tmp_path / "items.jsonl", [{"id": "a", "audio": "a.ogg", "text": "hello world"}])
@@ -148,7 +135,7 @@ def test_the_http_clients_import_is_not_the_systems_latency(qa_suite, server, tm
                                                "api_key_env": "TEST_API_KEY", "stream": stream}},
                          suite={"cache": False})
     res = run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / "run"),
-                  env={"TEST_API_KEY": "k", "PYTHONPATH": str(tmp_path / "slow")})
+                  env={"TEST_API_KEY": "k", **slowed_import(tmp_path / "slow", "aiohttp", "time.sleep(1.0)")})
     assert res.returncode == 0, res.stderr
     latencies = [json.loads(line)["latency_s"] for line in (tmp_path / "run" / "responses.jsonl").open()]
     assert latencies and max(latencies) < 0.5, latencies  # the server answers at once

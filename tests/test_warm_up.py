@@ -77,18 +77,6 @@ def test_a_replay_of_slow_recorded_answers_does_not_warm(warm_calls: list[Any], 
     assert warm_calls == []
 
 
-# numpy's import, made to hold the GIL for a while (a C loop does not let the event loop in)
-GIL_HOG = """
-import importlib.abc, sys
-class _Hog(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "numpy":
-            sum(range(100_000_000))
-        return None
-sys.meta_path.insert(0, _Hog())
-"""
-
-
 def test_a_short_run_is_not_warmed_and_its_latencies_are_the_systems(qa_suite: Callable[..., Path],
                                                                      server: OpenAIServer, tmp_path: Path) -> None:
     """The importing thread holds the GIL while answers wait to be read: 40 answers of a 50 ms
@@ -96,14 +84,13 @@ def test_a_short_run_is_not_warmed_and_its_latencies_are_the_systems(qa_suite: C
     53.5). It starts only when enough answers remain for the few it delays to weigh little."""
     import json
 
-    from conftest import run_cli
+    from conftest import run_cli, slowed_import
 
-    (tmp_path / "hog").mkdir()
-    (tmp_path / "hog" / "sitecustomize.py").write_text(GIL_HOG, encoding="utf-8")
     server.latency_s = 0.05  # concurrency 4: an answer every 12.5 ms, above WARM_GAP_S
     suite = qa_suite(suite={"cache": False})
     res = run_cli("run", str(suite), "--quiet", "--out", str(tmp_path / "run"),
-                  env={"TEST_API_KEY": "k", "PYTHONPATH": str(tmp_path / "hog")})
+                  # numpy's import holds the GIL a while: a C loop does not let the event loop in
+                  env={"TEST_API_KEY": "k", **slowed_import(tmp_path / "hog", "numpy", "sum(range(100_000_000))")})
     assert res.returncode == 0, res.stderr
     latencies = [json.loads(line)["latency_s"] for line in (tmp_path / "run" / "responses.jsonl").open()]
     assert len(latencies) == 12 and max(latencies) < 0.25, latencies

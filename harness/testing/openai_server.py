@@ -42,6 +42,20 @@ def default_chat_responder(body: dict[str, Any]) -> str:
     return f"The answer is {m.group(1) if m else 'A'}."
 
 
+def send_endless(handler: BaseHTTPRequestHandler, start: bytes) -> None:
+    """A 200 whose chunked body (`start`, then 64 KB pieces) never ends, until the client
+    hangs up: what a client that reads a whole body would hold in memory without limit."""
+    handler.close_connection = True
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.end_headers()
+    chunk = start + b"x" * 65536
+    with contextlib.suppress(OSError):
+        while True:
+            handler.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+
+
 class _QuietServer(ThreadingHTTPServer):
     request_queue_size = 256  # the default backlog of 5 drops connections when 32 clients connect at once
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -220,16 +234,8 @@ class OpenAIServer:
                     self.send_header("Location", server.redirect_to + self.path)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
-                elif mode == "endless":  # a chunked body that never ends, until the client hangs up
-                    self.close_connection = True
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Transfer-Encoding", "chunked")
-                    self.end_headers()
-                    chunk = b'{"pad": "' + b"x" * 65536
-                    with contextlib.suppress(OSError):
-                        while True:
-                            self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                elif mode == "endless":
+                    send_endless(self, b'{"pad": "')
                 else:
                     raise ValueError(mode)
                 return True

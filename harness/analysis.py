@@ -120,11 +120,27 @@ def _spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+#: left in a folder of tables, so that writing them again there overwrites nothing else
+TABLES_MARKER = ".harness-tables"
+
+
 def export_tables(run: Run, folder: Path, fmt: str) -> list[Path]:
-    """Write items, responses, scores and metrics as CSV or Parquet files in `folder`; CSV
-    text that a spreadsheet would run as a formula starts with a quote (Parquet keeps it as
-    written)."""
+    """Write items, responses, scores and metrics as CSV or Parquet files in `folder`: a new
+    or empty folder, or one this function wrote before (ConfigError otherwise: a user's own
+    `responses.csv` there was overwritten). CSV text that a spreadsheet would run as a
+    formula starts with a quote (Parquet keeps it as written)."""
+    from harness.errors import ConfigError, Problem
+
+    if folder.exists():
+        present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else None
+        if present is None or (present and TABLES_MARKER not in present):
+            listed = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "") if present else ""
+            raise ConfigError([Problem(str(folder), "--out", f"holds files this command did not write ({listed})"
+                                       if present else "not a folder",
+                                       expected="a new or empty folder, or one this command wrote before")])
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / TABLES_MARKER).write_text(f"tables of the run {run.path}, written by `harness report`\n",
+                                        encoding="utf-8")
     written = []
     for name in TABLES:
         frame = run.table(name)

@@ -113,8 +113,8 @@ def report(runs: list[Path] = typer.Argument(..., help="runs/RUN_ID; with html, 
            format: Format = typer.Option(Format.md, "--format", "-f"),
            lang: str = typer.Option("en", "--lang", help="html: en or fr"),
            out: Path = typer.Option(None, "--out", help="write to this file instead of stdout (html: default "
-                                                         "RUN/report.LANG.html; csv, parquet: this folder, "
-                                                         "default RUN/tables)")) -> None:
+                                                         "RUN/report.LANG.html; csv, parquet: this folder, new "
+                                                         "or written by it before, default RUN/tables)")) -> None:
     """Recompute the scorecard from a run record alone. html: the committee's page (decisions,
     every figure with CI, forest plots, details, declarations, methodology), in French or
     English, with its plots as PNG and SVG beside it; csv and parquet write its tables."""

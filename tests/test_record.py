@@ -81,6 +81,19 @@ def test_load_run_and_csv_tables_hold_the_record(tmp_path: Path) -> None:
     assert accuracy["value"] == expected["value"] and accuracy["n"] == expected["n"]
     scores = pd.read_csv(tmp_path / "tables" / "scores.csv")
     assert scores["correct"].mean() == expected["value"]
+    # written again into its own folder; never into one that holds other files (a user's own
+    # responses.csv was overwritten)
+    assert run_cli("report", str(run), "--format", "csv", "--out", str(tmp_path / "tables")).returncode == 0
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "responses.csv").write_text("my own notes\n", encoding="utf-8")
+    (mine / "budget.xlsx").write_bytes(b"PK")
+    for fmt in ("csv", "parquet"):
+        res = run_cli("report", str(run), "--format", fmt, "--out", str(mine))
+        assert res.returncode == 2, res.stderr
+        assert f"{mine}: --out: holds files this command did not write (budget.xlsx, responses.csv)" in res.stderr
+    assert (mine / "responses.csv").read_text(encoding="utf-8") == "my own notes\n"
+    assert sorted(p.name for p in mine.iterdir()) == ["budget.xlsx", "responses.csv"]
     with pytest.raises(ConfigError):
         harness.load_run(tmp_path / "not-a-run")
 

@@ -427,6 +427,12 @@ def _model_fields(model: type[BaseModel], loc: Loc) -> list[str]:
     return list(getattr(current, "model_fields", {}))
 
 
+#: a field name that says it holds a credential (its value is never printed either); whole
+#: names only: `max_token` is a typo of `max_tokens`, not a key
+_CREDENTIAL_FIELD = re.compile(r"^(api[_-]?key|(access|auth|bearer|api|secret)[_-]?token|token|(client[_-]?)?secret|"
+                               r"password|passwd|credentials?|key)$", re.IGNORECASE)
+
+
 def problems_from_validation(exc: ValidationError, model: type[BaseModel], file: str,
                              lines: dict[Loc, int], prefix: Loc = (), owner: str = "this") -> list[Problem]:
     """Turn pydantic's errors into Problems with file, field, line, expected and found; `owner`
@@ -444,7 +450,10 @@ def problems_from_validation(exc: ValidationError, model: type[BaseModel], file:
             out.append(Problem(file, _field_path(full), "unknown field", line_of(lines, full),
                                expected="one of: " + ", ".join(allowed) if allowed
                                else f"no field here: {owner} takes no options",
-                               hint=did_you_mean(str(loc[-1]), allowed)))
+                               hint=("a credential is never written in a file: put it in an environment "
+                                     "variable and name the variable" + (" (api_key_env)" if "api_key_env" in allowed
+                                                                         else ""))
+                               if _CREDENTIAL_FIELD.search(str(loc[-1])) else did_you_mean(str(loc[-1]), allowed)))
         elif kind == "missing":
             out.append(Problem(file, _field_path(full), "required field is missing",
                                line_of(lines, full[:-1])))

@@ -44,6 +44,14 @@ def test_unknown_field_suggests(qa_suite, server) -> None:
     _run_expect_2(suite, server, "suite.yaml", "concurency", "unknown field", "did you mean 'concurrency'?")
 
 
+def test_a_key_written_in_a_profile_is_refused_without_printing_it(qa_suite, server) -> None:
+    suite = qa_suite(adapter={"settings": {"base_url": server.base_url, "model": "m", "api_key": "sk-live-0123456789"}})
+    err = _run_expect_2(suite, server, "adapters/chat.yaml", "settings.api_key", "unknown field",
+                        "a credential is never written in a file: put it in an environment variable and name "
+                        "the variable (api_key_env)")
+    assert "sk-live-0123456789" not in err
+
+
 def test_unknown_scorer(qa_suite, server) -> None:
     suite = qa_suite(task={"scorers": ["exact_mach"]})
     _run_expect_2(suite, server, "tasks/qa.yaml", "scorers[0]", "unknown scorer", "did you mean 'exact_match'?")

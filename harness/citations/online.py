@@ -67,10 +67,13 @@ class OnlineResolver:
         self._lock = threading.Lock()
         self.requests = 0
 
-    def fetch(self, url: str) -> tuple[int, str]:
+    def fetch(self, url: str) -> tuple[int, dict[str, Any]]:
+        """(status, the JSON object a 200 answered; empty otherwise). Answers of 200 and 404
+        are cached on disk; status 0 is a network failure or an answer that is not a record."""
         cached = self.cache.get(url)
         if cached is not None:
-            return cached
+            status, body = cached
+            return status, (record(body) or {}) if status == 200 else {}
         with self._lock:  # pace requests: the services ask for a few per second at most
             wait = self._last + self.interval - time.monotonic()
             if wait > 0:
@@ -84,18 +87,19 @@ class OnlineResolver:
                 status, data = resp.status, resp.read(MAX_ANSWER_BYTES + 1)
         except urllib.error.HTTPError as exc:
             status, data = exc.code, b""
-        except (urllib.error.URLError, TimeoutError) as exc:
-            return 0, str(exc)  # not cached: a network failure says nothing about the work
+        except (urllib.error.URLError, TimeoutError):
+            return 0, {}  # not cached: a network failure says nothing about the work
         # not cached either: an answer that is not a record (a proxy's sign-in page with a 200,
         # a body that does not end) says nothing about the work, and the next run asks again
         if len(data) > MAX_ANSWER_BYTES:
-            return 0, f"answer larger than {MAX_ANSWER_BYTES >> 20} MB"
+            return 0, {}
         body = data.decode("utf-8", "replace")
-        if status == 200 and record(body) is None:
-            return 0, "answer is not a JSON object"
+        answer = record(body) if status == 200 else {}
+        if answer is None:
+            return 0, {}
         if status in (200, 404):
             self.cache.put(url, status, body)
-        return status, body
+        return status, answer
 
     def lookup(self, kind: str, value: str) -> tuple[str, dict[str, Any] | None]:
         """('found', record) | ('not_found', None) | ('error', None): an error, too, for an
@@ -113,13 +117,13 @@ class Crossref(OnlineResolver):
     name, kinds = "crossref", ("doi",)
 
     def _lookup(self, kind: str, value: str) -> tuple[str, dict[str, Any] | None]:
-        status, body = self.fetch(f"{self.base}/works/{urllib.parse.quote(value)}?mailto="
+        status, answer = self.fetch(f"{self.base}/works/{urllib.parse.quote(value)}?mailto="
                                   f"{urllib.parse.quote(self.contact)}")
         if status == 404:
             return "not_found", None
         if status != 200:
             return "error", None
-        msg = (record(body) or {}).get("message") or {}
+        msg = answer.get("message") or {}
         parts = (msg.get("issued") or {}).get("date-parts") or [[None]]
         return "found", {"doi": value, "title": (msg.get("title") or [None])[0],
                          "journal": (msg.get("container-title") or [None])[0], "year": parts[0][0]}
@@ -131,10 +135,10 @@ class NCBI(OnlineResolver):
     def _lookup(self, kind: str, value: str) -> tuple[str, dict[str, Any] | None]:
         query = urllib.parse.urlencode({"db": "pubmed", "id": value, "retmode": "json", "tool": "avec-harness",
                                         "email": self.contact})
-        status, body = self.fetch(f"{self.base}/esummary.fcgi?{query}")
+        status, answer = self.fetch(f"{self.base}/esummary.fcgi?{query}")
         if status != 200:
             return "error", None
-        result = ((record(body) or {}).get("result") or {}).get(value)
+        result = (answer.get("result") or {}).get(value)
         if not result or "error" in result:
             return "not_found", None
         year = (result.get("pubdate") or "")[:4]
@@ -146,14 +150,14 @@ class DoiOrg(OnlineResolver):
     name, kinds = "doi", ("doi",)
 
     def _lookup(self, kind: str, value: str) -> tuple[str, dict[str, Any] | None]:
-        status, body = self.fetch(f"{self.base}/api/handles/{urllib.parse.quote(value)}")
+        status, answer = self.fetch(f"{self.base}/api/handles/{urllib.parse.quote(value)}")
         if status == 404:
             return "not_found", None
         if status != 200:
             return "error", None
         # the handle API's codes: 1 success, 100 handle not found, 200 the handle exists
         # without values of the asked type (we ask for none), 2 its own error
-        code = (record(body) or {}).get("responseCode")
+        code = answer.get("responseCode")
         if code in (1, 200):
             return "found", {"doi": value}
         return ("not_found", None) if code == 100 else ("error", None)

@@ -131,13 +131,14 @@ def export_tables(run: Run, folder: Path, fmt: str) -> list[Path]:
     formula starts with a quote (Parquet keeps it as written)."""
     from harness.errors import ConfigError, Problem
 
-    if folder.exists():
-        present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else None
-        if present is None or (present and TABLES_MARKER not in present):
-            listed = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "") if present else ""
-            raise ConfigError([Problem(str(folder), "--out", f"holds files this command did not write ({listed})"
-                                       if present else "not a folder",
-                                       expected="a new or empty folder, or one this command wrote before")])
+    expected = "a new or empty folder, or one this command wrote before"
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError([Problem(str(folder), "--out", "not a folder", expected=expected)])
+    present = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    if present and TABLES_MARKER not in present:
+        listed = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
+        raise ConfigError([Problem(str(folder), "--out", f"holds files this command did not write ({listed})",
+                                   expected=expected)])
     folder.mkdir(parents=True, exist_ok=True)
     (folder / TABLES_MARKER).write_text(f"tables of the run {run.path}, written by `harness report`\n",
                                         encoding="utf-8")

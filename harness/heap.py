@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import os
 import sys
+from functools import cache
 
 #: glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
@@ -26,6 +27,13 @@ TRIM_THRESHOLD = 256 * 1024
 LARGE = 100_000
 
 
+@cache
+def _libc() -> ctypes.CDLL:
+    """The C library this process runs on (glibc's `malloc_trim` and `mallopt` are looked up
+    on it; elsewhere they are missing: AttributeError)."""
+    return ctypes.CDLL(None)
+
+
 def release_freed_memory(items: int) -> None:
     """After a phase over `items` items: return the pages Arrow's pool and glibc's heap hold
     free (milliseconds); a no-op for a small phase, where pyarrow was never imported, or
@@ -35,7 +43,7 @@ def release_freed_memory(items: int) -> None:
     if "pyarrow" in sys.modules:
         sys.modules["pyarrow"].default_memory_pool().release_unused()
     with contextlib.suppress(AttributeError, OSError):
-        ctypes.CDLL(None).malloc_trim(0)
+        _libc().malloc_trim(0)
 
 
 def use_lean_allocators() -> None:
@@ -56,6 +64,6 @@ def use_lean_allocators() -> None:
     else:
         os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")  # read once, when pyarrow loads
     with contextlib.suppress(AttributeError, OSError):
-        libc = ctypes.CDLL(None)
+        libc = _libc()
         libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
         libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)

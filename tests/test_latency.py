@@ -3,7 +3,6 @@ answers are in flight may lengthen it (an answer that arrives waits until the lo
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from conftest import write_jsonl, write_yaml
 
+from harness.store import iter_jsonl
 from harness.testing.openai_server import OpenAIServer
 
 SLOW_SCORER = textwrap.dedent("""
@@ -43,16 +43,16 @@ def _suite(tmp_path: Path, server: OpenAIServer) -> Path:
                                                 "concurrency": 4, "cache": False})
 
 
+def _records(path: Path) -> list[dict]:
+    return list(iter_jsonl(path))  # none while the file is missing; a half-written last line skipped
+
+
 def _cli(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     """The CLI in a fresh process that has the slow scorer registered."""
     code = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import slow_plugin; "
             "from harness.cli import main; sys.argv = ['harness', *sys.argv[1:]]; main()")
     return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-
-
-def _lines(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.open()] if path.exists() else []
 
 
 def test_cpu_bound_scoring_waits_until_the_answers_are_in(server: OpenAIServer, tmp_path: Path) -> None:
@@ -64,9 +64,9 @@ def test_cpu_bound_scoring_waits_until_the_answers_are_in(server: OpenAIServer, 
     proc = _cli(tmp_path, "run", str(_suite(tmp_path, server)), "--quiet", "--out", str(tmp_path / "run"))
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    latencies = [r["latency_s"] for r in _lines(tmp_path / "run" / "responses.jsonl")]
+    latencies = [r["latency_s"] for r in _records(tmp_path / "run" / "responses.jsonl")]
     assert len(latencies) == 8 and max(latencies) < 0.15, latencies
-    scores = _lines(tmp_path / "run" / "scores.jsonl")
+    scores = _records(tmp_path / "run" / "scores.jsonl")
     assert sorted(s["item_id"] for s in scores) == [f"q{i}" for i in range(8)]
     assert all(s["values"]["slow_cpu"] == 1.0 and s["values"]["correct"] == 1 and s["values"]["scoring_error"] == 0
                for s in scores), scores
@@ -77,16 +77,16 @@ def test_a_run_stopped_before_its_waiting_scores_resumes_them_without_asking_aga
     suite, run_dir = _suite(tmp_path, server), tmp_path / "run"
     proc = _cli(tmp_path, "run", str(suite), "--quiet", "--out", str(run_dir))
     deadline = time.monotonic() + 60
-    while len(_lines(run_dir / "responses.jsonl")) < 8 and time.monotonic() < deadline:
+    while len(_records(run_dir / "responses.jsonl")) < 8 and time.monotonic() < deadline:
         time.sleep(0.005)
     proc.send_signal(signal.SIGTERM)  # while the slow scorer works through the answers
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 3, err
-    assert len(_lines(run_dir / "scores.jsonl")) < 8
+    assert len(_records(run_dir / "scores.jsonl")) < 8
     resumed = _cli(tmp_path, "run", str(suite), "--quiet", "--resume", str(run_dir))
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
-    scores = _lines(run_dir / "scores.jsonl")
+    scores = _records(run_dir / "scores.jsonl")
     assert sorted(s["item_id"] for s in scores) == [f"q{i}" for i in range(8)]
     assert all(s["values"]["slow_cpu"] == 1.0 for s in scores)
     assert server.count("chat") == 8  # the answers were kept: none was asked again
